@@ -1,0 +1,76 @@
+"""The topic catalogue: every topic the services share, with how it is laid out.
+
+Names can carry a prefix so that tests and benchmarks get a private set of
+topics on a shared broker without touching each other's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Input topics are keyed by project_id and must share one partition count, so
+# that one ledger instance owns every event of a project (DESIGN.md §2).
+INPUT_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def projects(self) -> str:
+        return self._name("charity.projects")
+
+    @property
+    def donations(self) -> str:
+        return self._name("charity.donations")
+
+    @property
+    def disbursements(self) -> str:
+        return self._name("charity.disbursements")
+
+    @property
+    def totals(self) -> str:
+        return self._name("charity.ledger.totals")
+
+    @property
+    def feed(self) -> str:
+        return self._name("charity.ledger.feed")
+
+    @property
+    def outcomes(self) -> str:
+        return self._name("charity.ledger.outcomes")
+
+    @property
+    def checkpoints(self) -> str:
+        return self._name("charity.ledger.checkpoints")
+
+    @property
+    def dlq(self) -> str:
+        return self._name("charity.dlq")
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        return (self.projects, self.donations, self.disbursements)
+
+    def specs(self, input_partitions: int = INPUT_PARTITIONS) -> list[TopicSpec]:
+        return [
+            TopicSpec(self.projects, input_partitions),
+            TopicSpec(self.donations, input_partitions),
+            TopicSpec(self.disbursements, input_partitions),
+            TopicSpec(self.totals, input_partitions, compacted=True),
+            TopicSpec(self.feed, 1),
+            TopicSpec(self.outcomes, input_partitions),
+            TopicSpec(self.checkpoints, 1),
+            TopicSpec(self.dlq, 1),
+        ]
