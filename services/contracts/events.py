@@ -1,0 +1,348 @@
+"""The events every service shares, as typed, immutable dataclasses.
+
+Field names mirror the newest Avro schema of each event in schemas/, so the
+codec maps records to events by name. Events are past-tense facts; money is
+always an integer count of fen plus an ISO 4217 currency code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields every event carries (DESIGN.md §2)."""
+
+    topic_base: ClassVar[str] = ""
+
+    event_id: str
+    occurred_at: datetime
+    actor: str
+    project_id: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+# --- charity.projects ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectRegistered(Event):
+    """The fundraising plan, as filed (Charity Law Art. 25)."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    name: str
+    organisation: str
+    certificate_no: str
+    purpose: str
+    goal_fen: int
+    currency: str
+    starts_on: str
+    ends_on: str
+    beneficiaries: str
+    use_of_funds: str
+    cost_cap_bp: int
+    leftover_handling: str
+    emergency: bool = False
+    name_en: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectApproved(Event):
+    """The federation approved the plan."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    approval_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundraisingOpened(Event):
+    """Donations are now accepted."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundraisingClosed(Event):
+    """No more donations are solicited."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressReported(Event):
+    """A disclosure of progress."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    summary: str
+    report_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorrectionPublished(Event):
+    """A correction note; the ledger never edits history."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    corrects_event_id: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectSuspended(Event):
+    """The project is halted pending review."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectClosed(Event):
+    """The project ends; leftover funds are disposed of."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    leftover_disposition: str
+    leftover_target_project_id: str | None = None
+
+
+# --- charity.donations -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DonationPledged(Event):
+    """A donor started a gift (not money yet)."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    donation_id: str
+    amount_fen: int
+    currency: str
+    channel: str
+    venue_id: str | None = None
+    anonymity: str
+    display_name: str | None = None
+    message: str | None = None
+    donor_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DonationConfirmed(Event):
+    """The payment provider confirmed the money arrived."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    donation_id: str
+    provider: str
+    provider_charge_id: str
+    gross_fen: int
+    fee_fen: int
+    currency: str
+    channel: str
+    venue_id: str | None = None
+    anonymity: str
+    display_name: str | None = None
+    message: str | None = None
+    donor_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DonationFailed(Event):
+    """The payment did not go through."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    donation_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DonationRefunded(Event):
+    """Money returned to the donor, in part or in full."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    donation_id: str
+    refund_id: str
+    amount_fen: int
+    currency: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfflineDonationRecorded(Event):
+    """Cash box or charity sale money counted at a venue."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    record_id: str
+    kind: str
+    item: str | None = None
+    venue_id: str
+    amount_fen: int
+    currency: str
+
+
+# --- charity.disbursements -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisbursementRequested(Event):
+    """Staff ask to pay money out of a project."""
+
+    topic_base: ClassVar[str] = "charity.disbursements"
+
+    disbursement_id: str
+    amount_fen: int
+    currency: str
+    payee: str
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisbursementApproved(Event):
+    """One approver's approval (the actor)."""
+
+    topic_base: ClassVar[str] = "charity.disbursements"
+
+    disbursement_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisbursementRejected(Event):
+    """An approver turned the request down."""
+
+    topic_base: ClassVar[str] = "charity.disbursements"
+
+    disbursement_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisbursementPaid(Event):
+    """The money left the bank account."""
+
+    topic_base: ClassVar[str] = "charity.disbursements"
+
+    disbursement_id: str
+    payout_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceAttached(Event):
+    """An invoice, receipt or photo proving the use of funds."""
+
+    topic_base: ClassVar[str] = "charity.disbursements"
+
+    disbursement_id: str
+    document_sha256: str
+    description: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "ProjectRegistered": ProjectRegistered,
+    "ProjectApproved": ProjectApproved,
+    "FundraisingOpened": FundraisingOpened,
+    "FundraisingClosed": FundraisingClosed,
+    "ProgressReported": ProgressReported,
+    "CorrectionPublished": CorrectionPublished,
+    "ProjectSuspended": ProjectSuspended,
+    "ProjectClosed": ProjectClosed,
+    "DonationPledged": DonationPledged,
+    "DonationConfirmed": DonationConfirmed,
+    "DonationFailed": DonationFailed,
+    "DonationRefunded": DonationRefunded,
+    "OfflineDonationRecorded": OfflineDonationRecorded,
+    "DisbursementRequested": DisbursementRequested,
+    "DisbursementApproved": DisbursementApproved,
+    "DisbursementRejected": DisbursementRejected,
+    "DisbursementPaid": DisbursementPaid,
+    "EvidenceAttached": EvidenceAttached,
+}
+
+
+# --- charity.ledger.* (written by the ledger only) -------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TotalsUpdated(Event):
+    """The latest totals of a project (compacted topic, key project_id)."""
+
+    topic_base: ClassVar[str] = "charity.ledger.totals"
+
+    name: str
+    name_en: str | None = None
+    status: str
+    currency: str
+    goal_fen: int
+    raised_fen: int
+    gross_fen: int
+    fees_fen: int
+    offline_fen: int
+    donations_count: int
+    refunded_fen: int
+    disbursed_fen: int
+    available_fen: int
+    as_of_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DonationFeedItem(Event):
+    """A confirmed gift for venue screens; the name is already masked per consent."""
+
+    topic_base: ClassVar[str] = "charity.ledger.feed"
+
+    source_event_id: str
+    project_name: str
+    amount_fen: int
+    currency: str
+    kind: str
+    channel: str
+    venue_id: str | None = None
+    shown_name: str
+    item: str | None = None
+    message: str | None = None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerOutcome(Event):
+    """What the ledger decided about one input event."""
+
+    topic_base: ClassVar[str] = "charity.ledger.outcomes"
+
+    source_event_id: str
+    kind: str
+    decision: str
+    reason: str
+    seq: int
+
+
+OUTPUT_EVENT_TYPES: dict[str, type[Event]] = {
+    "TotalsUpdated": TotalsUpdated,
+    "DonationFeedItem": DonationFeedItem,
+    "LedgerOutcome": LedgerOutcome,
+}
+
+
+def utc_now_ms() -> datetime:
+    """Now, truncated to the millisecond precision that Avro timestamps keep."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+ALL_EVENT_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **OUTPUT_EVENT_TYPES}

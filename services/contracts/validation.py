@@ -1,0 +1,111 @@
+"""Rules every event must satisfy before anything acts on it.
+
+The API checks them before producing (answering 4xx) and the ledger checks them
+again on consumption (sending offenders to the DLQ): the log is not trusted to
+contain only what our own API wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import fields
+from typing import Final
+
+from services.contracts.events import (
+    DonationConfirmed,
+    DonationPledged,
+    Event,
+    OfflineDonationRecorded,
+    ProjectRegistered,
+)
+
+# ISO 4217 codes the federation accepts. CNY is the working currency; the
+# others exist for gifts from Hong Kong and abroad and are never mixed with it.
+CURRENCIES: Final = frozenset({"CNY", "HKD", "USD", "EUR"})
+CHANNELS: Final = frozenset({"web", "qr", "venue", "bank_transfer"})
+ANONYMITY_MODES: Final = frozenset({"named", "masked", "anonymous", "excluded"})
+OFFLINE_KINDS: Final = frozenset({"cash_box", "charity_sale"})
+MAX_TEXT: Final = 2000
+MAX_SHORT_TEXT: Final = 200
+# A single gift above ¥10,000,000 is almost certainly a unit error (yuan vs fen).
+MAX_AMOUNT_FEN: Final = 1_000_000_000
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LONG_TEXT_FIELDS: Final = frozenset(
+    {"purpose", "beneficiaries", "use_of_funds", "summary", "note", "message", "description"}
+)
+_ID_FIELDS: Final = frozenset(
+    {"project_id", "donation_id", "disbursement_id", "refund_id", "record_id", "venue_id"}
+)
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def problems_with(event: Event) -> list[str]:
+    problems: list[str] = []
+    try:
+        uuid.UUID(event.event_id)
+    except ValueError:
+        problems.append(f"event_id {event.event_id!r} is not a UUID")
+    if event.occurred_at.tzinfo is None:
+        problems.append("occurred_at has no time zone")
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, float):
+            problems.append(f"{f.name} is a float; money and counts are integers")
+        if f.name in _ID_FIELDS and value is not None and not _ID.match(value):
+            problems.append(f"{f.name} {value!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . : -)")
+        elif isinstance(value, str):
+            limit = MAX_TEXT if f.name in _LONG_TEXT_FIELDS else MAX_SHORT_TEXT
+            if len(value) > limit:
+                problems.append(f"{f.name} is {len(value)} characters long; the limit is {limit}")
+        if f.name == "currency" and value not in CURRENCIES:
+            problems.append(f"unknown currency {value!r}; accepted: {', '.join(sorted(CURRENCIES))}")
+        if f.name.endswith("_fen") and isinstance(value, int):
+            problems.extend(_amount_problems(f.name, value, allow_zero=f.name == "fee_fen"))
+        if f.name == "document_sha256" and not _SHA256.match(value):
+            problems.append("document_sha256 must be 64 lowercase hex digits")
+    problems.extend(_specific_problems(event))
+    return problems
+
+
+def _amount_problems(name: str, value: int, *, allow_zero: bool) -> list[str]:
+    if value < 0 or (value == 0 and not allow_zero):
+        return [f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}"]
+    if value > MAX_AMOUNT_FEN:
+        return [f"{name} {value} exceeds the per-event limit of {MAX_AMOUNT_FEN} fen"]
+    return []
+
+
+def _specific_problems(event: Event) -> list[str]:
+    problems: list[str] = []
+    if isinstance(event, DonationPledged | DonationConfirmed):
+        if event.channel not in CHANNELS:
+            problems.append(f"unknown channel {event.channel!r}; accepted: {', '.join(sorted(CHANNELS))}")
+        if event.anonymity not in ANONYMITY_MODES:
+            problems.append(
+                f"unknown anonymity mode {event.anonymity!r}; accepted: {', '.join(sorted(ANONYMITY_MODES))}"
+            )
+        if event.anonymity == "named" and not event.display_name:
+            problems.append("anonymity 'named' needs the display_name the donor consented to show")
+    if isinstance(event, DonationConfirmed) and event.fee_fen > event.gross_fen:
+        problems.append(f"fee_fen {event.fee_fen} exceeds gross_fen {event.gross_fen}")
+    if isinstance(event, OfflineDonationRecorded) and event.kind not in OFFLINE_KINDS:
+        problems.append(f"unknown offline kind {event.kind!r}; accepted: {', '.join(sorted(OFFLINE_KINDS))}")
+    if isinstance(event, ProjectRegistered):
+        if not event.name.strip():
+            problems.append("name is empty")
+        if not 0 <= event.cost_cap_bp <= 10_000:
+            problems.append(f"cost_cap_bp {event.cost_cap_bp} is not between 0 and 10000")
+    return problems
+
+
+def validate(event: Event) -> None:
+    problems = problems_with(event)
+    if problems:
+        raise InvalidEvent(problems)

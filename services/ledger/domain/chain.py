@@ -1,0 +1,46 @@
+"""The canonical form of a journal entry, and the hash chain over entries.
+
+The same canonical bytes feed the SHA-256 hash chain (each entry commits to the
+one before) and the Merkle tree leaves (so one receipt proves one entry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from services.ledger.domain.journal import JournalEntry
+
+GENESIS_HASH = "0" * 64
+
+
+def iso_ms(moment: datetime) -> str:
+    # SQLite hands datetimes back without a zone; everything the ledger stores is UTC.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def canonical_bytes(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_record(seq: int, entry: JournalEntry, recorded_at: datetime) -> dict[str, Any]:
+    """Everything a journal entry asserts, as plain JSON values."""
+    return {
+        "seq": seq,
+        "entry_id": entry.entry_id,
+        "kind": entry.kind,
+        "project_id": entry.project_id,
+        "effective_at": iso_ms(entry.effective_at),
+        "recorded_at": iso_ms(recorded_at),
+        "decision": entry.decision,
+        "reason": entry.reason,
+        "body": entry.body,
+        "postings": [[p.account, p.amount.currency, p.amount.minor] for p in entry.postings],
+    }
+
+
+def chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_bytes(record)).hexdigest()

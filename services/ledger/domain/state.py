@@ -1,0 +1,98 @@
+"""The projections the ledger decides with and pages read: plain mutable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ProjectStatus(StrEnum):
+    REGISTERED = "registered"
+    APPROVED = "approved"
+    FUNDRAISING = "fundraising"
+    FUNDRAISING_CLOSED = "fundraising_closed"
+    EXECUTING = "executing"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+OPEN_STATES = frozenset(
+    {
+        ProjectStatus.REGISTERED,
+        ProjectStatus.APPROVED,
+        ProjectStatus.FUNDRAISING,
+        ProjectStatus.FUNDRAISING_CLOSED,
+        ProjectStatus.EXECUTING,
+    }
+)
+
+
+@dataclass
+class ProjectTotals:
+    """Per-project figures; every amount in fen of the project's currency."""
+
+    project_id: str
+    currency: str = "CNY"
+    status: str = ProjectStatus.REGISTERED
+    plan: dict[str, Any] = field(default_factory=dict)
+    goal_fen: int = 0
+    gross_fen: int = 0
+    fees_fen: int = 0
+    net_fen: int = 0
+    offline_cash_fen: int = 0
+    offline_sales_fen: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    donations_count: int = 0
+    refunded_fen: int = 0
+    held_fen: int = 0
+    disbursed_fen: int = 0
+    suspense_fen: int = 0
+    leftover_fen: int = 0
+    fund_fen: int = 0  # available: in the fund, not held
+    registered_at: datetime | None = None
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_disclosure_at: datetime | None = None
+    last_entry_seq: int = 0
+
+    @property
+    def raised_fen(self) -> int:
+        """Everything that reached the project: net online gifts plus offline money."""
+        return self.net_fen + self.offline_cash_fen + self.offline_sales_fen
+
+
+@dataclass
+class DonationRecord:
+    donation_id: str
+    project_id: str
+    currency: str
+    gross_fen: int
+    fee_fen: int
+    refunded_fen: int = 0
+    to_suspense: bool = False
+
+    @property
+    def refundable_fen(self) -> int:
+        return self.gross_fen - self.refunded_fen
+
+
+class DisbursementStatus(StrEnum):
+    REQUESTED = "requested"
+    HELD = "held"  # approved: funds reserved
+    PAID = "paid"
+    REJECTED = "rejected"
+
+
+@dataclass
+class DisbursementRecord:
+    disbursement_id: str
+    project_id: str
+    currency: str
+    amount_fen: int
+    requested_by: str
+    payee: str
+    status: str = DisbursementStatus.REQUESTED
+    approvers: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # document SHA-256s

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the ledger process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_APPLIED = Counter(
+    "ledger_events_applied_total", "Input events turned into journal entries", ["decision"]
+)
+DUPLICATES = Counter("ledger_duplicate_events_total", "Redelivered events skipped by event id")
+DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the DLQ", ["reason"])
+BATCH_SIZE = Histogram(
+    "ledger_batch_size", "Records per committed batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
+)
+APPLY_SECONDS = Histogram(
+    "ledger_batch_apply_seconds",
+    "Time to decide, commit and publish one batch",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CONSUMER_LAG = Gauge("ledger_consumer_lag", "Records not yet applied", ["topic", "partition"])
+BATCH_FAILURES = Counter("ledger_batch_failures_total", "Batches that failed and were retried")

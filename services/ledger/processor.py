@@ -1,0 +1,251 @@
+"""Turns a batch of raw input records into one checkpoint and commits it."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from services.contracts import events as ev
+from services.contracts.codec import DecodeError, EventCodec
+from services.contracts.topics import Topics
+from services.contracts.validation import problems_with
+from services.ledger import metrics
+from services.ledger.checkpoint import Checkpoint
+from services.ledger.domain import journal as j
+from services.ledger.domain.book import Policy, decide
+from services.ledger.domain.masking import shown_name
+from services.ledger.domain.projector import apply_entry
+from services.ledger.domain.state import ProjectTotals
+from services.ledger.domain.view import LedgerView
+from services.ledger.ports import OutputPort, RawRecord
+from services.ledger.store import Batch, LedgerStore
+
+log = logging.getLogger(__name__)
+LEDGER_ACTOR = "ledger"
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        store: LedgerStore,
+        outputs: OutputPort,
+        topics: Topics,
+        group_id: str,
+        codec: EventCodec | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        self.store = store
+        self.outputs = outputs
+        self.topics = topics
+        self.group_id = group_id
+        self.codec = codec or EventCodec()
+        self.policy = policy or Policy()
+        self.view = LedgerView()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget in-memory state (after a failed batch or a rebalance) and reload it."""
+        self.view = LedgerView(projects=self.store.load_projects())
+
+    def process(self, records: list[RawRecord]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
+        checkpoint = Checkpoint(self.store, self.outputs, batch, self.view)
+        decoded: list[tuple[RawRecord, ev.Event]] = []
+        for record in records:
+            batch.offsets[(record.topic, record.partition)] = record.offset + 1
+            event = self._decode(record, checkpoint)
+            if event is not None:
+                decoded.append((record, event))
+        result.dead_letters = len(checkpoint.dead_letters)
+        known = self.store.known_entry_ids(e.event_id for _, e in decoded)
+        self._prefetch(decoded)
+        feed: list[tuple[ev.Event, j.JournalEntry]] = []
+        for record, event in decoded:
+            if event.event_id in known:
+                result.duplicates += 1
+                continue
+            known.add(event.event_id)
+            entry = decide(event, self.view, self.policy)
+            apply_entry(entry, self.view)
+            batch.entries.append((entry, record.source))
+            if entry.decision == j.POSTED and isinstance(
+                event, ev.DonationConfirmed | ev.OfflineDonationRecorded
+            ):
+                feed.append((event, entry))
+        result.applied = len(batch.entries)
+        checkpoint.after_commit.append(lambda committed: self._publish(committed, feed))
+        try:
+            checkpoint.commit()
+        except Exception:
+            metrics.BATCH_FAILURES.inc()
+            self.reset()
+            raise
+        self.view.clear_dirty()
+        # Referenced records are cheap to reload; keeping them would grow without bound.
+        self.view.donations.clear()
+        self.view.disbursements.clear()
+        self._observe(result, len(records), batch, time.perf_counter() - started)
+        return result
+
+    def _decode(self, record: RawRecord, checkpoint: Checkpoint) -> ev.Event | None:
+        try:
+            event = self.codec.decode(record.value)
+        except DecodeError as exc:
+            self._dead_letter(record, checkpoint, "undecodable", str(exc))
+            return None
+        if event.type_name not in ev.EVENT_TYPES or event.topic_base != self._base(record.topic):
+            self._dead_letter(
+                record, checkpoint, "wrong_topic", f"{event.type_name} does not belong on {record.topic}"
+            )
+            return None
+        problems = problems_with(event)
+        if problems:
+            self._dead_letter(record, checkpoint, "invalid", "; ".join(problems))
+            return None
+        return event
+
+    def _base(self, topic: str) -> str:
+        return topic[len(self.topics.prefix) :] if topic.startswith(self.topics.prefix) else topic
+
+    def _dead_letter(self, record: RawRecord, checkpoint: Checkpoint, kind: str, reason: str) -> None:
+        log.warning("dead letter from %s: %s", record.source, reason)
+        metrics.DEAD_LETTERS.labels(kind).inc()
+        headers = [
+            ("reason", reason.encode("utf-8")),
+            ("error-kind", kind.encode()),
+            ("source-topic", record.topic.encode()),
+            ("source-partition", str(record.partition).encode()),
+            ("source-offset", str(record.offset).encode()),
+        ]
+        checkpoint.dead_letters.append((self.topics.dlq, record.key, record.value or b"", headers))
+
+    def _prefetch(self, decoded: list[tuple[RawRecord, ev.Event]]) -> None:
+        donation_ids = {
+            e.donation_id for _, e in decoded if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
+        }
+        disbursement_ids = {e.disbursement_id for _, e in decoded if hasattr(e, "disbursement_id")}
+        self.store.prefetch(self.view, donation_ids, disbursement_ids)
+
+    # --- outputs, after the commit ------------------------------------------------
+
+    def _publish(self, committed: list[dict[str, Any]], feed: list[tuple[ev.Event, j.JournalEntry]]) -> None:
+        seq_of = {r["entry_id"]: r["seq"] for r in committed}
+        now = ev.utc_now_ms()
+        for record in committed:
+            outcome = ev.LedgerOutcome(
+                event_id=_derived_id(record["entry_id"], "outcome"),
+                occurred_at=now,
+                actor=LEDGER_ACTOR,
+                project_id=record["project_id"],
+                source_event_id=record["entry_id"],
+                kind=record["kind"],
+                decision=record["decision"],
+                reason=record["reason"],
+                seq=record["seq"],
+            )
+            self.outputs.send(self.topics.outcomes, record["project_id"].encode(), self.codec.encode(outcome))
+        for event, entry in feed:
+            item = self._feed_item(event, entry, seq_of[entry.entry_id], now)
+            if item is not None:
+                self.outputs.send(self.topics.feed, event.project_id.encode(), self.codec.encode(item))
+        for project_id in sorted({r["project_id"] for r in committed}):
+            project = self.view.projects.get(project_id)
+            if project is not None:
+                self.publish_totals(project)
+
+    def publish_totals(self, project: ProjectTotals) -> None:
+        update = totals_event(project)
+        self.outputs.send(self.topics.totals, project.project_id.encode(), self.codec.encode(update))
+
+    def publish_all_totals(self) -> None:
+        for project in self.view.projects.values():
+            self.publish_totals(project)
+        self.outputs.flush()
+
+    def _feed_item(
+        self, event: ev.Event, entry: j.JournalEntry, seq: int, now: Any
+    ) -> ev.DonationFeedItem | None:
+        project = self.view.projects.get(event.project_id)
+        project_name = project.plan.get("name", event.project_id) if project else event.project_id
+        common: dict[str, Any] = dict(
+            event_id=_derived_id(event.event_id, "feed"),
+            occurred_at=event.occurred_at,
+            actor=LEDGER_ACTOR,
+            project_id=event.project_id,
+            source_event_id=event.event_id,
+            project_name=project_name,
+            seq=seq,
+        )
+        if isinstance(event, ev.DonationConfirmed):
+            name = shown_name(event.anonymity, event.display_name)
+            if name is None:
+                return None
+            return ev.DonationFeedItem(
+                **common,
+                amount_fen=event.gross_fen,
+                currency=event.currency,
+                kind="gift",
+                channel=event.channel,
+                venue_id=event.venue_id,
+                shown_name=name,
+            )
+        if isinstance(event, ev.OfflineDonationRecorded):
+            return ev.DonationFeedItem(
+                **common,
+                amount_fen=event.amount_fen,
+                currency=event.currency,
+                kind=event.kind,
+                channel="venue",
+                venue_id=event.venue_id,
+                shown_name="",
+                item=event.item,
+            )
+        return None
+
+    def _observe(self, result: BatchResult, size: int, batch: Batch, seconds: float) -> None:
+        metrics.BATCH_SIZE.observe(size)
+        metrics.APPLY_SECONDS.observe(seconds)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for entry, _ in batch.entries:
+            metrics.EVENTS_APPLIED.labels(entry.decision).inc()
+
+
+def totals_event(project: ProjectTotals) -> ev.TotalsUpdated:
+    return ev.TotalsUpdated(
+        event_id=_derived_id(project.project_id, f"totals-{project.last_entry_seq}"),
+        occurred_at=ev.utc_now_ms(),
+        actor=LEDGER_ACTOR,
+        project_id=project.project_id,
+        name=project.plan.get("name", project.project_id),
+        name_en=project.plan.get("name_en"),
+        status=str(project.status),
+        currency=project.currency,
+        goal_fen=project.goal_fen,
+        raised_fen=project.raised_fen,
+        gross_fen=project.gross_fen,
+        fees_fen=project.fees_fen,
+        offline_fen=project.offline_cash_fen + project.offline_sales_fen,
+        donations_count=project.donations_count,
+        refunded_fen=project.refunded_fen,
+        disbursed_fen=project.disbursed_fen,
+        available_fen=project.fund_fen,
+        as_of_seq=project.last_entry_seq,
+    )
+
+
+def _derived_id(source_id: str, purpose: str) -> str:
+    """A stable id for an output, so a republished output carries the same id."""
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"charity-ledger:{purpose}:{source_id}"))

@@ -1,0 +1,122 @@
+"""The ledger database's tables (SQLAlchemy Core). Alembic migrations create them.
+
+journal and postings are append-only: triggers refuse UPDATE and DELETE. The
+other tables are projections or bookkeeping that rebuild can recreate.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_id", String(36), nullable=False, unique=True),
+    Column("kind", String(40), nullable=False),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON
+    Column("source", String(300), nullable=False),  # topic/partition/offset it came from
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("leg", SmallInteger, primary_key=True, autoincrement=False),
+    Column("account", String(120), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+)
+
+chain_head = Table(
+    "chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", String(200), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+project_totals = Table(
+    "project_totals",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("goal_fen", BigInteger, nullable=False),
+    Column("gross_fen", BigInteger, nullable=False),
+    Column("fees_fen", BigInteger, nullable=False),
+    Column("net_fen", BigInteger, nullable=False),
+    Column("offline_cash_fen", BigInteger, nullable=False),
+    Column("offline_sales_fen", BigInteger, nullable=False),
+    Column("by_channel", Text, nullable=False),
+    Column("donations_count", BigInteger, nullable=False),
+    Column("refunded_fen", BigInteger, nullable=False),
+    Column("held_fen", BigInteger, nullable=False),
+    Column("disbursed_fen", BigInteger, nullable=False),
+    Column("suspense_fen", BigInteger, nullable=False),
+    Column("leftover_fen", BigInteger, nullable=False),
+    Column("fund_fen", BigInteger, nullable=False),
+    Column("registered_at", DateTime(timezone=True)),
+    Column("opened_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("last_disclosure_at", DateTime(timezone=True)),
+    Column("last_entry_seq", BigInteger, nullable=False),
+)
+
+donations = Table(
+    "donations",
+    metadata,
+    Column("donation_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("gross_fen", BigInteger, nullable=False),
+    Column("fee_fen", BigInteger, nullable=False),
+    Column("refunded_fen", BigInteger, nullable=False),
+    Column("to_suspense", Boolean, nullable=False),
+)
+
+disbursements = Table(
+    "disbursements",
+    metadata,
+    Column("disbursement_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("payee", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("approvers", Text, nullable=False),  # JSON list
+    Column("evidence", Text, nullable=False),  # JSON list of SHA-256
+)
+
+APPEND_ONLY_TABLES = ("journal", "postings")
