@@ -1,0 +1,171 @@
+"""Broker readiness and topic creation through kafka-python's admin client."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import kafka.errors as kafka_errors
+from kafka import KafkaAdminClient
+from kafka.net.compat import KafkaNetClient
+
+from services.contracts.topics import TopicSpec
+
+# The active segment is never compacted, so a compacted topic whose segments
+# roll only at the 1 GiB / 7 day defaults would keep every old value around for
+# days. Smaller, hourly segments and a lower dirty ratio let the cleaner keep the
+# totals topic close to one record per key.
+COMPACTED_TOPIC_CONFIG: dict[str, str] = {
+    "cleanup.policy": "compact",
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(60 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+_TOPIC_ALREADY_EXISTS = kafka_errors.TopicAlreadyExistsError.errno
+
+
+class TopicLayoutError(RuntimeError):
+    """An existing topic does not have the layout the catalogue asks for."""
+
+
+@contextmanager
+def admin_client(bootstrap: str, timeout: float) -> Iterator[Any]:
+    """An admin client that is closed afterwards, and also when it fails to bootstrap.
+
+    KafkaAdminClient starts its IO thread before bootstrapping in __init__; when the
+    bootstrap times out the half-built client is never returned, so its thread and
+    sockets would leak on every retry. The documented ``kafka_client`` factory lets us
+    keep a handle on the network client and close it ourselves.
+    """
+    net_clients: list[Any] = []
+
+    def make_net_client(**configs: Any) -> Any:
+        client = KafkaNetClient(**configs)
+        net_clients.append(client)
+        return client
+
+    timeout_ms = max(1, int(timeout * 1000))
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="charity-ledger-admin",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            kafka_client=make_net_client,
+        )
+    except Exception:
+        for client in net_clients:
+            client.close()
+        raise
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def _port_accepts(bootstrap: str, timeout: float) -> bool:
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
+    """One probe: does the broker answer a cluster description with an unfenced broker?"""
+    # A refused TCP connect is the common case while the JVM boots; checking it first
+    # avoids building (and tearing down) an admin client on every poll.
+    if not _port_accepts(bootstrap, min(timeout, 0.5)):
+        return False
+    try:
+        with admin_client(bootstrap, timeout) as admin:
+            cluster = admin.describe_cluster()
+    except Exception:
+        return False
+    return any(not broker.get("is_fenced", False) for broker in cluster.get("brokers", []))
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 30.0, poll_interval: float = 0.2) -> None:
+    """Block until the broker at ``bootstrap`` answers metadata requests, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s")
+        if broker_ready(bootstrap, timeout=min(2.0, remaining)):
+            return
+        time.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+
+
+def _error_text(topic_result: dict[str, Any]) -> str:
+    message = topic_result.get("error_message")
+    return str(message) if message else kafka_errors.for_code(topic_result["error_code"]).__name__
+
+
+def topic_request(spec: TopicSpec) -> dict[str, Any]:
+    """The create-topics entry for one spec: one replica, because the local broker is alone."""
+    return {
+        "num_partitions": spec.partitions,
+        "replication_factor": 1,
+        "configs": dict(COMPACTED_TOPIC_CONFIG) if spec.compacted else {},
+    }
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet and wait until every partition has a leader.
+
+    Existing topics are left alone, but one with a different partition count is an
+    error: input topics must share a partition count so that one ledger instance owns
+    every event of a project (DESIGN.md §2), and Kafka cannot shrink a topic later.
+    """
+    if not specs:
+        return
+    deadline = time.monotonic() + timeout
+    with admin_client(bootstrap, timeout) as admin:
+        # The dict form: kafka-python 3 deprecates NewTopic in favour of it.
+        response = admin.create_topics(
+            {spec.name: topic_request(spec) for spec in specs},
+            timeout_ms=int(timeout * 1000),
+            raise_errors=False,
+        )
+        failures = [
+            f"{topic['name']}: {_error_text(topic)}"
+            for topic in response["topics"]
+            if topic["error_code"] not in (0, _TOPIC_ALREADY_EXISTS)
+        ]
+        if failures:
+            raise RuntimeError("could not create topics: " + "; ".join(failures))
+
+        names = [spec.name for spec in specs]
+        remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+        admin.wait_for_topics(names, timeout_ms=remaining_ms)
+        described = {topic["name"]: topic for topic in admin.describe_topics(names)}
+
+    mismatched = [
+        f"{spec.name} has {len(described[spec.name]['partitions'])} partitions, expected {spec.partitions}"
+        for spec in specs
+        if len(described[spec.name]["partitions"]) != spec.partitions
+    ]
+    if mismatched:
+        raise TopicLayoutError("; ".join(mismatched))
+
+
+def delete_topics(bootstrap: str, names: list[str], timeout: float = 30.0) -> None:
+    """Delete the named topics; ones that are already gone are fine."""
+    if not names:
+        return
+    with admin_client(bootstrap, timeout) as admin:
+        response = admin.delete_topics(names, timeout_ms=int(timeout * 1000), raise_errors=False)
+    unknown = kafka_errors.UnknownTopicOrPartitionError.errno
+    failures = [
+        f"{topic['name']}: {_error_text(topic)}"
+        for topic in response["topics"]
+        if topic["error_code"] not in (0, unknown)
+    ]
+    if failures:
+        raise RuntimeError("could not delete topics: " + "; ".join(failures))

@@ -1,0 +1,400 @@
+"""Runs one local Kafka broker (KRaft, combined broker and controller) from the official jars."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+from services.platform.kafka_admin import broker_ready
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LIBS_DIR = REPO_ROOT / "var" / "kafka-libs"
+MAVEN_PROJECT_DIR = REPO_ROOT / "deploy" / "kafka"
+LOG_TAIL_LINES = 40
+
+# Written with ${sys:kafka.logs.dir} rather than a literal path so that the file
+# stays valid if the data directory is moved; the launcher always sets the property.
+LOG4J2_PROPERTIES = """\
+status = warn
+name = charity-local-kafka
+
+appender.file.type = RollingFile
+appender.file.name = ServerLog
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 10MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = ServerLog
+
+# Every component dumps its full configuration at INFO (about 2000 lines per
+# start); server.properties on disk already says what was configured, and the
+# dump would push the real cause of a failed start out of the log tail.
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+
+# Kafka's own default: one line per request is far too much for a dev broker.
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class KafkaStartError(RuntimeError):
+    """The local broker could not be provisioned, formatted or started."""
+
+
+def server_properties(data_dir: Path, port: int, controller_port: int) -> dict[str, str]:
+    """The broker configuration for a single node that is its own controller quorum."""
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        # Dynamic quorum (KIP-853): the node was formatted with --standalone, so it
+        # finds the voter set in its own metadata log rather than in static config.
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "log.dirs": str(data_dir / "data"),
+        # Topics come only from the catalogue; a typo in a topic name must fail
+        # rather than silently create a one-partition topic.
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        # The internal topics default to three replicas, which one broker can't host.
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # There is only ever one member joining at startup; waiting 3 s for more
+        # would only slow down every consumer group in the tests.
+        "group.initial.rebalance.delay.ms": "0",
+    }
+
+
+def render_properties(properties: dict[str, str]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID as 22 characters of unpadded base64url.
+
+    Like Kafka's Uuid.randomUuid it never starts with '-', which the storage tool's
+    argument parser would take for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Enough of the .properties format for files Kafka writes (no continuations)."""
+    result: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "!")) and "=" in stripped:
+            key, _, value = stripped.partition("=")
+            result[key.strip()] = value.strip()
+    return result
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.exists():
+        return ""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return "".join(deque(handle, maxlen=lines))
+
+
+def _java_executable() -> str:
+    # Same precedence as Kafka's kafka-run-class.sh: JAVA_HOME first, then PATH.
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise KafkaStartError("no java executable: install a JDK (17+) or set JAVA_HOME")
+    return java
+
+
+def _process_alive(pid: int) -> bool:
+    """True for a live process; a zombie (exited, not yet reaped) counts as dead."""
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self").exists():
+        try:
+            # The state letter follows the command name, which is in parentheses
+            # and may itself contain spaces or ')'.
+            state = stat.read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the broker is our child, so it doesn't linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+class LocalKafka:
+    """One broker process, owned through the pid file in its data directory.
+
+    Everything lives under ``data_dir``: server.properties, log4j2.properties,
+    data/ (the log dirs, formatted once), logs/ and kafka.pid.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap: str = "512m",
+        libs_dir: Path | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+        self.libs_dir = (libs_dir or DEFAULT_LIBS_DIR).resolve()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log4j_path(self) -> Path:
+        return self.data_dir / "log4j2.properties"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.data_dir / "data" / "meta.properties"
+
+    @property
+    def cluster_id(self) -> str | None:
+        if not self.meta_path.exists():
+            return None
+        return read_properties(self.meta_path).get("cluster.id")
+
+    def _classpath(self) -> str:
+        # The JVM expands a trailing '*' to every jar in the directory itself.
+        return str(self.libs_dir / "*")
+
+    def ensure_jars(self) -> Path:
+        """Make sure the broker jars are in libs_dir, resolving them with Maven if not."""
+        if any(self.libs_dir.glob("kafka_2.13-*.jar")):
+            return self.libs_dir
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaStartError(
+                f"no Kafka jars in {self.libs_dir} and no mvn on PATH to fetch them "
+                f"(see {MAVEN_PROJECT_DIR / 'pom.xml'})"
+            )
+        command = [
+            mvn,
+            "-q",
+            "-B",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={self.libs_dir}",
+            "-DincludeScope=runtime",
+        ]
+        result = subprocess.run(command, cwd=MAVEN_PROJECT_DIR, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not any(self.libs_dir.glob("kafka_2.13-*.jar")):
+            output = (result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:]
+            raise KafkaStartError(
+                f"fetching the Kafka jars failed (exit {result.returncode}): {' '.join(command)}\n"
+                + "\n".join(output)
+            )
+        return self.libs_dir
+
+    def configure(self) -> None:
+        """Write server.properties and the log4j2 configuration (rewritten on every start)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        properties = server_properties(self.data_dir, self.port, self.controller_port)
+        self.config_path.write_text(render_properties(properties), encoding="utf-8")
+        self.log4j_path.write_text(LOG4J2_PROPERTIES, encoding="utf-8")
+
+    def format(self) -> str:
+        """Format the log directory once and return the cluster id; a formatted one is reused."""
+        existing = self.cluster_id
+        if existing is not None:
+            return existing
+        if not self.config_path.exists():
+            self.configure()
+        cluster_id = new_cluster_id()
+        command = [
+            _java_executable(),
+            "-Xmx256m",
+            f"-Dlog4j2.configurationFile={self.log4j_path}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            self._classpath(),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_path),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise KafkaStartError(
+                f"formatting {self.data_dir / 'data'} failed (exit {result.returncode}):\n"
+                + result.stdout
+                + result.stderr
+            )
+        return cluster_id
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _is_our_broker(self, pid: int) -> bool:
+        """The pid is alive and is a broker running our server.properties (not a reused pid)."""
+        if not _process_alive(pid):
+            return False
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if not cmdline.exists():
+            return True  # No /proc to ask (not Linux): trust the pid file.
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return b"kafka.Kafka" in args and str(self.config_path).encode() in args
+
+    def is_running(self) -> bool:
+        pid = self._read_pid()
+        return pid is not None and self._is_our_broker(pid)
+
+    def _launch_command(self) -> list[str]:
+        return [
+            _java_executable(),
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            # The GC settings of Kafka's kafka-run-class.sh: short pauses matter more
+            # than throughput for a broker that sits behind latency-sensitive tests.
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j_path}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            self._classpath(),
+            "kafka.Kafka",
+            str(self.config_path),
+        ]
+
+    def _failure(self, reason: str) -> KafkaStartError:
+        parts = [f"Kafka broker at {self.bootstrap} ({self.data_dir}) {reason}"]
+        for path in (self.log_dir / "server.log", self.log_dir / "stdout.log"):
+            tail = log_tail(path)
+            if tail.strip():
+                parts.append(f"--- last lines of {path} ---\n{tail.rstrip()}")
+        return KafkaStartError("\n".join(parts))
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the broker (unless ours is already running) and wait until it serves metadata."""
+        deadline = time.monotonic() + timeout
+        if self.is_running():
+            self._wait_ready(deadline, timeout)
+            return
+        self.pid_path.unlink(missing_ok=True)  # stale: its process is gone
+        self.ensure_jars()
+        self.configure()
+        self.format()
+        with (self.log_dir / "stdout.log").open("wb") as stdout:
+            # A session of its own, so that Ctrl-C in the terminal that started it
+            # (or the end of a pytest run's process group) doesn't take it down.
+            self._process = subprocess.Popen(
+                self._launch_command(),
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_path.write_text(f"{self._process.pid}\n")
+        try:
+            self._wait_ready(deadline, timeout)
+        except KafkaStartError:
+            # A broker that never became ready is not left behind half-started.
+            self.stop(timeout=10.0)
+            raise
+
+    def _wait_ready(self, deadline: float, timeout: float) -> None:
+        while True:
+            if self._process is not None and self._process.poll() is not None:
+                raise self._failure(f"exited with code {self._process.returncode} during startup")
+            if self._process is None and not self.is_running():
+                raise self._failure("is no longer running")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._failure(f"did not answer metadata requests within {timeout:.0f}s")
+            # Short probes, so a broker that dies while we wait is noticed within seconds.
+            if broker_ready(self.bootstrap, timeout=min(2.0, remaining)):
+                return
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the broker named in our pid file: SIGTERM, then SIGKILL after ``timeout``."""
+        pid = self._read_pid()
+        if pid is not None and self._is_our_broker(pid):
+            # It may exit on its own between the check and the signal.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                if not self._wait_exit(pid, timeout):
+                    os.kill(pid, signal.SIGKILL)
+                    self._wait_exit(pid, 10.0)
+        self.pid_path.unlink(missing_ok=True)
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=1.0)
+            self._process = None
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _process_alive(pid):
+                return True
+            time.sleep(0.1)
+        return False
