@@ -7,11 +7,11 @@ one before) and the Merkle tree leaves (so one receipt proves one entry).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.merkle import canonical_entry_bytes
 
 GENESIS_HASH = "0" * 64
 
@@ -22,8 +22,8 @@ def iso_ms(moment: datetime) -> str:
     return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def canonical_bytes(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+# One definition of the canonical bytes, shared with the Merkle leaves.
+canonical_bytes = canonical_entry_bytes
 
 
 def entry_record(seq: int, entry: JournalEntry, recorded_at: datetime) -> dict[str, Any]:
