@@ -7,13 +7,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, writer: bool = True, **kwargs: Any) -> Engine:
+    """An engine; readers (the API) pass writer=False so they never take SQLite's write lock."""
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, **kwargs)
+        return _sqlite_engine(url, writer=writer, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: str, *, writer: bool, **kwargs: Any) -> Engine:
     # pysqlite's own transaction handling would start transactions lazily and
     # as DEFERRED; the ledger needs BEGIN IMMEDIATE so that two writers queue
     # on the lock up front instead of failing half-way with SQLITE_BUSY.
@@ -30,6 +31,6 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine

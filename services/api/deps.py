@@ -1,0 +1,55 @@
+"""Typed dependencies of the HTTP edge: everything routes need comes through here."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.api.producer import EventPublisher
+from services.ledger.queries import LedgerQueries
+from services.platform.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_queries(request: Request) -> LedgerQueries:
+    queries: LedgerQueries = request.app.state.queries
+    return queries
+
+
+def get_publisher(request: Request) -> EventPublisher:
+    publisher: EventPublisher = request.app.state.publisher
+    return publisher
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_staff(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """Staff endpoints need `Authorization: Bearer <CHARITY_STAFF_TOKEN>`; the actor is 'staff'."""
+    if not settings.staff_token:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "staff endpoints are disabled: no CHARITY_STAFF_TOKEN set"
+        )
+    if credentials is None or not secrets.compare_digest(credentials.credentials, settings.staff_token):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid staff token is required (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return "staff"
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+QueriesDep = Annotated[LedgerQueries, Depends(get_queries)]
+PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
+StaffDep = Annotated[str, Depends(require_staff)]

@@ -1,0 +1,31 @@
+"""The API process: the composition root of the HTTP edge."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.api.app import create_app
+from services.api.producer import KafkaEventPublisher
+from services.contracts.topics import Topics
+from services.ledger.db import make_engine
+from services.ledger.queries import LedgerQueries
+from services.platform.health import broker_check, database_check
+from services.platform.settings import Settings
+
+
+def build(settings: Settings) -> FastAPI:
+    engine = make_engine(settings.database_url, writer=False)
+    publisher = KafkaEventPublisher(
+        settings.kafka_bootstrap, Topics(settings.topic_prefix), settings.produce_timeout_s
+    )
+    checks = {"database": database_check(engine), "kafka": broker_check(settings.kafka_bootstrap)}
+    return create_app(settings, LedgerQueries(engine), publisher, checks)
+
+
+def run(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s api %(levelname)s %(message)s")
+    uvicorn.run(build(settings), host=settings.api_host, port=settings.api_port, log_level="info")

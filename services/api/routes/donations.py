@@ -1,0 +1,47 @@
+"""The stand-in for payment-provider callbacks: records a confirmed donation.
+
+Staff-token protected: it is never public. The payment-provider integration
+replaces it with signed provider callbacks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+
+from services.api.deps import PublisherDep, QueriesDep, StaffDep
+from services.api.models import ConfirmedDonationIn
+from services.api.publishing import publish_or_503
+from services.contracts import events as ev
+from services.ledger.domain.state import ProjectStatus
+
+router = APIRouter(prefix="/api/internal", tags=["payments (stand-in)"])
+
+
+@router.post("/donations/confirmed", status_code=status.HTTP_202_ACCEPTED)
+def confirm_donation(
+    body: ConfirmedDonationIn, _staff: StaffDep, publisher: PublisherDep, queries: QueriesDep
+) -> dict[str, Any]:
+    project = queries.project(body.project_id)
+    if project is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {body.project_id!r}")
+    if project.status != ProjectStatus.FUNDRAISING:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"project {body.project_id!r} is {project.status}, not fundraising"
+        )
+    if body.currency != project.currency:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"currency {body.currency} does not match the project's {project.currency}",
+        )
+    event = ev.DonationConfirmed(
+        # One donation is one event, however often the provider calls back.
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"charity-ledger:confirmed:{body.donation_id}")),
+        occurred_at=ev.utc_now_ms(),
+        actor=body.provider,
+        **body.model_dump(),
+    )
+    publish_or_503(publisher, event)
+    return {"accepted": True, "event_id": event.event_id, "donation_id": body.donation_id}

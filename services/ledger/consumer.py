@@ -1,0 +1,115 @@
+"""The ledger's Kafka consumer loop: poll a micro-batch, hand it to the processor.
+
+Kafka's own offset commits are never used: the next offset of each partition
+lives in the ledger database, written in the same transaction as the entries,
+and the consumer seeks there whenever partitions are assigned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+
+from services.ledger import metrics
+from services.ledger.ports import RawRecord
+from services.ledger.processor import BatchProcessor
+from services.ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+RETRY_PAUSE_S = 1.0
+
+
+def make_consumer(bootstrap: str, group_id: str, **overrides: Any) -> KafkaConsumer:
+    config: dict[str, Any] = dict(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=50,
+        client_id="charity-ledger",
+    )
+    config.update(overrides)
+    return KafkaConsumer(**config)
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: LedgerConsumer) -> None:
+        self._loop = loop
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Nothing in flight: batches commit synchronously inside poll's caller.
+        log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._loop.seek_to_stored(list(assigned))
+
+
+class LedgerConsumer:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        store: LedgerStore,
+        processor: BatchProcessor,
+        topics: Iterable[str],
+        max_records: int = 500,
+        max_wait_ms: int = 50,
+    ) -> None:
+        self.consumer = consumer
+        self.store = store
+        self.processor = processor
+        self.max_records = max_records
+        self.max_wait_ms = max_wait_ms
+        self.consumer.subscribe(topics=list(topics), listener=_SeekToStoredOffsets(self))
+
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        stored = self.store.stored_offsets(
+            self.processor.group_id, ((tp.topic, tp.partition) for tp in partitions)
+        )
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+        # Another instance may have owned these projects until now.
+        self.processor.reset()
+        log.info("assigned %d partitions, resuming from stored offsets %s", len(partitions), stored)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            polled = self.consumer.poll(timeout_ms=self.max_wait_ms, max_records=self.max_records)
+            if not polled:
+                self._update_lag()
+                continue
+            records = [
+                RawRecord(m.topic, m.partition, m.offset, m.key, m.value)
+                for messages in polled.values()
+                for m in messages
+            ]
+            try:
+                self.processor.process(records)
+            except Exception:
+                log.exception("batch of %d records failed; retrying from the stored offsets", len(records))
+                stop.wait(RETRY_PAUSE_S)
+                self.seek_to_stored(list(self.consumer.assignment()))
+            self._update_lag()
+
+    def _update_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = self.consumer.position(tp, timeout_ms=0)
+            except Exception:  # position unknown until the first fetch after a seek
+                continue
+            if position is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)

@@ -1,0 +1,93 @@
+"""The ledger process: the composition root that wires its adapters together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from services.contracts.topics import Topics
+from services.ledger.consumer import LedgerConsumer, make_consumer
+from services.ledger.db import make_engine
+from services.ledger.processor import BatchProcessor
+from services.ledger.store import LedgerStore
+from services.platform.health import Check, broker_check, database_check, health_router
+from services.platform.http_thread import serve_in_thread
+from services.platform.kafka_io import KafkaOutput, make_producer
+from services.platform.settings import Settings
+
+log = logging.getLogger("charity.ledger")
+
+
+@dataclass
+class LedgerApp:
+    store: LedgerStore
+    processor: BatchProcessor
+    consumer: LedgerConsumer
+    output: KafkaOutput
+
+
+def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
+    """Readiness wait with retries: dependencies may still be starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not reachable after {timeout:.0f}s: {exc}") from exc
+            time.sleep(0.5)
+
+
+def bootstrap(settings: Settings) -> LedgerApp:
+    engine = make_engine(settings.database_url)
+    store = LedgerStore(engine)
+    wait_for("database", database_check(engine))
+    store.migrate()
+    wait_for("Kafka broker", broker_check(settings.kafka_bootstrap))
+    topics = Topics(settings.topic_prefix)
+    output = KafkaOutput(make_producer(settings.kafka_bootstrap))
+    processor = BatchProcessor(store, output, topics, settings.ledger_group)
+    consumer = LedgerConsumer(
+        make_consumer(settings.kafka_bootstrap, settings.ledger_group),
+        store,
+        processor,
+        topics.inputs,
+        max_records=settings.batch_max_records,
+        max_wait_ms=settings.batch_max_wait_ms,
+    )
+    return LedgerApp(store, processor, consumer, output)
+
+
+def run(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s ledger %(levelname)s %(message)s")
+    app = bootstrap(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    http = FastAPI(title="charity ledger (operations)")
+    http.include_router(
+        health_router(
+            {
+                "database": database_check(app.store.engine),
+                "kafka": broker_check(settings.kafka_bootstrap),
+            }
+        )
+    )
+    server = serve_in_thread(http, "127.0.0.1", settings.ledger_http_port)
+    # The compacted totals topic may miss what a crash interrupted: republish all.
+    app.processor.publish_all_totals()
+    log.info("ledger consuming %s as group %s", Topics(settings.topic_prefix).inputs, settings.ledger_group)
+    try:
+        app.consumer.run(stop)
+    finally:
+        app.consumer.close()
+        app.output.close()
+        server.should_exit = True
+        log.info("ledger stopped")
