@@ -1,0 +1,119 @@
+"""One contract suite for the ledger store, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from services.contracts.events import utc_now_ms
+from services.ledger import tables as t
+from services.ledger.domain.book import decide
+from services.ledger.domain.chain import GENESIS_HASH, chain_hash, entry_record
+from services.ledger.domain.journal import JournalEntry, Posting
+from services.ledger.domain.money import Money
+from services.ledger.domain.projector import apply_entry
+from services.ledger.domain.view import LedgerView
+from services.ledger.store import Batch, LedgerStore
+from tests.fixtures import factories as f
+
+
+def commit(store: LedgerStore, view: LedgerView, events: list, offsets: dict | None = None) -> list[dict]:  # type: ignore[type-arg]
+    batch = Batch(group_id="g", recorded_at=utc_now_ms(), offsets=offsets or {})
+    for i, event in enumerate(events):
+        entry = decide(event, view)
+        apply_entry(entry, view)
+        batch.entries.append((entry, f"topic/0/{i}"))
+    records = store.commit_batch(batch, view)
+    view.clear_dirty()
+    return records
+
+
+def test_a_batch_is_stored_with_its_projections_and_offsets(store: LedgerStore) -> None:
+    view = LedgerView()
+    records = commit(store, view, [*f.opened_project("p1"), f.confirmed("p1", 5000, 30)], {("in", 0): 4})
+    assert [r["seq"] for r in records] == [1, 2, 3, 4]
+    assert store.stored_offsets("g", [("in", 0), ("in", 1)]) == {("in", 0): 4}
+    loaded = store.load_projects()["p1"]
+    assert (loaded.status, loaded.net_fen, loaded.fund_fen, loaded.last_entry_seq) == ("fundraising", 4970, 4970, 4)
+    assert loaded.plan["name"] == "项目 p1"
+    with store.engine.connect() as conn:
+        legs = conn.execute(select(t.postings.c.account, t.postings.c.amount).where(t.postings.c.seq == 4)).all()
+    # gross in through clearing, the fee out to fees, the net to the fund
+    assert sorted(legs) == [
+        ("clearing:sandbox", -4970), ("clearing:sandbox", -30), ("fees:sandbox", 30), ("project:p1:fund", 4970)
+    ]
+
+
+def test_known_entry_ids_and_prefetch(store: LedgerStore) -> None:
+    view = LedgerView()
+    gift = f.confirmed("p1", donation_id="d1")
+    commit(store, view, [*f.opened_project("p1"), gift])
+    assert store.known_entry_ids([gift.event_id, "00000000-0000-0000-0000-000000000000"]) == {gift.event_id}
+    fresh = LedgerView()
+    store.prefetch(fresh, {"d1", "nope"}, set())
+    assert set(fresh.donations) == {"d1"} and fresh.donations["d1"].gross_fen == 5000
+
+
+def test_the_journal_refuses_update_and_delete_even_in_raw_sql(store: LedgerStore) -> None:
+    commit(store, LedgerView(), [*f.opened_project("p1"), f.confirmed("p1")])
+    for statement in (
+        "UPDATE journal SET reason = 'edited' WHERE seq = 1",
+        "DELETE FROM journal WHERE seq = 1",
+        "UPDATE postings SET amount = 0",
+        "DELETE FROM postings",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(text(statement))
+    with store.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM journal")) == 4
+        assert conn.scalar(text("SELECT count(*) FROM postings")) == 4
+
+
+def test_a_failing_batch_leaves_nothing_behind(store: LedgerStore) -> None:
+    view = LedgerView()
+    first = f.opened_project("p1")
+    commit(store, view, first, {("in", 0): 3})
+    duplicate = JournalEntry(
+        entry_id=first[0].event_id, kind="ProjectRegistered", project_id="p1", effective_at=utc_now_ms(),
+        decision="recorded", reason="", body={},
+    )
+    fine = decide(f.confirmed("p1"), view)
+    batch = Batch(group_id="g", recorded_at=utc_now_ms(), offsets={("in", 0): 99})
+    batch.entries = [(fine, "in/0/3"), (duplicate, "in/0/4")]
+    with pytest.raises(IntegrityError):
+        store.commit_batch(batch, view)
+    assert store.stored_offsets("g", [("in", 0)]) == {("in", 0): 3}
+    assert store.known_entry_ids([fine.entry_id]) == set()
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(t.chain_head.c.seq)) == 3
+
+
+def test_entries_are_hash_chained_across_batches(store: LedgerStore) -> None:
+    view = LedgerView()
+    commit(store, view, f.opened_project("p1"))
+    commit(store, view, [f.confirmed("p1"), f.offline("p1")])
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.journal).order_by(t.journal.c.seq)).mappings().all()
+        legs = conn.execute(select(t.postings).order_by(t.postings.c.seq, t.postings.c.leg)).mappings().all()
+    prev = GENESIS_HASH
+    for row in rows:
+        entry = JournalEntry(
+            entry_id=row["entry_id"], kind=row["kind"], project_id=row["project_id"],
+            effective_at=row["effective_at"], decision=row["decision"], reason=row["reason"],
+            body=json.loads(row["body"]),
+            postings=tuple(Posting(p["account"], Money(p["amount"], p["currency"])) for p in legs
+                           if p["seq"] == row["seq"]),
+        )
+        assert row["prev_hash"] == prev
+        assert row["entry_hash"] == chain_hash(prev, entry_record(row["seq"], entry, row["recorded_at"]))
+        prev = row["entry_hash"]
+    assert len(rows) == 5
+
+
+def test_migrating_twice_is_harmless(store: LedgerStore) -> None:
+    store.migrate()
+    with store.engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
