@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.databases"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.databases", "tests.fixtures.ledger"]

@@ -54,7 +54,12 @@ def bootstrap(settings: Settings) -> LedgerApp:
     output = KafkaOutput(make_producer(settings.kafka_bootstrap))
     processor = BatchProcessor(store, output, topics, settings.ledger_group)
     consumer = LedgerConsumer(
-        make_consumer(settings.kafka_bootstrap, settings.ledger_group),
+        make_consumer(
+            settings.kafka_bootstrap,
+            settings.ledger_group,
+            group_instance_id=settings.ledger_instance_id,
+            session_timeout_ms=10_000,
+        ),
         store,
         processor,
         topics.inputs,

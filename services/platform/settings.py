@@ -22,6 +22,10 @@ class Settings:
     kafka_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     topic_prefix: str = field(default_factory=lambda: _env("TOPIC_PREFIX", ""))
     ledger_group: str = field(default_factory=lambda: _env("LEDGER_GROUP", "charity-ledger"))
+    # Static group membership: a ledger restarted under the same id takes its
+    # partitions back at once instead of waiting out the session timeout.
+    # Every ledger instance of a group needs its own id.
+    ledger_instance_id: str = field(default_factory=lambda: _env("LEDGER_INSTANCE_ID", "ledger-1"))
     # Guards the staff and the stand-in payment endpoints; empty means they are closed.
     staff_token: str = field(default_factory=lambda: _env("STAFF_TOKEN", ""))
     api_host: str = field(default_factory=lambda: _env("API_HOST", "127.0.0.1"))

@@ -22,7 +22,11 @@ def test_a_confirmed_donation_round_trips_with_the_single_object_header() -> Non
 
 @pytest.mark.parametrize(
     "event",
-    [f.registered("p1", name_en="Meals"), f.offline("p1", kind="charity_sale", item="二手书"), f.refunded("p1", "d1", 10)],
+    [
+        f.registered("p1", name_en="Meals"),
+        f.offline("p1", kind="charity_sale", item="二手书"),
+        f.refunded("p1", "d1", 10),
+    ],
 )
 def test_events_round_trip(event: object) -> None:
     assert codec.decode(codec.encode(event)) == event  # type: ignore[arg-type]

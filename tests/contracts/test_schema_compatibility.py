@@ -28,7 +28,9 @@ def test_there_is_at_least_one_evolved_schema_to_check() -> None:
     assert PAIRS, "no schema has a second version: the compatibility check would check nothing"
 
 
-@pytest.mark.parametrize(("older", "newer"), PAIRS, ids=[f"{o.name}.v{o.version}->v{n.version}" for o, n in PAIRS])
+@pytest.mark.parametrize(
+    ("older", "newer"), PAIRS, ids=[f"{o.name}.v{o.version}->v{n.version}" for o, n in PAIRS]
+)
 def test_new_readers_read_old_data_and_old_readers_read_new_data(older, newer) -> None:  # type: ignore[no-untyped-def]
     assert _compatible(newer.raw, older.raw), "backward: the new schema cannot read old records"
     assert _compatible(older.raw, newer.raw), "forward: the old schema cannot read new records"

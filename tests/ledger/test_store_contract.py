@@ -37,13 +37,23 @@ def test_a_batch_is_stored_with_its_projections_and_offsets(store: LedgerStore) 
     assert [r["seq"] for r in records] == [1, 2, 3, 4]
     assert store.stored_offsets("g", [("in", 0), ("in", 1)]) == {("in", 0): 4}
     loaded = store.load_projects()["p1"]
-    assert (loaded.status, loaded.net_fen, loaded.fund_fen, loaded.last_entry_seq) == ("fundraising", 4970, 4970, 4)
+    assert (loaded.status, loaded.net_fen, loaded.fund_fen, loaded.last_entry_seq) == (
+        "fundraising",
+        4970,
+        4970,
+        4,
+    )
     assert loaded.plan["name"] == "项目 p1"
     with store.engine.connect() as conn:
-        legs = conn.execute(select(t.postings.c.account, t.postings.c.amount).where(t.postings.c.seq == 4)).all()
+        legs = conn.execute(
+            select(t.postings.c.account, t.postings.c.amount).where(t.postings.c.seq == 4)
+        ).all()
     # gross in through clearing, the fee out to fees, the net to the fund
     assert sorted(legs) == [
-        ("clearing:sandbox", -4970), ("clearing:sandbox", -30), ("fees:sandbox", 30), ("project:p1:fund", 4970)
+        ("clearing:sandbox", -4970),
+        ("clearing:sandbox", -30),
+        ("fees:sandbox", 30),
+        ("project:p1:fund", 4970),
     ]
 
 
@@ -77,8 +87,13 @@ def test_a_failing_batch_leaves_nothing_behind(store: LedgerStore) -> None:
     first = f.opened_project("p1")
     commit(store, view, first, {("in", 0): 3})
     duplicate = JournalEntry(
-        entry_id=first[0].event_id, kind="ProjectRegistered", project_id="p1", effective_at=utc_now_ms(),
-        decision="recorded", reason="", body={},
+        entry_id=first[0].event_id,
+        kind="ProjectRegistered",
+        project_id="p1",
+        effective_at=utc_now_ms(),
+        decision="recorded",
+        reason="",
+        body={},
     )
     fine = decide(f.confirmed("p1"), view)
     batch = Batch(group_id="g", recorded_at=utc_now_ms(), offsets={("in", 0): 99})
@@ -101,11 +116,18 @@ def test_entries_are_hash_chained_across_batches(store: LedgerStore) -> None:
     prev = GENESIS_HASH
     for row in rows:
         entry = JournalEntry(
-            entry_id=row["entry_id"], kind=row["kind"], project_id=row["project_id"],
-            effective_at=row["effective_at"], decision=row["decision"], reason=row["reason"],
+            entry_id=row["entry_id"],
+            kind=row["kind"],
+            project_id=row["project_id"],
+            effective_at=row["effective_at"],
+            decision=row["decision"],
+            reason=row["reason"],
             body=json.loads(row["body"]),
-            postings=tuple(Posting(p["account"], Money(p["amount"], p["currency"])) for p in legs
-                           if p["seq"] == row["seq"]),
+            postings=tuple(
+                Posting(p["account"], Money(p["amount"], p["currency"]))
+                for p in legs
+                if p["seq"] == row["seq"]
+            ),
         )
         assert row["prev_hash"] == prev
         assert row["entry_hash"] == chain_hash(prev, entry_record(row["seq"], entry, row["recorded_at"]))

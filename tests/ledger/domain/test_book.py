@@ -11,10 +11,10 @@ from services.ledger.domain.view import LedgerView
 from tests.fixtures import factories as f
 
 
-def run(view: LedgerView, *events: ev.Event, policy: Policy = Policy()) -> list[JournalEntry]:
+def run(view: LedgerView, *events: ev.Event, policy: Policy | None = None) -> list[JournalEntry]:
     entries = []
     for event in events:
-        entry = decide(event, view, policy)
+        entry = decide(event, view, policy or Policy())
         apply_entry(entry, view)
         entries.append(entry)
     return entries
@@ -40,13 +40,17 @@ def test_a_confirmed_donation_books_gross_fee_and_net() -> None:
 
 
 def test_personal_data_never_enters_the_journal_body() -> None:
-    gift = run(LedgerView(), *f.opened_project("p1"), f.confirmed("p1", display_name="王小明", message="加油"))[-1]
+    gift = run(
+        LedgerView(), *f.opened_project("p1"), f.confirmed("p1", display_name="王小明", message="加油")
+    )[-1]
     assert "display_name" not in gift.body and "message" not in gift.body
 
 
 def test_money_for_a_project_that_is_not_fundraising_goes_to_suspense() -> None:
     view = LedgerView()
-    entries = run(view, f.registered("p1"), f.confirmed("p1", gross_fen=1000, fee_fen=0), f.confirmed("ghost", 700, 0))
+    entries = run(
+        view, f.registered("p1"), f.confirmed("p1", gross_fen=1000, fee_fen=0), f.confirmed("ghost", 700, 0)
+    )
     assert entries[1].decision == j.SUSPENSE and "not fundraising" in entries[1].reason
     assert entries[2].decision == j.SUSPENSE and "unknown project ghost" in entries[2].reason
     assert balances(entries) == {"clearing:sandbox": -1700, "suspense:p1": 1000, "suspense:ghost": 700}
@@ -55,7 +59,12 @@ def test_money_for_a_project_that_is_not_fundraising_goes_to_suspense() -> None:
 
 def test_the_same_donation_confirmed_twice_is_rejected_the_second_time() -> None:
     view = LedgerView()
-    entries = run(view, *f.opened_project("p1"), f.confirmed("p1", donation_id="d1"), f.confirmed("p1", donation_id="d1"))
+    entries = run(
+        view,
+        *f.opened_project("p1"),
+        f.confirmed("p1", donation_id="d1"),
+        f.confirmed("p1", donation_id="d1"),
+    )
     assert entries[-1].decision == j.REJECTED and "already confirmed" in entries[-1].reason
     assert view.projects["p1"].donations_count == 1
 
@@ -63,10 +72,16 @@ def test_the_same_donation_confirmed_twice_is_rejected_the_second_time() -> None
 def test_offline_money_is_kept_apart_by_kind() -> None:
     view = LedgerView()
     entries = run(
-        view, *f.opened_project("p1"), f.offline("p1", 300, "cash_box"), f.offline("p1", 200, "charity_sale", item="绿植")
+        view,
+        *f.opened_project("p1"),
+        f.offline("p1", 300, "cash_box"),
+        f.offline("p1", 200, "charity_sale", item="绿植"),
     )
-    assert balances(entries[-2:]) == {"cash:botanic-garden:box": -300, "cash:botanic-garden:sales": -200,
-                                      "project:p1:fund": 500}
+    assert balances(entries[-2:]) == {
+        "cash:botanic-garden:box": -300,
+        "cash:botanic-garden:sales": -200,
+        "project:p1:fund": 500,
+    }
     p = view.projects["p1"]
     assert (p.offline_cash_fen, p.offline_sales_fen, p.raised_fen) == (300, 200, 500)
 
@@ -74,8 +89,12 @@ def test_offline_money_is_kept_apart_by_kind() -> None:
 def test_refunds_never_exceed_what_was_given() -> None:
     view = LedgerView()
     entries = run(
-        view, *f.opened_project("p1"), f.confirmed("p1", 1000, 0, donation_id="d1"),
-        f.refunded("p1", "d1", 600), f.refunded("p1", "d1", 600), f.refunded("p1", "d2", 1),
+        view,
+        *f.opened_project("p1"),
+        f.confirmed("p1", 1000, 0, donation_id="d1"),
+        f.refunded("p1", "d1", 600),
+        f.refunded("p1", "d1", 600),
+        f.refunded("p1", "d2", 1),
     )
     assert [e.decision for e in entries[-3:]] == [j.POSTED, j.REJECTED, j.REJECTED]
     assert "exceeds the 400 fen still refundable" in entries[-2].reason
@@ -93,7 +112,9 @@ def test_disbursements_need_an_independent_approver_and_funds() -> None:
     view = LedgerView()
     d = f.disbursement
     entries = run(
-        view, *f.opened_project("p1"), f.confirmed("p1", 5000, 0),
+        view,
+        *f.opened_project("p1"),
+        f.confirmed("p1", 5000, 0),
         d(ev.DisbursementRequested, "p1", "x1", "alice", amount_fen=3000),
         d(ev.DisbursementApproved, "p1", "x1", "alice"),  # self-approval
         d(ev.DisbursementApproved, "p1", "x1", "bob"),
@@ -106,7 +127,9 @@ def test_disbursements_need_an_independent_approver_and_funds() -> None:
     assert decisions[0] == (j.RECORDED, "")
     assert decisions[1][0] == j.REJECTED and "own request" in decisions[1][1]
     assert decisions[2] == (j.POSTED, "")
-    assert decisions[4][0] == j.REJECTED and "available balance 2000 fen does not cover 3000" in decisions[4][1]
+    assert (
+        decisions[4][0] == j.REJECTED and "available balance 2000 fen does not cover 3000" in decisions[4][1]
+    )
     assert decisions[5] == (j.POSTED, "")
     p = view.projects["p1"]
     assert (p.fund_fen, p.held_fen, p.disbursed_fen) == (2000, 0, 3000)
@@ -118,7 +141,9 @@ def test_large_disbursements_need_two_approvers() -> None:
     d = f.disbursement
     policy = Policy(dual_approval_threshold_fen=1000)
     entries = run(
-        view, *f.opened_project("p1"), f.confirmed("p1", 5000, 0),
+        view,
+        *f.opened_project("p1"),
+        f.confirmed("p1", 5000, 0),
         d(ev.DisbursementRequested, "p1", "x1", "alice", amount_fen=2000),
         d(ev.DisbursementApproved, "p1", "x1", "bob"),
         d(ev.DisbursementApproved, "p1", "x1", "bob"),
@@ -132,7 +157,9 @@ def test_large_disbursements_need_two_approvers() -> None:
 def test_closing_moves_the_leftover_and_needs_no_open_holds() -> None:
     view = LedgerView()
     entries = run(
-        view, *f.opened_project("p1"), f.confirmed("p1", 5000, 0),
+        view,
+        *f.opened_project("p1"),
+        f.confirmed("p1", 5000, 0),
         f.lifecycle(ev.FundraisingClosed, "p1"),
         f.lifecycle(ev.ProjectClosed, "p1"),  # disposition 'none' with money left
         f.lifecycle(ev.ProjectClosed, "p1", leftover_disposition="return_to_donors"),

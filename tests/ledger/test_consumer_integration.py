@@ -1,0 +1,198 @@
+"""The ledger consumer on the real broker: poison records, crashes, redelivery."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import func, select
+
+from services.contracts.codec import EventCodec
+from services.contracts.events import Event
+from services.contracts.topics import Topics
+from services.ledger import tables as t
+from services.ledger.db import make_engine
+from services.ledger.queries import LedgerQueries
+from services.ledger.store import LedgerStore
+from tests.fixtures import factories as f
+from tests.fixtures.kafka import free_ports
+from tests.fixtures.ledger import RunningLedger, eventually
+
+pytestmark = pytest.mark.integration
+codec = EventCodec()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def produce(bootstrap: str, topics: Topics, events: list[Event], raw: list[tuple[str, bytes]] = ()) -> None:  # type: ignore[assignment]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for e in events:
+        producer.send(f"{topics.prefix}{e.topic_base}", key=e.project_id.encode(), value=codec.encode(e))
+    for topic, value in raw:
+        producer.send(topic, key=b"p1", value=value)
+    producer.flush()
+    producer.close()
+
+
+def dead_letters(bootstrap: str, topics: Topics, expected: int) -> list[dict[str, str]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
+    )
+    consumer.assign([TopicPartition(topics.dlq, 0)])
+    out = []
+    for message in consumer:
+        out.append({k: v.decode() for k, v in message.headers} | {"value": message.value})
+        if len(out) >= expected:
+            break
+    consumer.close()
+    return out
+
+
+def test_poison_records_go_to_the_dlq_and_the_rest_is_applied(
+    ledger: RunningLedger, kafka_bootstrap: str, topics: Topics
+) -> None:
+    queries = LedgerQueries(ledger.app.store.engine)
+    produce(kafka_bootstrap, topics, f.opened_project("p1"))
+    eventually(lambda: (p := queries.project("p1")) is not None and p.status == "fundraising")
+    before = f.confirmed("p1", 1000, 0)
+    negative = dataclasses.replace(f.confirmed("p1"), gross_fen=-500)
+    after = f.confirmed("p1", 2000, 0)
+    # one partition for all of them: the same key, in this order
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for value in (
+        codec.encode(before),
+        b"\x00garbage that is not avro",
+        codec.encode(negative),
+        codec.encode(after),
+    ):
+        producer.send(topics.donations, key=b"p1", value=value)
+    producer.flush()
+    producer.close()
+    eventually(lambda: queries.project("p1").donations_count == 2, what="both good donations applied")  # type: ignore[union-attr]
+    assert queries.project("p1").net_fen == 3000  # type: ignore[union-attr]
+    letters = dead_letters(kafka_bootstrap, topics, expected=2)
+    assert [d["error-kind"] for d in letters] == ["undecodable", "invalid"]
+    assert "bad magic" in letters[0]["reason"] and letters[0]["value"] == b"\x00garbage that is not avro"
+    assert "gross_fen must be positive, got -500" in letters[1]["reason"]
+    assert letters[1]["source-topic"] == topics.donations
+    assert int(letters[1]["source-offset"]) == int(letters[0]["source-offset"]) + 1
+    assert queries.entry(negative.event_id) is None
+
+
+# --- crash test -------------------------------------------------------------------
+
+N_EVENTS = 20_000
+KILLS = 5
+PROJECTS = [f"crash-{i}" for i in range(12)]
+
+
+def spawn_ledger(settings_env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "ledger"],
+        env={**os.environ, **settings_env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+
+
+def test_kill_9_during_work_applies_every_event_exactly_once(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'crash.db'}"
+    env = {
+        "CHARITY_DATABASE_URL": db_url,
+        "CHARITY_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CHARITY_TOPIC_PREFIX": topics.prefix,
+        "CHARITY_LEDGER_GROUP": f"crash-{topics.prefix}",
+        "CHARITY_LEDGER_HTTP_PORT": str(free_ports(1)[0]),
+    }
+    rng = random.Random(20261125)
+    produce(kafka_bootstrap, topics, [e for p in PROJECTS for e in f.opened_project(p)])
+    gifts = [f.confirmed(rng.choice(PROJECTS), rng.randint(1, 100_000), 0) for _ in range(N_EVENTS)]
+    gifts = [dataclasses.replace(g, fee_fen=g.gross_fen * 6 // 1000) for g in gifts]
+    expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for g in gifts:
+        expected[g.project_id][0] += g.gross_fen
+        expected[g.project_id][1] += g.fee_fen
+        expected[g.project_id][2] += 1
+
+    def producer_thread() -> None:
+        # Produced while the ledger is being killed; every 20th gift is sent twice (a redelivery).
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+        for i, g in enumerate(gifts):
+            value = codec.encode(g)
+            producer.send(topics.donations, key=g.project_id.encode(), value=value)
+            if i % 20 == 0:
+                producer.send(topics.donations, key=g.project_id.encode(), value=value)
+            if i % 2000 == 0:
+                time.sleep(0.3)
+        producer.flush()
+        producer.close()
+
+    LedgerStore(make_engine(db_url)).migrate()  # so progress can be read before the ledger's first start
+    feeder = threading.Thread(target=producer_thread)
+    feeder.start()
+    engine = make_engine(db_url, writer=False)
+    log = tmp_path / "ledger.log"
+    applied_at_kill = []
+    process = spawn_ledger(env, log)
+    try:
+        for _ in range(KILLS):
+            # wait until it is demonstrably working, then kill it at a random moment
+            eventually(
+                lambda: _count(engine, tmp_path) > (applied_at_kill[-1] if applied_at_kill else 0),
+                timeout=60,
+                what="ledger progress",
+            )
+            time.sleep(rng.uniform(0.05, 0.6))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            applied_at_kill.append(_count(engine, tmp_path))
+            process = spawn_ledger(env, log)
+        feeder.join()
+        eventually(
+            lambda: _count(engine, tmp_path) >= N_EVENTS + 3 * len(PROJECTS),
+            timeout=180,
+            what="all events applied",
+        )
+        time.sleep(1.0)  # anything more would be a duplicate
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert len(applied_at_kill) == KILLS and applied_at_kill[-1] < N_EVENTS, applied_at_kill
+    with engine.connect() as conn:
+        gifts_applied = conn.scalar(
+            select(func.count()).select_from(t.journal).where(t.journal.c.kind == "DonationConfirmed")
+        )
+        distinct = conn.scalar(select(func.count(func.distinct(t.journal.c.entry_id))))
+        total = conn.scalar(select(func.count()).select_from(t.journal))
+    assert gifts_applied == N_EVENTS
+    assert distinct == total == N_EVENTS + 3 * len(PROJECTS)
+    projects = LedgerStore(engine).load_projects()
+    for project_id, (gross, fees, count) in expected.items():
+        p = projects[project_id]
+        assert (p.gross_fen, p.fees_fen, p.net_fen, p.donations_count) == (gross, fees, gross - fees, count)
+    # the stored offsets point exactly at the end of every partition
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    parts = [TopicPartition(topics.donations, i) for i in range(3)]
+    ends = consumer.end_offsets(parts)
+    consumer.close()
+    stored = LedgerStore(engine).stored_offsets(
+        env["CHARITY_LEDGER_GROUP"], [(p.topic, p.partition) for p in parts]
+    )
+    assert stored == {(p.topic, p.partition): ends[p] for p in parts}
+
+
+def _count(engine: object, _: Path) -> int:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return int(conn.scalar(select(func.count()).select_from(t.journal)) or 0)
