@@ -13,9 +13,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "command",
-        choices=["run", "kafka", "ledger", "api", "display", "bench", "migrate"],
+        choices=["run", "kafka", "ledger", "api", "display", "bench", "migrate", "verify", "rebuild"],
         help="run: everything on embedded defaults; kafka: manage the local broker; "
-        "ledger/api/display: one service; bench: the benchmark; migrate: create/upgrade the database",
+        "ledger/api/display: one service; bench: the benchmark; migrate: create/upgrade the database; "
+        "verify: re-check chain, tree heads, balances, projections; rebuild: recompute projections",
     )
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -45,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
         run_display()
         return 0
+    if command == "verify":
+        from services.ledger.admin_cli import verify_command
+
+        return verify_command(rest)
+    if command == "rebuild":
+        from services.ledger.admin_cli import rebuild_command
+
+        return rebuild_command(rest)
     if command == "migrate":
         from services.ledger.db import make_engine
         from services.ledger.store import LedgerStore

@@ -7,6 +7,7 @@ always an integer count of fen plus an ISO 4217 currency code.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -332,7 +333,21 @@ class LedgerOutcome(Event):
     seq: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeHeadPublished(Event):
+    """A signed head of the journal's Merkle tree (RFC 9162 style)."""
+
+    topic_base: ClassVar[str] = "charity.ledger.checkpoints"
+
+    tree_size: int
+    root_hash: str
+    timestamp_ms: int
+    signature: str
+    key_id: str
+
+
 OUTPUT_EVENT_TYPES: dict[str, type[Event]] = {
+    "TreeHeadPublished": TreeHeadPublished,
     "TotalsUpdated": TotalsUpdated,
     "DonationFeedItem": DonationFeedItem,
     "LedgerOutcome": LedgerOutcome,
@@ -346,3 +361,8 @@ def utc_now_ms() -> datetime:
 
 
 ALL_EVENT_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **OUTPUT_EVENT_TYPES}
+
+
+def derived_id(purpose: str, source_id: str) -> str:
+    """A stable UUID for something derived from another id, so a republished output keeps its id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"charity-ledger:{purpose}:{source_id}"))

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -15,6 +16,8 @@ from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.processor import BatchProcessor
 from services.ledger.store import LedgerStore
+from services.ledger.transparency import TreeHeadSigner
+from services.ledger.tree_signing import load_or_create_signing_key
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
 from services.platform.kafka_io import KafkaOutput, make_producer
@@ -29,6 +32,7 @@ class LedgerApp:
     processor: BatchProcessor
     consumer: LedgerConsumer
     output: KafkaOutput
+    signer: TreeHeadSigner
 
 
 def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
@@ -66,7 +70,19 @@ def bootstrap(settings: Settings) -> LedgerApp:
         max_records=settings.batch_max_records,
         max_wait_ms=settings.batch_max_wait_ms,
     )
-    return LedgerApp(store, processor, consumer, output)
+    key = load_or_create_signing_key(Path(settings.signing_key_path))
+    # The signer has its own producer: it runs in another thread than the batches.
+    signer = TreeHeadSigner(engine, key, KafkaOutput(make_producer(settings.kafka_bootstrap)), topics)
+    return LedgerApp(store, processor, consumer, output, signer)
+
+
+def sign_tree_heads(signer: TreeHeadSigner, stop: threading.Event, every_s: float) -> None:
+    """Publish a signed tree head whenever the journal has grown, every few seconds."""
+    while not stop.wait(every_s):
+        try:
+            signer.publish_if_grown()
+        except Exception:
+            log.exception("publishing a tree head failed; retrying at the next interval")
 
 
 def run(settings: Settings | None = None) -> None:
@@ -88,6 +104,9 @@ def run(settings: Settings | None = None) -> None:
     server = serve_in_thread(http, "127.0.0.1", settings.ledger_http_port)
     # The compacted totals topic may miss what a crash interrupted: republish all.
     app.processor.publish_all_totals()
+    threading.Thread(
+        target=sign_tree_heads, args=(app.signer, stop, settings.tree_head_interval_s), daemon=True
+    ).start()
     log.info("ledger consuming %s as group %s", Topics(settings.topic_prefix).inputs, settings.ledger_group)
     try:
         app.consumer.run(stop)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +144,7 @@ class BatchProcessor:
         now = ev.utc_now_ms()
         for record in committed:
             outcome = ev.LedgerOutcome(
-                event_id=_derived_id(record["entry_id"], "outcome"),
+                event_id=ev.derived_id("outcome", record["entry_id"]),
                 occurred_at=now,
                 actor=LEDGER_ACTOR,
                 project_id=record["project_id"],
@@ -180,7 +179,7 @@ class BatchProcessor:
         project = self.view.projects.get(event.project_id)
         project_name = project.plan.get("name", event.project_id) if project else event.project_id
         common: dict[str, Any] = dict(
-            event_id=_derived_id(event.event_id, "feed"),
+            event_id=ev.derived_id("feed", event.event_id),
             occurred_at=event.occurred_at,
             actor=LEDGER_ACTOR,
             project_id=event.project_id,
@@ -224,7 +223,7 @@ class BatchProcessor:
 
 def totals_event(project: ProjectTotals) -> ev.TotalsUpdated:
     return ev.TotalsUpdated(
-        event_id=_derived_id(project.project_id, f"totals-{project.last_entry_seq}"),
+        event_id=ev.derived_id(f"totals-{project.last_entry_seq}", project.project_id),
         occurred_at=ev.utc_now_ms(),
         actor=LEDGER_ACTOR,
         project_id=project.project_id,
@@ -243,9 +242,3 @@ def totals_event(project: ProjectTotals) -> ev.TotalsUpdated:
         available_fen=project.fund_fen,
         as_of_seq=project.last_entry_seq,
     )
-
-
-def _derived_id(source_id: str, purpose: str) -> str:
-    """A stable id for an output, so a republished output carries the same id."""
-
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"charity-ledger:{purpose}:{source_id}"))

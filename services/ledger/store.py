@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from services.ledger import tables as t
-from services.ledger.domain.chain import canonical_bytes, chain_hash, entry_record
+from services.ledger.domain.chain import canonical_bytes, entry_hashes, entry_record
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.state import DisbursementRecord, DonationRecord, ProjectTotals
 from services.ledger.domain.view import LedgerView
@@ -101,7 +101,7 @@ class LedgerStore:
         """
         with self.engine.begin() as conn:
             records = self._append(conn, batch, view) if batch.entries else []
-            self._upsert_projections(conn, view)
+            self.write_projections(conn, view)
             self._store_offsets(conn, batch)
         return records
 
@@ -112,11 +112,13 @@ class LedgerStore:
         seq, prev = head.seq, head.entry_hash
         journal_rows: list[dict[str, Any]] = []
         posting_rows: list[dict[str, Any]] = []
+        leaf_rows: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
         for entry, source in batch.entries:
             seq += 1
             record = entry_record(seq, entry, batch.recorded_at)
-            entry_hash = chain_hash(prev, record)
+            entry_hash, leaf = entry_hashes(prev, record)
+            leaf_rows.append({"seq": seq, "leaf_hash": leaf})
             journal_rows.append(
                 {
                     "seq": seq,
@@ -150,6 +152,7 @@ class LedgerStore:
                 project.last_entry_seq = seq  # how far this projection is up to date
                 view.dirty_projects.add(entry.project_id)
         conn.execute(t.journal.insert(), journal_rows)
+        conn.execute(t.merkle_leaves.insert(), leaf_rows)
         if posting_rows:
             conn.execute(t.postings.insert(), posting_rows)
         conn.execute(update(t.chain_head).where(t.chain_head.c.id == 1).values(seq=seq, entry_hash=prev))
@@ -162,7 +165,8 @@ class LedgerStore:
         columns = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
         conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=columns), rows)
 
-    def _upsert_projections(self, conn: Connection, view: LedgerView) -> None:
+    def write_projections(self, conn: Connection, view: LedgerView) -> None:
+        """Upsert the projection rows the view marks dirty."""
         self._upsert(
             conn,
             t.project_totals,

@@ -103,6 +103,7 @@ donations = Table(
     Column("fee_fen", BigInteger, nullable=False),
     Column("refunded_fen", BigInteger, nullable=False),
     Column("to_suspense", Boolean, nullable=False),
+    Column("donor_ref", String(64)),
 )
 
 disbursements = Table(
@@ -119,4 +120,20 @@ disbursements = Table(
     Column("evidence", Text, nullable=False),  # JSON list of SHA-256
 )
 
-APPEND_ONLY_TABLES = ("journal", "postings")
+merkle_leaves = Table(
+    "merkle_leaves",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("leaf_hash", String(64), nullable=False),  # SHA-256(0x00 || canonical entry), hex
+)
+
+tree_heads = Table(
+    "tree_heads",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Column("signature", String(200), nullable=False),  # Ed25519, base64
+)
+
+APPEND_ONLY_TABLES = ("journal", "postings", "merkle_leaves", "tree_heads")

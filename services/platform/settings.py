@@ -35,4 +35,9 @@ class Settings:
     public_base_url: str = field(default_factory=lambda: _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000"))
     batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "500")))
     batch_max_wait_ms: int = field(default_factory=lambda: int(_env("BATCH_MAX_WAIT_MS", "50")))
+    # The Ed25519 key that signs tree heads. Never in git; see docs/ledger.md.
+    signing_key_path: str = field(
+        default_factory=lambda: _env("SIGNING_KEY", str(VAR_DIR / "keys" / "tree-head-ed25519.pem"))
+    )
+    tree_head_interval_s: float = field(default_factory=lambda: float(_env("TREE_HEAD_INTERVAL_S", "2")))
     produce_timeout_s: float = field(default_factory=lambda: float(_env("PRODUCE_TIMEOUT_S", "5")))

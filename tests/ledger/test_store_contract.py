@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -16,8 +17,11 @@ from services.ledger.domain.journal import JournalEntry, Posting
 from services.ledger.domain.money import Money
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
+from services.ledger.migrate import alembic_config
 from services.ledger.store import Batch, LedgerStore
 from tests.fixtures import factories as f
+
+pytestmark = pytest.mark.integration  # needs the PostgreSQL server
 
 
 def commit(store: LedgerStore, view: LedgerView, events: list, offsets: dict | None = None) -> list[dict]:  # type: ignore[type-arg]
@@ -74,6 +78,8 @@ def test_the_journal_refuses_update_and_delete_even_in_raw_sql(store: LedgerStor
         "DELETE FROM journal WHERE seq = 1",
         "UPDATE postings SET amount = 0",
         "DELETE FROM postings",
+        "UPDATE merkle_leaves SET leaf_hash = 'x'",
+        "DELETE FROM merkle_leaves",
     ):
         with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
             conn.execute(text(statement))
@@ -135,7 +141,8 @@ def test_entries_are_hash_chained_across_batches(store: LedgerStore) -> None:
     assert len(rows) == 5
 
 
-def test_migrating_twice_is_harmless(store: LedgerStore) -> None:
+def test_migrating_twice_is_harmless_and_reaches_the_head_revision(store: LedgerStore) -> None:
     store.migrate()
+    head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
     with store.engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head == "0002"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.ledger.domain.journal import JournalEntry
-from services.ledger.domain.merkle import canonical_entry_bytes
+from services.ledger.domain.merkle import canonical_entry_bytes, leaf_hash
 
 GENESIS_HASH = "0" * 64
 
@@ -43,4 +43,10 @@ def entry_record(seq: int, entry: JournalEntry, recorded_at: datetime) -> dict[s
 
 
 def chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_bytes(record)).hexdigest()
+    return entry_hashes(prev_hash, record)[0]
+
+
+def entry_hashes(prev_hash: str, record: dict[str, Any]) -> tuple[str, str]:
+    """(chain hash, Merkle leaf hash) of an entry, from one canonical encoding."""
+    data = canonical_bytes(record)
+    return hashlib.sha256(bytes.fromhex(prev_hash) + data).hexdigest(), leaf_hash(data).hex()

@@ -69,6 +69,7 @@ def _apply_confirmed(entry: JournalEntry, view: LedgerView, project: ProjectTota
         gross_fen=b["gross_fen"],
         fee_fen=b["fee_fen"],
         to_suspense=entry.decision == j.SUSPENSE,
+        donor_ref=b.get("donor_ref"),
     )
     view.dirty_donations.add(b["donation_id"])
     if project is None:

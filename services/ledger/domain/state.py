@@ -29,7 +29,7 @@ OPEN_STATES = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class ProjectTotals:
     """Per-project figures; every amount in fen of the project's currency."""
 
@@ -63,7 +63,7 @@ class ProjectTotals:
         return self.net_fen + self.offline_cash_fen + self.offline_sales_fen
 
 
-@dataclass
+@dataclass(slots=True)
 class DonationRecord:
     donation_id: str
     project_id: str
@@ -72,6 +72,7 @@ class DonationRecord:
     fee_fen: int
     refunded_fen: int = 0
     to_suspense: bool = False
+    donor_ref: str | None = None
 
     @property
     def refundable_fen(self) -> int:
@@ -85,7 +86,7 @@ class DisbursementStatus(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass
+@dataclass(slots=True)
 class DisbursementRecord:
     disbursement_id: str
     project_id: str
