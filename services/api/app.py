@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.api.producer import EventPublisher
-from services.api.routes import donations, pages, projects
+from services.api.routes import donations, pages, projects, transparency
 from services.ledger.queries import LedgerQueries
+from services.ledger.transparency import Transparency
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
 
@@ -27,6 +28,7 @@ def create_app(
     app.state.settings = settings
     app.state.queries = queries
     app.state.publisher = publisher
+    app.state.transparency = Transparency(queries.engine)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -37,5 +39,6 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(projects.router)
     app.include_router(donations.router)
+    app.include_router(transparency.router)
     app.include_router(health_router(checks))
     return app

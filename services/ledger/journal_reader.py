@@ -103,3 +103,20 @@ def iter_journal(engine: Engine, first_seq: int = 1, last_seq: int | None = None
                 row.seq, record, entry, problem, row.prev_hash, row.entry_hash, leaves.get(row.seq)
             )
         lo = hi + 1
+
+
+def iter_seqs(engine: Engine, seqs: list[int]) -> Iterator[StoredEntry]:
+    """The stored entries with these seqs (ascending), read in runs of consecutive seqs."""
+    if not seqs:
+        return
+    start = prev = seqs[0]
+    wanted = set(seqs)
+    for seq in [*seqs[1:], None]:
+        if seq is not None and seq - prev <= CHUNK // 10:
+            prev = seq
+            continue
+        for stored in iter_journal(engine, start, prev):
+            if stored.seq in wanted:
+                yield stored
+        if seq is not None:
+            start = prev = seq

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, select
 
 from services.ledger import tables as t
+from services.ledger.domain import accounts as acc
+from services.ledger.domain.disclosure import next_disclosure_due
+from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.lineage import Lineage, trace
 from services.ledger.domain.state import ProjectTotals
+from services.ledger.journal_reader import StoredEntry, iter_seqs
 from services.ledger.store import project_from_row
 
 
 def totals_view(p: ProjectTotals) -> dict[str, Any]:
+    due, rule = next_disclosure_due(p)
     return {
         "project_id": p.project_id,
         "name": p.plan.get("name", p.project_id),
@@ -37,6 +44,8 @@ def totals_view(p: ProjectTotals) -> dict[str, Any]:
         "leftover_fen": p.leftover_fen,
         "available_fen": p.fund_fen,
         "as_of_seq": p.last_entry_seq,
+        "disclosure_due": due.isoformat() if due else None,
+        "disclosure_rule": rule,
     }
 
 
@@ -74,3 +83,86 @@ class LedgerQueries:
             entry["body"] = json.loads(entry["body"])
             entry["postings"] = [[p["account"], p["currency"], p["amount"]] for p in legs]
             return entry
+
+    def donors_count(self, project_id: str) -> int:
+        """Distinct donors: one per donor_ref, and each gift without a ref counts as one donor."""
+        d = t.donations
+        where = and_(d.c.project_id == project_id, d.c.to_suspense.is_(False))
+        with self.engine.connect() as conn:
+            known = conn.scalar(select(func.count(func.distinct(d.c.donor_ref))).where(where)) or 0
+            anonymous = conn.scalar(select(func.count()).where(where, d.c.donor_ref.is_(None))) or 0
+        return int(known) + int(anonymous)
+
+    def balances_as_of(self, project_id: str, instant: datetime) -> dict[str, int]:
+        """The project's accounts as they stood at an effective time (later corrections included)."""
+        accounts = {"available_fen": acc.project_fund(project_id), "held_fen": acc.project_held(project_id)}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.postings.c.account, func.sum(t.postings.c.amount))
+                .join(t.journal, t.journal.c.seq == t.postings.c.seq)
+                .where(t.postings.c.account.in_(accounts.values()), t.journal.c.effective_at <= instant)
+                .group_by(t.postings.c.account)
+            ).all()
+        sums = {account: int(total) for account, total in rows}
+        return {name: sums.get(account, 0) for name, account in accounts.items()}
+
+    def project_entries(self, project_id: str) -> list[StoredEntry]:
+        with self.engine.connect() as conn:
+            seqs = list(
+                conn.scalars(
+                    select(t.journal.c.seq)
+                    .where(t.journal.c.project_id == project_id)
+                    .order_by(t.journal.c.seq)
+                )
+            )
+        return list(iter_seqs(self.engine, seqs))
+
+    def statement(self, project_id: str) -> list[dict[str, Any]]:
+        """Every entry of the project with its effect on the fund and the running balance."""
+        fund, held = acc.project_fund(project_id), acc.project_held(project_id)
+        balance = 0
+        lines = []
+        for stored in self.project_entries(project_id):
+            r = stored.record
+            change = sum(amount for account, _, amount in r["postings"] if account == fund)
+            held_change = sum(amount for account, _, amount in r["postings"] if account == held)
+            balance += change
+            lines.append(
+                {
+                    "seq": r["seq"],
+                    "entry_id": r["entry_id"],
+                    "kind": r["kind"],
+                    "decision": r["decision"],
+                    "reason": r["reason"],
+                    "effective_at": r["effective_at"],
+                    "recorded_at": r["recorded_at"],
+                    "fund_change_fen": change,
+                    "held_change_fen": held_change,
+                    "available_after_fen": balance,
+                }
+            )
+        return lines
+
+    def lineage(self, project_id: str) -> Lineage:
+        entries: list[JournalEntry] = [
+            s.entry for s in self.project_entries(project_id) if s.entry is not None
+        ]
+        return trace(entries)
+
+    def donation(self, donation_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.donations).where(t.donations.c.donation_id == donation_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            entry_id = conn.scalar(
+                select(t.journal.c.entry_id).where(
+                    t.journal.c.project_id == row["project_id"],
+                    t.journal.c.kind == "DonationConfirmed",
+                    t.journal.c.body.contains(f'"donation_id":"{donation_id}"'),
+                )
+            )
+        return {**dict(row), "entry_id": entry_id}

@@ -76,4 +76,4 @@ def project_totals(project_id: str, queries: QueriesDep) -> dict[str, Any]:
     project = queries.project(project_id)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
-    return totals_view(project)
+    return {**totals_view(project), "donors_count": queries.donors_count(project_id)}
