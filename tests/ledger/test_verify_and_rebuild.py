@@ -146,7 +146,8 @@ def _insert_head(engine, head: TreeHead, signature: bytes) -> None:  # type: ign
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signature) VALUES (:s, :r, :t, :g)"
+                "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signature) "
+                "VALUES (:s, :r, :t, :g)"
             ),
             {
                 "s": head.size,
@@ -180,5 +181,6 @@ def test_one_altered_byte_in_the_database_file_is_found(tmp_path: Path, key: Ed2
     assert not report.ok
     seq = next(i for i, e in enumerate(events, start=1) if e.event_id == gift.event_id)
     assert report.problems[0] == (
-        f"entry {seq} ({gift.event_id}, DonationConfirmed) was altered: its content no longer matches its chain hash"
+        f"entry {seq} ({gift.event_id}, DonationConfirmed) was altered: "
+        "its content no longer matches its chain hash"
     )
