@@ -1,0 +1,53 @@
+# Two commands matter: `make run` and `make test`. Everything else helps them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JARS := var/kafka-libs/.fetched
+
+.PHONY: run test test-unit test-integration test-long lint bench jars install clean reset
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The official broker jars from Maven Central, once, into git-ignored var/.
+$(JARS): deploy/kafka/pom.xml
+	mkdir -p var
+	cd deploy/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=../../var/kafka-libs -DincludeScope=runtime
+	touch $(JARS)
+
+jars: $(JARS)
+
+run: $(STAMP) $(JARS)
+	$(BIN)/charity-ledger run
+
+# Unit tests first (fast, no broker, no database server), then the integration
+# tests, which share one Kafka broker and one PostgreSQL for the whole run.
+test: $(STAMP) $(JARS)
+	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -m "integration"
+
+test-long: $(STAMP) $(JARS)
+	CHARITY_LONG_TESTS=1 $(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+bench: $(STAMP) $(JARS)
+	$(BIN)/charity-ledger bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+
+# Stops nothing: stop `make run` with Ctrl-C first. Deletes the local broker's
+# data and the SQLite ledger, so the next `make run` starts empty.
+reset:
+	rm -rf var/kafka var/ledger.db var/ledger.db-wal var/ledger.db-shm var/*.log
