@@ -1,70 +1,92 @@
-"""Streams the stored journal back in order, as canonical records and entries.
+"""Streams the stored journal back in order: each entry's canonical bytes, parsed.
 
-verify, rebuild and receipts all read the journal through here, so they agree
-on how a stored row becomes the record that was hashed.
+verify, rebuild and receipts all read entries through here. An entry is read
+from the exact bytes that were hashed (the `canonical` column), so what verify
+checks is precisely what rebuild replays and what a receipt proves; the other
+journal columns exist for queries and are checked against those bytes.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+import orjson
+from sqlalchemy import Engine, func, select, text
 
 from services.ledger import tables as t
-from services.ledger.domain.chain import iso_ms
 from services.ledger.domain.journal import JournalEntry, Posting, UnbalancedEntry
 from services.ledger.domain.money import Money
 
 CHUNK = 20_000
+_INDEXED = ("seq", "entry_id", "kind", "project_id", "decision")
 
 
 @dataclass(slots=True)
 class StoredEntry:
     seq: int
-    record: dict[str, Any]  # exactly what was hashed
-    entry: JournalEntry | None  # None when the stored postings do not balance
+    canonical: bytes  # exactly what was hashed
+    record: dict[str, Any]  # the canonical bytes, parsed
+    entry: JournalEntry | None  # None when the entry is malformed or unbalanced
     problem: str  # why entry is None
     prev_hash: str
     entry_hash: str
     leaf_hash: str | None
 
 
-def record_of(row: Any, legs: list[list[Any]]) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "entry_id": row.entry_id,
-        "kind": row.kind,
-        "project_id": row.project_id,
-        "effective_at": iso_ms(row.effective_at),
-        "recorded_at": iso_ms(row.recorded_at),
-        "decision": row.decision,
-        "reason": row.reason,
-        "body": json.loads(row.body),
-        "postings": legs,
-    }
+def _balanced(legs: list[list[Any]]) -> str:
+    sums: dict[str, int] = {}
+    for _, currency, amount in legs:
+        if type(amount) is not int:
+            return f"posting amount {amount!r} is not an integer"
+        sums[currency] = sums.get(currency, 0) + amount
+    off = {c: v for c, v in sums.items() if v}
+    return f"postings do not sum to zero: {off}" if off else ""
 
 
-def _entry(row: Any, record: dict[str, Any]) -> tuple[JournalEntry | None, str]:
+def _entry(row: Any, record: dict[str, Any], with_postings: bool) -> tuple[JournalEntry | None, str]:
+    if (row.seq, row.entry_id, row.kind, row.project_id, row.decision) != (
+        record.get("seq"),
+        record.get("entry_id"),
+        record.get("kind"),
+        record.get("project_id"),
+        record.get("decision"),
+    ):
+        mismatched = [c for c in _INDEXED if record.get(c) != getattr(row, c)]
+        return None, f"columns {', '.join(mismatched)} disagree with the hashed entry"
+    problem = _balanced(record["postings"])
+    if problem:
+        return None, problem
     try:
-        postings = tuple(Posting(a, Money(amount, c)) for a, c, amount in record["postings"])
-        return (
-            JournalEntry(
-                entry_id=row.entry_id,
-                kind=row.kind,
-                project_id=row.project_id,
-                effective_at=row.effective_at,
-                decision=row.decision,
-                reason=row.reason,
-                body=record["body"],
-                postings=postings,
-            ),
-            "",
+        # Replay and verify never look at Posting objects (projections read the
+        # body); building millions of them was most of their cost.
+        postings = (
+            tuple(Posting(a, Money(amount, c)) for a, c, amount in record["postings"])
+            if with_postings
+            else ()
         )
-    except (UnbalancedEntry, TypeError, ValueError) as exc:
-        return None, str(exc)
+        entry = JournalEntry(
+            entry_id=record["entry_id"],
+            kind=record["kind"],
+            project_id=record["project_id"],
+            effective_at=datetime.fromisoformat(record["effective_at"]),
+            decision=record["decision"],
+            reason=record["reason"],
+            body=record["body"],
+            postings=postings,
+        )
+    except (UnbalancedEntry, TypeError, ValueError, KeyError) as exc:
+        return None, f"malformed entry: {exc}"
+    return entry, ""
+
+
+_JOURNAL = text(
+    "SELECT seq, entry_id, kind, project_id, decision, canonical, prev_hash, entry_hash "
+    "FROM journal WHERE seq BETWEEN :lo AND :hi ORDER BY seq"
+)
+_LEAVES = text("SELECT seq, leaf_hash FROM merkle_leaves WHERE seq BETWEEN :lo AND :hi")
 
 
 def journal_size(engine: Engine) -> int:
@@ -72,41 +94,36 @@ def journal_size(engine: Engine) -> int:
         return int(conn.scalar(select(func.max(t.journal.c.seq))) or 0)
 
 
-def iter_journal(engine: Engine, first_seq: int = 1, last_seq: int | None = None) -> Iterator[StoredEntry]:
+def iter_journal(
+    engine: Engine, first_seq: int = 1, last_seq: int | None = None, *, with_postings: bool = True
+) -> Iterator[StoredEntry]:
+    """Stored entries in seq order. with_postings=False gives entries without
+    Posting objects (the record still has the postings, checked to balance)."""
     last = journal_size(engine) if last_seq is None else last_seq
     lo = first_seq
     while lo <= last:
         hi = min(lo + CHUNK - 1, last)
         with engine.connect() as conn:
-            rows = conn.execute(
-                select(t.journal).where(t.journal.c.seq.between(lo, hi)).order_by(t.journal.c.seq)
-            ).all()
-            legs: dict[int, list[list[Any]]] = {}
-            for p in conn.execute(
-                select(t.postings.c.seq, t.postings.c.account, t.postings.c.currency, t.postings.c.amount)
-                .where(t.postings.c.seq.between(lo, hi))
-                .order_by(t.postings.c.seq, t.postings.c.leg)
-            ):
-                legs.setdefault(p.seq, []).append([p.account, p.currency, p.amount])
-            leaves = {
-                seq: leaf
-                for seq, leaf in conn.execute(
-                    select(t.merkle_leaves.c.seq, t.merkle_leaves.c.leaf_hash).where(
-                        t.merkle_leaves.c.seq.between(lo, hi)
-                    )
-                )
-            }
+            bounds = {"lo": lo, "hi": hi}
+            rows = conn.execute(_JOURNAL, bounds).all()
+            leaves = {seq: leaf for seq, leaf in conn.execute(_LEAVES, bounds).all()}
         for row in rows:
-            record = record_of(row, legs.get(row.seq, []))
-            entry, problem = _entry(row, record)
+            data = row.canonical.encode("utf-8")
+            try:
+                record = orjson.loads(data)  # parsing only; canonical bytes are never re-encoded
+            except orjson.JSONDecodeError as exc:
+                record = {"seq": row.seq, "entry_id": row.entry_id, "kind": row.kind, "postings": []}
+                entry, problem = None, f"stored bytes are not JSON: {exc}"
+            else:
+                entry, problem = _entry(row, record, with_postings)
             yield StoredEntry(
-                row.seq, record, entry, problem, row.prev_hash, row.entry_hash, leaves.get(row.seq)
+                row.seq, data, record, entry, problem, row.prev_hash, row.entry_hash, leaves.get(row.seq)
             )
         lo = hi + 1
 
 
 def iter_seqs(engine: Engine, seqs: list[int]) -> Iterator[StoredEntry]:
-    """The stored entries with these seqs (ascending), read in runs of consecutive seqs."""
+    """The stored entries with these seqs (ascending), read in runs of nearby seqs."""
     if not seqs:
         return
     start = prev = seqs[0]

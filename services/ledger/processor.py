@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,11 @@ class BatchProcessor:
         batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
         checkpoint = Checkpoint(self.store, self.outputs, batch, self.view)
         decoded: list[tuple[RawRecord, ev.Event]] = []
-        for record in records:
+        # Kafka orders a project's events within one topic, not across topics.
+        # Within a batch, lifecycle events go first (a stable sort keeps each
+        # partition's order), so a gift fetched together with the opening of
+        # its project is booked to the open project, not to suspense.
+        for record in sorted(records, key=lambda r: r.topic != self.topics.projects):
             batch.offsets[(record.topic, record.partition)] = record.offset + 1
             event = self._decode(record, checkpoint)
             if event is not None:
@@ -217,8 +222,8 @@ class BatchProcessor:
         metrics.BATCH_SIZE.observe(size)
         metrics.APPLY_SECONDS.observe(seconds)
         metrics.DUPLICATES.inc(result.duplicates)
-        for entry, _ in batch.entries:
-            metrics.EVENTS_APPLIED.labels(entry.decision).inc()
+        for decision, count in Counter(entry.decision for entry, _ in batch.entries).items():
+            metrics.EVENTS_APPLIED.labels(decision).inc(count)
 
 
 def totals_event(project: ProjectTotals) -> ev.TotalsUpdated:

@@ -76,13 +76,8 @@ class LedgerQueries:
             row = conn.execute(select(t.journal).where(t.journal.c.entry_id == entry_id)).mappings().first()
             if row is None:
                 return None
-            legs = conn.execute(
-                select(t.postings).where(t.postings.c.seq == row["seq"]).order_by(t.postings.c.leg)
-            ).mappings()
-            entry = dict(row)
-            entry["body"] = json.loads(entry["body"])
-            entry["postings"] = [[p["account"], p["currency"], p["amount"]] for p in legs]
-            return entry
+        entry: dict[str, Any] = json.loads(row["canonical"])  # exactly what was hashed
+        return {**entry, "source": row["source"], "entry_hash": row["entry_hash"]}
 
     def donors_count(self, project_id: str) -> int:
         """Distinct donors: one per donor_ref, and each gift without a ref counts as one donor."""
@@ -162,7 +157,7 @@ class LedgerQueries:
                 select(t.journal.c.entry_id).where(
                     t.journal.c.project_id == row["project_id"],
                     t.journal.c.kind == "DonationConfirmed",
-                    t.journal.c.body.contains(f'"donation_id":"{donation_id}"'),
+                    t.journal.c.canonical.contains(f'"donation_id":"{donation_id}"'),
                 )
             )
         return {**dict(row), "entry_id": entry_id}

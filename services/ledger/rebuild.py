@@ -22,7 +22,7 @@ def replay(engine: Engine, progress: Progress | None = None) -> LedgerView:
     """Apply every stored decision again, in order. Never re-decides anything."""
     view = LedgerView()
     total = journal_size(engine)
-    for n, stored in enumerate(iter_journal(engine, last_seq=total), start=1):
+    for n, stored in enumerate(iter_journal(engine, last_seq=total, with_postings=False), start=1):
         if stored.entry is None:
             raise ValueError(
                 f"entry {stored.seq} ({stored.record['entry_id']}) is unbalanced: {stored.problem}"
@@ -63,7 +63,7 @@ def compare_with_live(engine: Engine, rebuilt: LedgerView) -> Comparison:
                     f"project {pid}.{key}: live {row_a[key]!r} != rebuilt {row_b[key]!r}"
                 )
     with engine.connect() as conn:
-        live_donations = {r.donation_id: tuple(r) for r in conn.execute(select(t.donations))}
+        live_donations = {r.donation_id: tuple(r) for r in conn.execute(select(t.donations)).all()}
         live_disbursements = {
             r["disbursement_id"]: disbursement_to_row(disbursement_from_row(r))
             for r in conn.execute(select(t.disbursements)).mappings()

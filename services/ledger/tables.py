@@ -32,7 +32,10 @@ journal = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("decision", String(16), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("body", Text, nullable=False),  # canonical JSON
+    # The exact bytes that were hashed (canonical JSON of the whole entry, see
+    # domain/chain.py): verify and rebuild read entries from here, so what is
+    # checked is what is replayed. The other columns are for queries.
+    Column("canonical", Text, nullable=False),
     Column("source", String(300), nullable=False),  # topic/partition/offset it came from
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),

@@ -140,12 +140,14 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
         producer.close()
 
     LedgerStore(make_engine(db_url)).migrate()  # so progress can be read before the ledger's first start
-    feeder = threading.Thread(target=producer_thread)
-    feeder.start()
     engine = make_engine(db_url, writer=False)
     log = tmp_path / "ledger.log"
-    applied_at_kill = []
+    applied_at_kill: list[int] = []
     process = spawn_ledger(env, log)
+    # As through the API: gifts are accepted only once the ledger shows the project open.
+    eventually(lambda: _count(engine, tmp_path) == 3 * len(PROJECTS), timeout=60, what="projects opened")
+    feeder = threading.Thread(target=producer_thread)
+    feeder.start()
     try:
         for _ in range(KILLS):
             # wait until it is demonstrably working, then kill it at a random moment

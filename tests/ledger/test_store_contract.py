@@ -12,9 +12,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from services.contracts.events import utc_now_ms
 from services.ledger import tables as t
 from services.ledger.domain.book import decide
-from services.ledger.domain.chain import GENESIS_HASH, chain_hash, entry_record
-from services.ledger.domain.journal import JournalEntry, Posting
-from services.ledger.domain.money import Money
+from services.ledger.domain.chain import GENESIS_HASH, canonical_bytes, hashes_of
+from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
 from services.ledger.migrate import alembic_config
@@ -115,30 +114,27 @@ def test_a_failing_batch_leaves_nothing_behind(store: LedgerStore) -> None:
 def test_entries_are_hash_chained_across_batches(store: LedgerStore) -> None:
     view = LedgerView()
     commit(store, view, f.opened_project("p1"))
-    commit(store, view, [f.confirmed("p1"), f.offline("p1")])
+    gift = f.confirmed("p1")
+    commit(store, view, [gift, f.offline("p1")])
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.journal).order_by(t.journal.c.seq)).mappings().all()
-        legs = conn.execute(select(t.postings).order_by(t.postings.c.seq, t.postings.c.leg)).mappings().all()
+        leaves = dict(conn.execute(select(t.merkle_leaves.c.seq, t.merkle_leaves.c.leaf_hash)).all())
     prev = GENESIS_HASH
     for row in rows:
-        entry = JournalEntry(
-            entry_id=row["entry_id"],
-            kind=row["kind"],
-            project_id=row["project_id"],
-            effective_at=row["effective_at"],
-            decision=row["decision"],
-            reason=row["reason"],
-            body=json.loads(row["body"]),
-            postings=tuple(
-                Posting(p["account"], Money(p["amount"], p["currency"]))
-                for p in legs
-                if p["seq"] == row["seq"]
-            ),
-        )
+        canonical = row["canonical"].encode("utf-8")
         assert row["prev_hash"] == prev
-        assert row["entry_hash"] == chain_hash(prev, entry_record(row["seq"], entry, row["recorded_at"]))
+        assert (row["entry_hash"], leaves[row["seq"]]) == hashes_of(prev, canonical)
+        record = json.loads(canonical)
+        assert (record["seq"], record["entry_id"], record["kind"]) == (
+            row["seq"],
+            row["entry_id"],
+            row["kind"],
+        )
+        assert canonical == canonical_bytes(record)  # stored in canonical form
         prev = row["entry_hash"]
     assert len(rows) == 5
+    gift_record = json.loads(rows[3]["canonical"])
+    assert gift_record["entry_id"] == gift.event_id and "display_name" not in gift_record["body"]
 
 
 def test_migrating_twice_is_harmless_and_reaches_the_head_revision(store: LedgerStore) -> None:

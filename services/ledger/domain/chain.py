@@ -48,5 +48,9 @@ def chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
 
 def entry_hashes(prev_hash: str, record: dict[str, Any]) -> tuple[str, str]:
     """(chain hash, Merkle leaf hash) of an entry, from one canonical encoding."""
-    data = canonical_bytes(record)
-    return hashlib.sha256(bytes.fromhex(prev_hash) + data).hexdigest(), leaf_hash(data).hex()
+    return hashes_of(prev_hash, canonical_bytes(record))
+
+
+def hashes_of(prev_hash: str, canonical: bytes) -> tuple[str, str]:
+    """(chain hash, Merkle leaf hash) of an entry's canonical bytes."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest(), leaf_hash(canonical).hex()

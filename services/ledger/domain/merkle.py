@@ -51,6 +51,9 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def canonical_entry_bytes(entry: Mapping[str, object]) -> bytes:
     """The bytes of a journal entry that its leaf hashes.
 
@@ -63,14 +66,24 @@ def canonical_entry_bytes(entry: Mapping[str, object]) -> bytes:
 
 
 def _reject_floats(value: object) -> None:
-    if isinstance(value, float):
-        raise TypeError("a journal entry must not contain floats")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+    # Iterative, with exact type checks first: this runs on every entry that
+    # verify and rebuild read back, so it must cost little next to hashing.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _PLAIN_SCALARS:
+            continue
+        if kind is dict:
+            stack.extend(item.values())  # type: ignore[attr-defined]
+        elif kind is list or kind is tuple:
+            stack.extend(item)  # type: ignore[arg-type]
+        elif isinstance(item, float):
+            raise TypeError("a journal entry must not contain floats")
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def _split(n: int) -> int:
