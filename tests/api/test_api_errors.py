@@ -1,0 +1,136 @@
+"""Bad input gets a 4xx naming the problem; an unreachable broker gets a 503. Nothing is published."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.api.producer import KafkaEventPublisher
+from services.contracts.topics import Topics
+from services.ledger.db import make_engine
+from services.ledger.processor import BatchProcessor
+from services.ledger.queries import LedgerQueries
+from services.ledger.store import LedgerStore
+from services.platform.settings import Settings
+from tests.fixtures import factories as f
+from tests.fixtures.kafka import free_ports
+from tests.fixtures.outputs import RecordingOutput
+from tests.ledger.test_verify_and_rebuild import feed
+
+STAFF = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def http(tmp_path: Path) -> Iterator[TestClient]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = LedgerStore(make_engine(url))
+    store.migrate()
+    feed(
+        BatchProcessor(store, RecordingOutput(), Topics(""), "g"),
+        [*f.opened_project("open"), f.registered("new")],
+    )
+    # Nothing listens on this port: any publish must fail with a 503.
+    dead_broker = f"127.0.0.1:{free_ports(1)[0]}"
+    settings = Settings(
+        database_url=url, staff_token="s3cret", kafka_bootstrap=dead_broker, produce_timeout_s=1.0
+    )
+    app = create_app(
+        settings,
+        LedgerQueries(make_engine(url, writer=False)),
+        KafkaEventPublisher(dead_broker, Topics(""), timeout_s=1.0),
+        {},
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def gift(**overrides: object) -> dict[str, object]:
+    return {
+        "project_id": "open",
+        "donation_id": "d1",
+        "provider_charge_id": "c1",
+        "gross_fen": 5000,
+        **overrides,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"gross_fen": 50.5}, "gross_fen", "valid integer"),
+        ({"gross_fen": "5000"}, "gross_fen", "valid integer"),
+        ({"gross_fen": -1}, "gross_fen", "greater than 0"),
+        ({"gross_fen": 0}, "gross_fen", "greater than 0"),
+        ({"currency": "RMB"}, "currency", "unknown currency 'RMB'"),
+        ({"donation_id": "x" * 65}, "donation_id", "pattern"),
+        ({"display_name": "名" * 51}, "display_name", "at most 50"),
+        ({"fee_fen": 6000}, "body", "fee_fen exceeds gross_fen"),
+        ({"channel": "fax"}, "body", "unknown channel 'fax'"),
+        ({"surprise": 1}, "surprise", "Extra inputs"),
+    ],
+)
+def test_invalid_donations_are_refused_with_the_field_named(
+    http: TestClient, overrides: dict[str, object], field: str, words: str
+) -> None:
+    response = http.post("/api/internal/donations/confirmed", json=gift(**overrides), headers=STAFF)
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert any(p["field"] == field and words in p["problem"] for p in problems), problems
+
+
+def test_the_stand_in_payment_endpoint_is_not_public(http: TestClient) -> None:
+    assert http.post("/api/internal/donations/confirmed", json=gift()).status_code == 401
+    wrong = {"Authorization": "Bearer guess"}
+    assert http.post("/api/internal/donations/confirmed", json=gift(), headers=wrong).status_code == 401
+
+
+def test_unknown_or_closed_projects_are_refused(http: TestClient) -> None:
+    response = http.post("/api/internal/donations/confirmed", json=gift(project_id="ghost"), headers=STAFF)
+    assert response.status_code == 404 and "unknown project 'ghost'" in response.json()["detail"]
+    response = http.post("/api/internal/donations/confirmed", json=gift(project_id="new"), headers=STAFF)
+    assert response.status_code == 409 and "not fundraising" in response.json()["detail"]
+    assert http.get("/api/projects/ghost/totals").status_code == 404
+
+
+def test_a_broker_that_does_not_acknowledge_gives_503_and_retry_after(http: TestClient) -> None:
+    response = http.post("/api/internal/donations/confirmed", json=gift(), headers=STAFF)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "nothing was recorded" in response.json()["detail"]
+
+
+def test_registration_validates_the_plan(http: TestClient) -> None:
+    body = {
+        "project_id": "p9",
+        "name": "",
+        "organisation": "o",
+        "certificate_no": "c",
+        "purpose": "p",
+        "goal_fen": 1.0,
+        "starts_on": "2026-05-01",
+        "ends_on": "2026-01-01",
+        "beneficiaries": "b",
+        "use_of_funds": "u",
+        "leftover_handling": "l",
+    }
+    problems = http.post("/api/projects", json=body, headers=STAFF).json()["problems"]
+    fields = {p["field"] for p in problems}
+    assert {"name", "goal_fen"} <= fields
+
+
+def test_staff_endpoints_are_closed_without_a_configured_token(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    LedgerStore(make_engine(url)).migrate()
+    app = create_app(
+        Settings(database_url=url, staff_token=""),
+        LedgerQueries(make_engine(url, writer=False)),
+        KafkaEventPublisher("127.0.0.1:1", Topics("")),
+        {},
+    )
+    with TestClient(app) as client:
+        response = client.post("/api/internal/donations/confirmed", json=gift(), headers=STAFF)
+    assert response.status_code == 403 and "disabled" in response.json()["detail"]
