@@ -204,6 +204,8 @@ class BatchProcessor:
                 channel=event.channel,
                 venue_id=event.venue_id,
                 shown_name=name,
+                # Shown only after the display's moderation step; never written to the journal.
+                message=event.message,
             )
         if isinstance(event, ev.OfflineDonationRecorded):
             return ev.DonationFeedItem(

@@ -58,6 +58,7 @@ DEMO_PROJECTS: list[dict[str, Any]] = [
 
 DONORS = ["王小明", "李娜", "张伟", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴芳"]
 ANONYMITY = ["masked", "masked", "anonymous", "named", "excluded"]
+MESSAGES = [None, None, None, "愿长者吃得暖、吃得好", "加油！", "一点心意", "希望孩子们健康成长"]
 
 
 def project_payload(p: dict[str, Any]) -> dict[str, Any]:
@@ -124,5 +125,6 @@ def post_random_donation(http: httpx.Client, rng: random.Random | None = None) -
             "venue_id": rng.choice([None, "botanic-garden", "community-centre"]),
             "anonymity": rng.choice(ANONYMITY),
             "display_name": rng.choice(DONORS),
+            "message": rng.choice(MESSAGES),
         },
     ).raise_for_status()
