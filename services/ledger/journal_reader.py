@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, TextClause, bindparam, func, select, text
 
 from services.ledger import tables as t
 from services.ledger.domain.journal import JournalEntry, Posting, UnbalancedEntry
@@ -86,6 +86,18 @@ _JOURNAL = text(
     "SELECT seq, entry_id, kind, project_id, decision, canonical, prev_hash, entry_hash "
     "FROM journal WHERE seq BETWEEN :lo AND :hi ORDER BY seq"
 )
+
+
+def _journal_of_projects(dialect: str) -> TextClause:
+    # SQLite would otherwise pick the project_id index and visit every entry of
+    # each project once per chunk; the unary + keeps it on the seq range.
+    column = "+project_id" if dialect == "sqlite" else "project_id"
+    return text(
+        "SELECT seq, entry_id, kind, project_id, decision, canonical, prev_hash, entry_hash "
+        f"FROM journal WHERE seq BETWEEN :lo AND :hi AND {column} IN :projects ORDER BY seq"
+    ).bindparams(bindparam("projects", expanding=True))
+
+
 _LEAVES = text("SELECT seq, leaf_hash FROM merkle_leaves WHERE seq BETWEEN :lo AND :hi")
 
 
@@ -95,17 +107,28 @@ def journal_size(engine: Engine) -> int:
 
 
 def iter_journal(
-    engine: Engine, first_seq: int = 1, last_seq: int | None = None, *, with_postings: bool = True
+    engine: Engine,
+    first_seq: int = 1,
+    last_seq: int | None = None,
+    *,
+    with_postings: bool = True,
+    projects: frozenset[str] | None = None,
 ) -> Iterator[StoredEntry]:
-    """Stored entries in seq order. with_postings=False gives entries without
-    Posting objects (the record still has the postings, checked to balance)."""
+    """Stored entries in seq order, of some projects only if `projects` is given.
+
+    with_postings=False gives entries without Posting objects (the record still
+    has the postings, checked to balance)."""
     last = journal_size(engine) if last_seq is None else last_seq
     lo = first_seq
     while lo <= last:
         hi = min(lo + CHUNK - 1, last)
         with engine.connect() as conn:
             bounds = {"lo": lo, "hi": hi}
-            rows = conn.execute(_JOURNAL, bounds).all()
+            if projects is None:
+                rows = conn.execute(_JOURNAL, bounds).all()
+            else:
+                query = _journal_of_projects(engine.dialect.name)
+                rows = conn.execute(query, {**bounds, "projects": sorted(projects)}).all()
             leaves = {seq: leaf for seq, leaf in conn.execute(_LEAVES, bounds).all()}
         for row in rows:
             data = row.canonical.encode("utf-8")

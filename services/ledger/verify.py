@@ -1,34 +1,45 @@
 """`charity-ledger verify`: re-check everything the ledger claims, from the stored data.
 
-1. every entry: contiguous seq, prev_hash links to the entry before, the stored
-   chain hash and Merkle leaf equal the ones recomputed from its stored bytes,
-   its query columns agree with those bytes, and its postings sum to zero per
-   currency; the postings table sums per account to what the entries say;
-2. every stored tree head: its root equals the root recomputed at its size, and
-   its Ed25519 signature is valid;
-3. projections rebuilt from the journal equal the live ones.
-It stops at the first bad entry and names it.
+1. every entry: its stored chain hash and Merkle leaf equal the ones
+   recomputed from its stored bytes, its query columns agree with those bytes,
+   and its postings sum to zero per currency;
+2. the chain: contiguous seq, each prev_hash is the entry_hash before it, and
+   the chain head row points at the last entry;
+3. the postings table sums per account to what the hashed entries say;
+4. every stored tree head: its root equals the root recomputed at its size,
+   and its Ed25519 signature is valid;
+5. projections rebuilt from the journal equal the live ones.
+It reports the first bad entry (lowest seq) by name.
+
+Large journals are checked by two worker processes, each taking the entries
+of half the projects (1 and 5 are per project, so they split cleanly), while
+this process walks the chain links and rebuilds the Merkle tree (2 and 4).
 """
 
 from __future__ import annotations
 
 import base64
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from services.ledger import tables as t
+from services.ledger.db import make_engine
 from services.ledger.domain.chain import GENESIS_HASH, hashes_of
 from services.ledger.domain.merkle import MerkleTree, TreeHead
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
-from services.ledger.journal_reader import StoredEntry, iter_journal, journal_size
+from services.ledger.journal_reader import CHUNK, StoredEntry, iter_journal, journal_size
 from services.ledger.rebuild import compare_with_live
 from services.ledger.tree_signing import verify_tree_head
 
 Progress = Callable[[int, int], None]
+# Below this, starting worker processes costs more than it saves.
+PARALLEL_FROM = 50_000
 
 
 @dataclass
@@ -43,60 +54,46 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(
-    engine: Engine, public_key: Ed25519PublicKey | None, progress: Progress | None = None
-) -> VerifyReport:
-    report = VerifyReport()
+@dataclass
+class PartResult:
+    """What one worker found in the entries of its projects."""
+
+    entries: int = 0
+    first_bad: tuple[int, str] | None = None  # (seq, problem)
+    account_sums: dict[str, int] = field(default_factory=dict)
+    differences: list[str] = field(default_factory=list)
+
+
+def check_entries(engine: Engine, last_seq: int, projects: frozenset[str] | None) -> PartResult:
+    """Steps 1 and 5 for the entries of `projects` (all if None)."""
+    result = PartResult()
     view = LedgerView()
-    prev = GENESIS_HASH
-    account_sums: dict[str, int] = {}
-    total = journal_size(engine)
-    for stored in iter_journal(engine, last_seq=total, with_postings=False):
-        report.entries += 1
-        entry_hash, leaf = hashes_of(prev, stored.canonical)
-        if (
-            stored.seq == report.entries
-            and stored.prev_hash == prev
-            and entry_hash == stored.entry_hash
-            and stored.leaf_hash == leaf
-            and stored.entry is not None
-        ):
-            problem = ""
-        else:
-            where = f"entry {stored.seq} ({stored.record.get('entry_id')}, {stored.record.get('kind')})"
-            problem = _first_problem(stored, report.entries, prev, where, entry_hash, leaf)
-        if problem:
-            report.problems.append(problem)
-            return report
-        assert stored.entry is not None
+    for stored in iter_journal(engine, last_seq=last_seq, with_postings=False, projects=projects):
+        result.entries += 1
+        entry_hash, leaf = hashes_of(stored.prev_hash, stored.canonical)
+        if entry_hash != stored.entry_hash or stored.leaf_hash != leaf or stored.entry is None:
+            result.first_bad = (stored.seq, _entry_problem(stored, entry_hash, leaf))
+            return result
         apply_entry(stored.entry, view)
         for account, _currency, amount in stored.record["postings"]:
-            account_sums[account] = account_sums.get(account, 0) + amount
+            result.account_sums[account] = result.account_sums.get(account, 0) + amount
         project = view.projects.get(stored.entry.project_id)
         if project is not None:
             project.last_entry_seq = stored.seq
-        report.tree.append(bytes.fromhex(leaf))
-        prev = stored.entry_hash
-        if progress is not None and (report.entries % 10_000 == 0 or report.entries == total):
-            progress(report.entries, total)
-    _check_chain_head(engine, report, prev)
-    if report.ok:
-        _check_postings_table(engine, report, account_sums)
-    if report.ok:
-        _check_tree_heads(engine, report, public_key)
-    if report.ok:
-        comparison = compare_with_live(engine, view)
-        report.problems.extend(f"projection differs from a rebuild: {d}" for d in comparison.differences[:20])
-    return report
+    result.differences = compare_with_live(engine, view, projects).differences[:20]
+    return result
 
 
-def _first_problem(
-    stored: StoredEntry, expected_seq: int, prev: str, where: str, entry_hash: str, leaf: str
-) -> str:
-    if stored.seq != expected_seq:
-        return f"seq {stored.seq} follows {expected_seq - 1}: entries are missing"
-    if stored.prev_hash != prev:
-        return f"{where} does not link to the entry before it"
+def _check_entries_in_worker(url: str, last_seq: int, projects: frozenset[str]) -> PartResult:
+    engine = make_engine(url, writer=False)
+    try:
+        return check_entries(engine, last_seq, projects)
+    finally:
+        engine.dispose()
+
+
+def _entry_problem(stored: StoredEntry, entry_hash: str, leaf: str) -> str:
+    where = f"entry {stored.seq} ({stored.record.get('entry_id')}, {stored.record.get('kind')})"
     if entry_hash != stored.entry_hash:
         return f"{where} was altered: its content no longer matches its chain hash"
     if stored.leaf_hash != leaf:
@@ -104,13 +101,89 @@ def _first_problem(
     return f"{where} is invalid: {stored.problem}"
 
 
-def _check_chain_head(engine: Engine, report: VerifyReport, last_hash: str) -> None:
+def verify(
+    engine: Engine,
+    public_key: Ed25519PublicKey | None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    report = VerifyReport()
+    total = journal_size(engine)
+    workers = workers or (2 if total >= PARALLEL_FROM else 1)
+    if workers == 1:
+        parts = [check_entries(engine, total, None)]
+        bad_link = _walk_chain(engine, report, total, progress)
+    else:
+        with engine.connect() as conn:
+            projects = sorted(conn.scalars(select(t.journal.c.project_id).distinct()))
+        shares = [frozenset(projects[i::workers]) for i in range(workers)]
+        url = engine.url.render_as_string(hide_password=False)
+        # spawn, not fork: the caller may have threads (Kafka clients, servers).
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(_check_entries_in_worker, url, total, share) for share in shares]
+            bad_link = _walk_chain(engine, report, total, progress)
+            parts = [f.result() for f in futures]
+    bad = [p.first_bad for p in parts if p.first_bad] + ([bad_link] if bad_link else [])
+    if bad:
+        report.problems.append(min(bad)[1])
+        return report
+    if sum(p.entries for p in parts) != total:
+        report.problems.append(f"{total - sum(p.entries for p in parts)} entries belong to no project")
+        return report
+    _check_chain_head(engine, report)
+    sums: dict[str, int] = {}
+    for part in parts:
+        for account, amount in part.account_sums.items():
+            sums[account] = sums.get(account, 0) + amount
+    if report.ok:
+        _check_postings_table(engine, report, sums)
+    if report.ok:
+        _check_tree_heads(engine, report, public_key)
+    if report.ok:
+        differences = [d for p in parts for d in p.differences]
+        report.problems.extend(f"projection differs from a rebuild: {d}" for d in differences[:20])
+    return report
+
+
+def _walk_chain(
+    engine: Engine, report: VerifyReport, total: int, progress: Progress | None
+) -> tuple[int, str] | None:
+    """Steps 2 and the tree: links between consecutive entries, and the Merkle tree from stored leaves.
+
+    The leaves themselves are checked against each entry's bytes by check_entries."""
+    prev = GENESIS_HASH
+    links = text("SELECT seq, prev_hash, entry_hash FROM journal WHERE seq BETWEEN :lo AND :hi ORDER BY seq")
+    leaves = text("SELECT seq, leaf_hash FROM merkle_leaves WHERE seq BETWEEN :lo AND :hi ORDER BY seq")
+    for lo in range(1, total + 1, CHUNK):
+        bounds = {"lo": lo, "hi": min(lo + CHUNK - 1, total)}
+        with engine.connect() as conn:
+            chunk = conn.execute(links, bounds).all()
+            leaf_rows = conn.execute(leaves, bounds).all()
+        for seq, prev_hash, entry_hash in chunk:
+            report.entries += 1
+            if seq != report.entries:
+                return seq, f"seq {seq} follows {report.entries - 1}: entries are missing"
+            if prev_hash != prev:
+                return seq, f"entry {seq} does not link to the entry before it"
+            prev = entry_hash
+        for seq, leaf in leaf_rows:
+            if seq != report.tree.size + 1:
+                return seq, f"entry {seq} has no Merkle leaf"
+            report.tree.append(bytes.fromhex(leaf))
+        if progress is not None:
+            progress(report.entries, total)
+    return None
+
+
+def _check_chain_head(engine: Engine, report: VerifyReport) -> None:
     with engine.connect() as conn:
         head = conn.execute(select(t.chain_head)).one()
-    if head.seq != report.entries or head.entry_hash != last_hash:
+        last = conn.scalar(select(t.journal.c.entry_hash).where(t.journal.c.seq == report.entries))
+    if head.seq != report.entries or head.entry_hash != (last or GENESIS_HASH):
         report.problems.append(
             f"the chain head says {head.seq} entries ending in {head.entry_hash[:12]}…, "
-            f"the journal holds {report.entries} ending in {last_hash[:12]}…"
+            f"the journal holds {report.entries} ending in {(last or GENESIS_HASH)[:12]}…"
         )
 
 
@@ -123,7 +196,6 @@ def _check_postings_table(engine: Engine, report: VerifyReport, expected: dict[s
                 select(t.postings.c.account, func.sum(t.postings.c.amount)).group_by(t.postings.c.account)
             )
         }
-    expected = {a: s for a, s in expected.items() if s or a in stored}
     for account in sorted(set(stored) | set(expected)):
         if stored.get(account, 0) != expected.get(account, 0):
             report.problems.append(

@@ -81,9 +81,12 @@ def ledger_with_history(
     return store, signer, gift.event_id
 
 
-def test_a_clean_ledger_verifies_and_rebuilds_to_the_live_projections(ledger_with_history, key) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_clean_ledger_verifies_and_rebuilds_to_the_live_projections(
+    ledger_with_history, key, workers
+) -> None:  # type: ignore[no-untyped-def]
     store, _, _ = ledger_with_history
-    report = verify(store.engine, key.public_key())
+    report = verify(store.engine, key.public_key(), workers=workers)
     assert report.ok, report.problems
     assert report.entries == 17 and report.tree_heads == 2
     rebuilt = replay(store.engine)
@@ -158,7 +161,10 @@ def _insert_head(engine, head: TreeHead, signature: bytes) -> None:  # type: ign
         )
 
 
-def test_one_altered_byte_in_the_database_file_is_found(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_altered_byte_in_the_database_file_is_found(
+    tmp_path: Path, key: Ed25519PrivateKey, workers: int
+) -> None:
     from services.ledger.db import make_engine
 
     path = tmp_path / "ledger.db"
@@ -177,7 +183,7 @@ def test_one_altered_byte_in_the_database_file_is_found(tmp_path: Path, key: Ed2
     assert at > 0 and data.find(needle, at + 1) == -1
     data[at + len(needle) - 3] ^= 0x01  # ch-gift-1 -> ch-gjft-1 (same length: the file stays valid)
     path.write_bytes(bytes(data))
-    report = verify(make_engine(f"sqlite:///{path}"), key.public_key())
+    report = verify(make_engine(f"sqlite:///{path}"), key.public_key(), workers=workers)
     assert not report.ok
     with sqlite3.connect(path) as raw:
         (seq,) = raw.execute("SELECT seq FROM journal WHERE entry_id = ?", (gift.event_id,)).fetchone()
