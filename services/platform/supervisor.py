@@ -127,7 +127,7 @@ def _print_urls(settings: Settings, services: list[str]) -> None:
     ]
     if "display" in services:
         lines.append(
-            f"  Venue screen               http://127.0.0.1:{settings.display_port}/screens/botanic-garden"
+            f"  Venue screen               http://127.0.0.1:{settings.display_port}/screen/botanic-garden"
         )
     lines += [
         f"  Staff token                {settings.staff_token}",
