@@ -144,15 +144,17 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
     log = tmp_path / "ledger.log"
     applied_at_kill: list[int] = []
     process = spawn_ledger(env, log)
-    # As through the API: gifts are accepted only once the ledger shows the project open.
-    eventually(lambda: _count(engine, tmp_path) == 3 * len(PROJECTS), timeout=60, what="projects opened")
-    feeder = threading.Thread(target=producer_thread)
-    feeder.start()
+    feeder = threading.Thread(target=producer_thread, daemon=True)
     try:
+        # As through the API: gifts are accepted only once the ledger shows the project open.
+        eventually(lambda: _count(engine, tmp_path) == 3 * len(PROJECTS), timeout=60, what="projects opened")
+        feeder.start()
         for _ in range(KILLS):
             # wait until it is demonstrably working, then kill it at a random moment
             eventually(
-                lambda: _count(engine, tmp_path) > (applied_at_kill[-1] if applied_at_kill else 0),
+                lambda: (
+                    _count(engine, tmp_path) > (applied_at_kill[-1] if applied_at_kill else 3 * len(PROJECTS))
+                ),
                 timeout=60,
                 what="ledger progress",
             )
