@@ -41,7 +41,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check services tests
 	$(BIN)/mypy
 
+# Display fan-out and latency first (docs/display.md), then the ledger: ingest on
+# both backends, then rebuild/verify/receipts on 1,000,000 entries. The last
+# line is the ledger's JSON figures.
 bench: $(STAMP) $(JARS)
+	$(BIN)/python -m services.display.bench
 	$(BIN)/charity-ledger bench
 
 clean:
