@@ -7,7 +7,8 @@ stdin (or after ``--max-seconds``) writes what it saw as JSON to ``--out``.
 
 What is recorded per stream, with wall-clock arrival times:
 * ``totals``: (time, project, as_of_seq) each time a project's as_of_seq moves on;
-* ``feed``: (time, seq) for each gift in the feed.
+* ``feed``: (time, seq) for each gift in the feed, once (gifts of different projects
+  may come in another order than their seq: they travel on different partitions).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Stream:
     totals: list[tuple[float, str, int]] = field(default_factory=list)
     feed: list[tuple[float, int]] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
-    last_gift: int = 0
+    gifts: set[int] = field(default_factory=set)
     status: int = 0
     ended: bool = False
 
@@ -83,8 +84,8 @@ class Probe(asyncio.Protocol):
                     stream.totals.append((now, project, seq))
         for match in _GIFT.finditer(window):
             seq = int(match.group(1))
-            if seq > stream.last_gift:
-                stream.last_gift = seq
+            if seq not in stream.gifts:
+                stream.gifts.add(seq)
                 if record:
                     stream.feed.append((now, seq))
 
