@@ -26,7 +26,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -61,6 +60,7 @@ from services.ledger.store import LedgerStore
 from services.platform.kafka_admin import delete_topics, ensure_topics, wait_for_broker
 from services.platform.kafka_io import make_producer
 from services.platform.kafka_launcher import LocalKafka
+from services.platform.ports import free_ports
 from services.platform.settings import REPO_ROOT, VAR_DIR, Settings
 
 BACKENDS = ("sqlite", "postgresql")
@@ -119,17 +119,6 @@ class Out:
     def __call__(self, line: str) -> None:
         if not self.quiet:
             print(line, flush=True)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 # --- what the benchmark runs against --------------------------------------------------
