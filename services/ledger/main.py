@@ -33,6 +33,7 @@ class LedgerApp:
     consumer: LedgerConsumer
     output: KafkaOutput
     signer: TreeHeadSigner
+    signer_output: KafkaOutput
 
 
 def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
@@ -72,8 +73,9 @@ def bootstrap(settings: Settings) -> LedgerApp:
     )
     key = load_or_create_signing_key(Path(settings.signing_key_path))
     # The signer has its own producer: it runs in another thread than the batches.
-    signer = TreeHeadSigner(engine, key, KafkaOutput(make_producer(settings.kafka_bootstrap)), topics)
-    return LedgerApp(store, processor, consumer, output, signer)
+    signer_output = KafkaOutput(make_producer(settings.kafka_bootstrap))
+    signer = TreeHeadSigner(engine, key, signer_output, topics)
+    return LedgerApp(store, processor, consumer, output, signer, signer_output)
 
 
 def sign_tree_heads(signer: TreeHeadSigner, stop: threading.Event, every_s: float) -> None:
@@ -113,5 +115,6 @@ def run(settings: Settings | None = None) -> None:
     finally:
         app.consumer.close()
         app.output.close()
+        app.signer_output.close()
         server.should_exit = True
         log.info("ledger stopped")
