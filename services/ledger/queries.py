@@ -157,7 +157,7 @@ class LedgerQueries:
                 select(t.journal.c.entry_id).where(
                     t.journal.c.project_id == row["project_id"],
                     t.journal.c.kind == "DonationConfirmed",
-                    t.journal.c.canonical.contains(f'"donation_id":"{donation_id}"'),
+                    t.journal.c.canonical.contains(f'"donation_id":"{donation_id}"', autoescape=True),
                 )
             )
         return {**dict(row), "entry_id": entry_id}
