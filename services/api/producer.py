@@ -43,7 +43,7 @@ class KafkaEventPublisher:
                     self._bootstrap,
                     max_block_ms=timeout_ms,
                     request_timeout_ms=timeout_ms,
-                    delivery_timeout_ms=max(timeout_ms, 2 * timeout_ms),
+                    delivery_timeout_ms=2 * timeout_ms,  # room for one retry inside the wait
                     client_id="charity-api",
                 )
             return self._producer
