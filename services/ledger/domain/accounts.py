@@ -44,7 +44,3 @@ def suspense(project_id: str) -> str:
 
 PAYOUT = "payout"
 REFUNDS = "refunds"
-
-
-def must_stay_non_negative(account: str) -> bool:
-    return account.startswith(("project:", "suspense:"))

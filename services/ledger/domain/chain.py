@@ -42,10 +42,6 @@ def entry_record(seq: int, entry: JournalEntry, recorded_at: datetime) -> dict[s
     }
 
 
-def chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    return entry_hashes(prev_hash, record)[0]
-
-
 def entry_hashes(prev_hash: str, record: dict[str, Any]) -> tuple[str, str]:
     """(chain hash, Merkle leaf hash) of an entry, from one canonical encoding."""
     return hashes_of(prev_hash, canonical_bytes(record))
