@@ -8,6 +8,7 @@ generation (inclusion proof against the signed head, with its DB reads).
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.bench import workload
 from services.contracts import events as ev
 from services.contracts.topics import Topics
 from services.ledger.db import make_engine
@@ -38,55 +40,20 @@ class _NoOutput:
         pass
 
 
-def _events(n: int, rng: random.Random) -> Any:
-    now = ev.utc_now_ms()
-    common: dict[str, Any] = {"occurred_at": now, "actor": "bench"}
-    for p in range(PROJECTS):
-        pid = f"bench-{p:03d}"
-        yield ev.ProjectRegistered(
-            event_id=ev.derived_id("bench-reg", pid),
-            project_id=pid,
-            name=f"项目{p}",
-            organisation="园区慈善总会",
-            certificate_no="CSZ-1",
-            purpose="助餐",
-            goal_fen=10**9,
-            currency="CNY",
-            starts_on="2026-01-01",
-            ends_on="2026-12-31",
-            beneficiaries="老人",
-            use_of_funds="餐费",
-            cost_cap_bp=1000,
-            leftover_handling="转入同类项目",
-            **common,
-        )
-        yield ev.ProjectApproved(
-            event_id=ev.derived_id("bench-ok", pid), project_id=pid, approval_ref="A", **common
-        )
-        yield ev.FundraisingOpened(event_id=ev.derived_id("bench-open", pid), project_id=pid, **common)
-    for i in range(n - 3 * PROJECTS):
-        gross = rng.randint(100, 100_000)
-        yield ev.DonationConfirmed(
-            event_id=ev.derived_id("bench-gift", str(i)),
-            project_id=f"bench-{rng.randrange(PROJECTS):03d}",
-            donation_id=f"g{i}",
-            provider="sandbox",
-            provider_charge_id=f"c{i}",
-            gross_fen=gross,
-            fee_fen=gross * 6 // 1000,
-            currency="CNY",
-            channel="qr",
-            anonymity="anonymous",
-            **common,
-        )
-
-
-def build_journal(url: str, n: int, seed: int = 1) -> LedgerStore:
+def build_journal(url: str, n: int, sample_every: int = 997) -> tuple[LedgerStore, list[str]]:
+    """A journal of n entries (the ingest benchmark's workload); returns a sample of gift event ids."""
     store = LedgerStore(make_engine(url))
     store.migrate()
     view = LedgerView()
     batch = Batch(group_id="bench", recorded_at=ev.utc_now_ms())
-    for event in _events(n, random.Random(seed)):
+    now = ev.utc_now_ms()
+    ids = workload.project_ids(PROJECTS)
+    setup = workload.opened_projects(ids, now)
+    gifts = workload.confirmed_gifts(n - len(setup), ids, now)
+    sample: list[str] = []
+    for i, event in enumerate(itertools.chain(setup, gifts)):
+        if i >= len(setup) and i % sample_every == 0:
+            sample.append(event.event_id)
         entry = decide(event, view)
         apply_entry(entry, view)
         batch.entries.append((entry, "bench/0/0"))
@@ -97,12 +64,12 @@ def build_journal(url: str, n: int, seed: int = 1) -> LedgerStore:
             batch = Batch(group_id="bench", recorded_at=ev.utc_now_ms())
     if batch.entries:
         store.commit_batch(batch, view)
-    return store
+    return store, sample
 
 
 def run(url: str, n: int, receipts: int = 1_000) -> dict[str, float]:
     started = time.perf_counter()
-    store = build_journal(url, n)
+    store, gift_ids = build_journal(url, n)
     build_s = time.perf_counter() - started
     key = Ed25519PrivateKey.generate()
     TreeHeadSigner(store.engine, key, _NoOutput(), Topics("")).publish_if_grown()
@@ -124,12 +91,12 @@ def run(url: str, n: int, receipts: int = 1_000) -> dict[str, float]:
 
     transparency = Transparency(store.engine)
     started = time.perf_counter()
-    transparency.receipt(ev.derived_id("bench-gift", "0"))  # the first call loads the tree
+    transparency.receipt(gift_ids[0])  # the first call loads the tree
     tree_load_s = time.perf_counter() - started
     rng = random.Random(2)
     timings = []
     for _ in range(receipts):
-        entry_id = ev.derived_id("bench-gift", str(rng.randrange(n - 3 * PROJECTS)))
+        entry_id = rng.choice(gift_ids)
         t0 = time.perf_counter()
         transparency.receipt(entry_id)
         timings.append((time.perf_counter() - t0) * 1000)
