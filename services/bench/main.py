@@ -396,7 +396,10 @@ def raw_ceiling(bootstrap: str, topics: Topics, expected: int, codec: EventCodec
     """Consume and decode the gifts as the ledger's loop does, with nothing behind it."""
     settings = Settings()
     consumer = make_consumer(bootstrap, f"{topics.prefix}raw", client_id="charity-bench-raw")
-    consumer.subscribe([topics.donations])
+    # Assigned, not subscribed: one reader needs no group, and no rebalance to wait for.
+    consumer.assign(
+        [TopicPartition(topics.donations, p) for p in consumer.partitions_for_topic(topics.donations)]
+    )
     samples: list[tuple[float, int]] = []
     seen = 0
     deadline = time.monotonic() + STALL_TIMEOUT_S

@@ -22,16 +22,25 @@ from services.ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
 RETRY_PAUSE_S = 1.0
+# How long one poll may wait when nothing arrives. Records end a poll at once, so
+# this costs no latency; it only has to be long enough for a group join to finish
+# inside the poll that started it. kafka-python 3.0.12 drops a join that completes
+# after its poll timed out when the join was started by a metadata change: the
+# member then holds no partitions and never asks again (seen in CI with 50 ms).
+IDLE_POLL_MS = 1000
 
 
-def make_consumer(bootstrap: str, group_id: str, **overrides: Any) -> KafkaConsumer:
+def make_consumer(
+    bootstrap: str, group_id: str, fetch_max_wait_ms: int = 50, **overrides: Any
+) -> KafkaConsumer:
     config: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_wait_ms=50,
+        # The broker holds a fetch this long for more records: the micro-batch window.
+        fetch_max_wait_ms=fetch_max_wait_ms,
         client_id="charity-ledger",
     )
     config.update(overrides)
@@ -60,6 +69,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        metrics.PARTITION_ASSIGNMENTS.inc()
         self._loop.seek_to_stored(list(assigned))
 
 
@@ -71,23 +81,25 @@ class LedgerConsumer:
         processor: BatchProcessor,
         topics: Iterable[str],
         max_records: int = 500,
-        max_wait_ms: int = 50,
+        idle_poll_ms: int = IDLE_POLL_MS,
     ) -> None:
         self.consumer = consumer
         self.store = store
         self.processor = processor
         self.max_records = max_records
-        self.max_wait_ms = max_wait_ms
+        self.idle_poll_ms = idle_poll_ms
         topics = list(topics)
-        # Know every topic's partitions before joining the group: a leader that
-        # assigns with no metadata yet hands out nothing and must rebalance at
-        # once, a double join that kafka-python has been seen to hang in.
-        for topic in topics:
-            if not self.consumer.partitions_for_topic(topic):
-                raise RuntimeError(
-                    f"input topic {topic} does not exist (create it: charity-ledger kafka topics)"
-                )
         self.consumer.subscribe(topics=topics, listener=_SeekToStoredOffsets(self))
+        # Fetch metadata after subscribing and before the first poll joins the
+        # group. The leader's assignment then already knows every subscribed
+        # partition; otherwise the metadata arriving just after the join looks like
+        # a partition change and forces a second rebalance, the one kafka-python
+        # can lose (see IDLE_POLL_MS).
+        missing = sorted(set(topics) - set(self.consumer.topics()))
+        if missing:
+            raise RuntimeError(
+                f"input topics {missing} do not exist (create them: charity-ledger kafka topics)"
+            )
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         stored = self.store.stored_offsets(
@@ -107,7 +119,7 @@ class LedgerConsumer:
         if threading.current_thread() is threading.main_thread():
             _freeze_startup_objects()
         while not stop.is_set():
-            polled = self.consumer.poll(timeout_ms=self.max_wait_ms, max_records=self.max_records)
+            polled = self.consumer.poll(timeout_ms=self.idle_poll_ms, max_records=self.max_records)
             if not polled:
                 self._update_lag()
                 continue

@@ -62,6 +62,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
         make_consumer(
             settings.kafka_bootstrap,
             settings.ledger_group,
+            fetch_max_wait_ms=settings.batch_max_wait_ms,
             group_instance_id=settings.ledger_instance_id,
             session_timeout_ms=10_000,
         ),
@@ -69,7 +70,6 @@ def bootstrap(settings: Settings) -> LedgerApp:
         processor,
         topics.inputs,
         max_records=settings.batch_max_records,
-        max_wait_ms=settings.batch_max_wait_ms,
     )
     key = load_or_create_signing_key(Path(settings.signing_key_path))
     # The signer has its own producer: it runs in another thread than the batches.

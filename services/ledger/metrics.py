@@ -19,3 +19,7 @@ APPLY_SECONDS = Histogram(
 )
 CONSUMER_LAG = Gauge("ledger_consumer_lag", "Records not yet applied", ["topic", "partition"])
 BATCH_FAILURES = Counter("ledger_batch_failures_total", "Batches that failed and were retried")
+PARTITION_ASSIGNMENTS = Counter(
+    "ledger_partition_assignments_total",
+    "Group rebalances that handed this ledger its partitions; more than one per start means churn",
+)

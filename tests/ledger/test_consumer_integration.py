@@ -15,18 +15,20 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from services.contracts.codec import EventCodec
 from services.contracts.events import Event
-from services.contracts.topics import Topics
+from services.contracts.topics import INPUT_PARTITIONS, Topics
 from services.ledger import tables as t
+from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.queries import LedgerQueries
 from services.ledger.store import LedgerStore
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
-from tests.fixtures.ledger import RunningLedger, eventually
+from tests.fixtures.ledger import RunningLedger, eventually, ledger_settings, start_ledger, stop_ledger
 
 pytestmark = pytest.mark.integration
 codec = EventCodec()
@@ -86,6 +88,43 @@ def test_poison_records_go_to_the_dlq_and_the_rest_is_applied(
     assert letters[1]["source-topic"] == topics.donations
     assert int(letters[1]["source-offset"]) == int(letters[0]["source-offset"]) + 1
     assert queries.entry(negative.event_id) is None
+
+
+def assignments_so_far() -> float:
+    return REGISTRY.get_sample_value("ledger_partition_assignments_total") or 0.0
+
+
+def test_a_starting_ledger_joins_its_group_once_and_owns_every_input_partition(
+    kafka_bootstrap: str, topics: Topics, db_url: str
+) -> None:
+    # A second rebalance right after the first join is the one kafka-python 3.0.12 can
+    # lose, leaving a ledger that holds nothing and never asks again (CI, 2026-11-25).
+    before = assignments_so_far()
+    running = start_ledger(ledger_settings(kafka_bootstrap, topics, db_url))
+    try:
+        queries = LedgerQueries(running.app.store.engine)
+        produce(kafka_bootstrap, topics, f.opened_project("p1"))
+        eventually(lambda: (p := queries.project("p1")) is not None and p.status == "fundraising")
+        time.sleep(2)  # the metadata refresh that used to force the second join comes within 1 s
+        produce(kafka_bootstrap, topics, [f.confirmed("p1", 700, 0)])
+        eventually(lambda: queries.project("p1").donations_count == 1, what="gift applied")  # type: ignore[union-attr]
+        assert assignments_so_far() - before == 1
+        expected = {TopicPartition(topic, p) for topic in topics.inputs for p in range(INPUT_PARTITIONS)}
+        assert running.app.consumer.consumer.assignment() == expected
+    finally:
+        stop_ledger(running)
+
+
+def test_a_ledger_refuses_to_start_on_input_topics_that_do_not_exist(kafka_bootstrap: str) -> None:
+    nowhere = Topics(prefix=f"missing{time.time_ns()}.")
+    consumer = make_consumer(kafka_bootstrap, "ledger-missing-topics")
+    try:
+        with pytest.raises(
+            RuntimeError, match=r"input topics \[.*missing\d+\.charity\.donations.*\] do not exist"
+        ):
+            LedgerConsumer(consumer, None, None, nowhere.inputs)  # type: ignore[arg-type]
+    finally:
+        consumer.close()
 
 
 # --- crash test -------------------------------------------------------------------
