@@ -36,8 +36,8 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("BatchProcessor._publish", "outputs: build events"),
     ("BatchProcessor.publish_totals", "outputs: build events"),
     ("EventCodec.encode", "outputs: Avro encode"),
-    ("KafkaOutput.send", "outputs: producer.send"),
-    ("KafkaOutput.flush", "outputs: wait for broker acks (flush)"),
+    ("RdKafkaOutput.send", "outputs: producer.send"),
+    ("RdKafkaOutput.flush", "outputs: wait for broker acks (flush)"),
 )
 MAIN_THREAD = "MainThread"
 

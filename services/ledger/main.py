@@ -20,7 +20,7 @@ from services.ledger.transparency import TreeHeadSigner
 from services.ledger.tree_signing import load_or_create_signing_key
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
-from services.platform.kafka_io import KafkaOutput, make_producer
+from services.platform.rdkafka_output import RdKafkaOutput
 from services.platform.settings import Settings
 
 log = logging.getLogger("charity.ledger")
@@ -31,9 +31,9 @@ class LedgerApp:
     store: LedgerStore
     processor: BatchProcessor
     consumer: LedgerConsumer
-    output: KafkaOutput
+    output: RdKafkaOutput
     signer: TreeHeadSigner
-    signer_output: KafkaOutput
+    signer_output: RdKafkaOutput
 
 
 def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
@@ -56,7 +56,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
     store.migrate()
     wait_for("Kafka broker", broker_check(settings.kafka_bootstrap))
     topics = Topics(settings.topic_prefix)
-    output = KafkaOutput(make_producer(settings.kafka_bootstrap))
+    output = RdKafkaOutput(settings.kafka_bootstrap)
     processor = BatchProcessor(store, output, topics, settings.ledger_group)
     consumer = LedgerConsumer(
         make_consumer(
@@ -73,7 +73,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
     )
     key = load_or_create_signing_key(Path(settings.signing_key_path))
     # The signer has its own producer: it runs in another thread than the batches.
-    signer_output = KafkaOutput(make_producer(settings.kafka_bootstrap))
+    signer_output = RdKafkaOutput(settings.kafka_bootstrap, client_id="charity-ledger-signer")
     signer = TreeHeadSigner(engine, key, signer_output, topics)
     return LedgerApp(store, processor, consumer, output, signer, signer_output)
 

@@ -1,0 +1,77 @@
+"""The ledger's output producer, on librdkafka (confluent-kafka).
+
+The ledger publishes about two records for every event it applies (an outcome,
+a feed item, a share of the totals). With kafka-python's pure-Python producer
+that was 35-42% of the ledger's time (docs/benchmarks.md); librdkafka batches,
+checksums and sends from its own C threads, outside the GIL, so the batch
+pipeline only pays for handing each record over. Everything else that talks to
+Kafka (the ledger's consumer, the API, the gateways, admin) stays on kafka-python.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+log = logging.getLogger(__name__)
+Headers = list[tuple[str, bytes]]
+
+
+def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": client_id,
+        # Sent means on every in-sync replica, and a retried send is written once.
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 2,
+        "request.timeout.ms": 10_000,
+        "message.timeout.ms": 30_000,
+        # The Java client's (and kafka-python's) choice for keyed records, so a
+        # project's records land on the partition any other producer would pick.
+        "partitioner": "murmur2_random",
+        "logger": log,
+    }
+
+
+class RdKafkaOutput:
+    """OutputPort on a librdkafka producer: `flush` raises if any send failed."""
+
+    def __init__(self, bootstrap: str, client_id: str = "charity-ledger") -> None:
+        config = producer_config(bootstrap, client_id)
+        config["error_cb"] = self._client_error
+        self._producer = Producer(config)
+        self._failures: list[str] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+        rd_headers: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=rd_headers, on_delivery=self._delivered)
+                return
+            except BufferError:
+                # The local queue is full: let deliveries drain it, then hand over again.
+                self._producer.poll(0.05)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        unsent = self._producer.flush(timeout)
+        failures, self._failures = self._failures, []
+        if unsent:
+            raise TimeoutError(f"{unsent} records not acknowledged by the broker within {timeout:.0f}s")
+        if failures:
+            raise RuntimeError(f"{len(failures)} records were not delivered; first: {failures[0]}")
+
+    def close(self, timeout: float = 10.0) -> None:
+        unsent = self._producer.flush(timeout)
+        if unsent:
+            log.error("closing with %d records not acknowledged by the broker", unsent)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(f"{message.topic()}: {error.str()}")
+
+    @staticmethod
+    def _client_error(error: KafkaError) -> None:
+        log.warning("Kafka producer: %s", error.str())
