@@ -7,6 +7,7 @@ always an integer count of fen plus an ISO 4217 currency code.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ class Event:
     project_id: str
 
     def to_record(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in field_names(type(self))}
 
     @property
     def type_name(self) -> str:
@@ -363,6 +364,30 @@ def utc_now_ms() -> datetime:
 ALL_EVENT_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **OUTPUT_EVENT_TYPES}
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, in order; worked out once per class, not on every event."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+_UUID5_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
 def derived_id(purpose: str, source_id: str) -> str:
-    """A stable UUID for something derived from another id, so a republished output keeps its id."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"charity-ledger:{purpose}:{source_id}"))
+    """A stable UUID for something derived from another id, so a republished output keeps its id.
+
+    uuid.uuid5(NAMESPACE_URL, "charity-ledger:<purpose>:<source_id>"), computed
+    without building UUID objects: the ledger derives two or three per event.
+    """
+    digest = bytearray(
+        hashlib.sha1(_UUID5_NAMESPACE + f"charity-ledger:{purpose}:{source_id}".encode()).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import Column, ColumnElement, Engine, Table, any_, bindparam, se
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 
+from services.contracts.events import field_names
 from services.ledger import tables as t
 from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_of
 from services.ledger.domain.journal import JournalEntry
@@ -256,7 +257,7 @@ class _RowWriter:
 
 
 def _plain_row(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    return {name: getattr(obj, name) for name in field_names(type(obj))}
 
 
 def project_to_row(p: ProjectTotals) -> dict[str, Any]:

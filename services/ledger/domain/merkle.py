@@ -28,6 +28,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 HASH_SIZE = 32
 # MTH({}) = SHA-256 of the empty string (RFC 9162 §2.1.1).
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -57,12 +59,18 @@ _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 def canonical_entry_bytes(entry: Mapping[str, object]) -> bytes:
     """The bytes of a journal entry that its leaf hashes.
 
-    Sorted keys, no whitespace, UTF-8: any JSON library can reproduce them.
-    Floats are refused because languages print them differently (and money is
-    never a float, DESIGN.md §3), which would make a genuine receipt unverifiable.
+    Sorted keys, no whitespace, UTF-8: any JSON library can reproduce them
+    (Python's: json.dumps(entry, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False), which the standalone verifier uses; orjson writes the
+    same bytes about ten times faster). Floats are refused because languages
+    print them differently (and money is never a float, DESIGN.md §3), which
+    would make a genuine receipt unverifiable.
     """
     _reject_floats(entry)
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits, which orjson does not write
+        return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _reject_floats(value: object) -> None:
