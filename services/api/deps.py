@@ -13,17 +13,22 @@ from services.ledger.queries import LedgerQueries
 from services.platform.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies are `async def` although they never await: FastAPI runs a plain
+# `def` dependency in the thread pool, and a thread hop per dependency per request
+# was most of the API's CPU under load (docs/display.md, end-to-end latency).
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_queries(request: Request) -> LedgerQueries:
+async def get_queries(request: Request) -> LedgerQueries:
     queries: LedgerQueries = request.app.state.queries
     return queries
 
 
-def get_publisher(request: Request) -> EventPublisher:
+async def get_publisher(request: Request) -> EventPublisher:
     publisher: EventPublisher = request.app.state.publisher
     return publisher
 
@@ -31,7 +36,7 @@ def get_publisher(request: Request) -> EventPublisher:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_staff(
+async def require_staff(
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
