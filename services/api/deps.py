@@ -13,8 +13,7 @@ from services.ledger.queries import LedgerQueries
 from services.platform.settings import Settings
 
 # The dependencies are `async def` although they never await: FastAPI runs a plain
-# `def` dependency in the thread pool, and a thread hop per dependency per request
-# was most of the API's CPU under load (docs/display.md, end-to-end latency).
+# `def` dependency in the thread pool, a thread hop per dependency per request.
 
 
 async def get_settings(request: Request) -> Settings:
