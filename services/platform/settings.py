@@ -33,7 +33,7 @@ class Settings:
     ledger_http_port: int = field(default_factory=lambda: int(_env("LEDGER_HTTP_PORT", "8001")))
     display_port: int = field(default_factory=lambda: int(_env("DISPLAY_PORT", "8002")))
     public_base_url: str = field(default_factory=lambda: _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000"))
-    batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "500")))
+    batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "2000")))
     batch_max_wait_ms: int = field(default_factory=lambda: int(_env("BATCH_MAX_WAIT_MS", "50")))
     # The Ed25519 key that signs tree heads. Never in git; see docs/ledger.md.
     signing_key_path: str = field(
