@@ -26,6 +26,8 @@ from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.queries import LedgerQueries
 from services.ledger.store import LedgerStore
+from services.platform.kafka_admin import ensure_topics
+from services.platform.kafka_launcher import LocalKafka
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
 from tests.fixtures.ledger import RunningLedger, eventually, ledger_settings, start_ledger, stop_ledger
@@ -239,3 +241,39 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
 def _count(engine: object, _: Path) -> int:
     with engine.connect() as conn:  # type: ignore[attr-defined]
         return int(conn.scalar(select(func.count()).select_from(t.journal)) or 0)
+
+
+# --- broker outage ------------------------------------------------------------------
+
+
+def test_a_ledger_rides_out_a_broker_outage_and_applies_what_comes_after(tmp_path: Path) -> None:
+    # Its own broker: the session's shared one must not go away under other tests.
+    port, controller_port, http_port = free_ports(3)
+    broker = LocalKafka(tmp_path / "kafka", port=port, controller_port=controller_port)
+    broker.start(timeout=90.0)
+    topics = Topics(prefix="outage.")
+    ensure_topics(broker.bootstrap, topics.specs())
+    db_url = f"sqlite:///{tmp_path / 'outage.db'}"
+    env = {
+        "CHARITY_DATABASE_URL": db_url,
+        "CHARITY_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "CHARITY_TOPIC_PREFIX": topics.prefix,
+        "CHARITY_LEDGER_HTTP_PORT": str(http_port),
+    }
+    LedgerStore(make_engine(db_url)).migrate()  # so the test's reads find the tables at once
+    engine = make_engine(db_url, writer=False)
+    process = spawn_ledger(env, tmp_path / "ledger.log")
+    try:
+        produce(broker.bootstrap, topics, f.opened_project("p1"))
+        eventually(lambda: _count(engine, tmp_path) == 3, timeout=60, what="project opened")
+        broker.stop()
+        time.sleep(10)  # the ledger polls, fails to reach the broker, and must keep trying
+        assert process.poll() is None, "the ledger exited while the broker was down"
+        broker.start(timeout=90.0)
+        produce(broker.bootstrap, topics, [f.confirmed("p1", 700, 0)])
+        eventually(lambda: _count(engine, tmp_path) == 4, timeout=90, what="gift applied after the outage")
+        assert LedgerQueries(engine).project("p1").net_fen == 700  # type: ignore[union-attr]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        broker.stop()
