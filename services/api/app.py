@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,7 +26,12 @@ def _readable(error: dict[str, Any]) -> dict[str, str]:
 def create_app(
     settings: Settings, queries: LedgerQueries, publisher: EventPublisher, checks: dict[str, Check]
 ) -> FastAPI:
-    app = FastAPI(title="慈善捐赠账本 · Charity donation ledger", version="0.1.0")
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        publisher.close()  # waits for any record still in flight
+
+    app = FastAPI(title="慈善捐赠账本 · Charity donation ledger", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.queries = queries
     app.state.publisher = publisher

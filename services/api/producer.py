@@ -21,6 +21,8 @@ class BrokerUnavailable(RuntimeError):
 class EventPublisher(Protocol):
     def publish(self, event: Event) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class KafkaEventPublisher:
     def __init__(self, bootstrap: str, topics: Topics, timeout_s: float = 5.0) -> None:
