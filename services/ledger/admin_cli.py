@@ -43,16 +43,25 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 def verify_command(argv: list[str]) -> int:
     parser = _parser("verify", "re-check the hash chain, tree heads, balances and projections")
     parser.add_argument(
-        "--public-key", type=Path, help="PEM of the tree-head key (default: from the signing key)"
+        "--public-key", type=Path, help="PEM of the tree-head key (default: from the local signing key)"
     )
     args = parser.parse_args(argv)
     settings = Settings()
     engine = make_engine(args.database_url or settings.database_url, writer=False)
     public_key: Ed25519PublicKey
+    key_path = Path(settings.signing_key_path)
     if args.public_key:
         public_key = load_public_key_pem(args.public_key.read_text())
+    elif key_path.exists():
+        public_key = load_or_create_signing_key(key_path).public_key()
     else:
-        public_key = load_or_create_signing_key(Path(settings.signing_key_path)).public_key()
+        # A fresh key would make every published signature look forged.
+        print(
+            f"no tree-head signing key at {key_path}; pass --public-key with the published key "
+            "(GET /api/transparency/public-key)",
+            file=sys.stderr,
+        )
+        return 2
     started = time.monotonic()
     report = verify(engine, public_key, None if args.quiet else ProgressBar("verify"))
     seconds = time.monotonic() - started
