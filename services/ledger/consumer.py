@@ -23,10 +23,9 @@ from services.ledger.store import LedgerStore
 log = logging.getLogger(__name__)
 RETRY_PAUSE_S = 1.0
 # How long one poll may wait when nothing arrives. Records end a poll at once, so
-# this costs no latency; it only has to be long enough for a group join to finish
-# inside the poll that started it. kafka-python 3.0.12 drops a join that completes
-# after its poll timed out when the join was started by a metadata change: the
-# member then holds no partitions and never asks again (seen in CI with 50 ms).
+# this costs no latency. A join that outlasts its poll is picked up again by the
+# next one (see _keep_rejoin_requested); long polls make that rarer, and they
+# keep a ledger whose broker is gone from spinning.
 IDLE_POLL_MS = 1000
 
 
@@ -39,6 +38,9 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        # A missing input topic is an error to report, never one to create with
+        # the broker's defaults (one partition) just by subscribing to it.
+        allow_auto_create_topics=False,
         # The broker holds a fetch this long for more records: the micro-batch window.
         fetch_max_wait_ms=fetch_max_wait_ms,
         client_id="charity-ledger",
@@ -58,6 +60,34 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _keep_rejoin_requested(consumer: KafkaConsumer) -> None:
+    """Work around kafka-python 3.0.12 losing a rejoin that a metadata change started.
+
+    The consumer coordinator decides to rejoin when the partitions of a subscribed
+    topic change (its metadata snapshot no longer equals the one the assignment was
+    made from), without setting the base coordinator's `rejoin_needed`. If the join
+    then completes after the poll that started it has timed out, the completed join
+    makes the snapshots equal again, `need_rejoin()` turns false, the join's result
+    is never taken up, and the member holds nothing from then on. The Java client
+    fixed the same race by requesting the rejoin explicitly (KAFKA-9815); this does
+    that here: a rejoin, once wanted, stays wanted until a join has been completed
+    inside a poll. It touches the coordinator's internals on purpose. The startup
+    form of the race failed CI (the join the first metadata refresh forced); the
+    later form (partitions added while the ledger is busy) was found by reading the
+    code and is not reproduced by a test here.
+    """
+    coordinator = consumer._coordinator
+    wants_rejoin = coordinator.need_rejoin
+
+    def need_rejoin() -> bool:
+        needed = bool(wants_rejoin())
+        if needed and not coordinator.rejoin_needed:
+            coordinator.request_rejoin()
+        return needed
+
+    coordinator.need_rejoin = need_rejoin
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -89,6 +119,7 @@ class LedgerConsumer:
         self.max_records = max_records
         self.idle_poll_ms = idle_poll_ms
         topics = list(topics)
+        _keep_rejoin_requested(self.consumer)
         self.consumer.subscribe(topics=topics, listener=_SeekToStoredOffsets(self))
         # Fetch metadata after subscribing and before the first poll joins the
         # group. The leader's assignment then already knows every subscribed

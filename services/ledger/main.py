@@ -63,6 +63,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
             settings.kafka_bootstrap,
             settings.ledger_group,
             fetch_max_wait_ms=settings.batch_max_wait_ms,
+            metadata_max_age_ms=settings.metadata_max_age_ms,
             group_instance_id=settings.ledger_instance_id,
             session_timeout_ms=10_000,
         ),

@@ -35,6 +35,8 @@ class Settings:
     public_base_url: str = field(default_factory=lambda: _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000"))
     batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "2000")))
     batch_max_wait_ms: int = field(default_factory=lambda: int(_env("BATCH_MAX_WAIT_MS", "50")))
+    # How often the ledger re-reads topic metadata, i.e. how soon it notices added partitions.
+    metadata_max_age_ms: int = field(default_factory=lambda: int(_env("METADATA_MAX_AGE_MS", "30000")))
     # The Ed25519 key that signs tree heads. Never in git; see docs/ledger.md.
     signing_key_path: str = field(
         default_factory=lambda: _env("SIGNING_KEY", str(VAR_DIR / "keys" / "tree-head-ed25519.pem"))
