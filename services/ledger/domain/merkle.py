@@ -74,6 +74,7 @@ def canonical_entry_bytes(entry: Mapping[str, object]) -> bytes:
 
 
 def _reject_floats(value: object) -> None:
+    """Refuse floats, and any value that is not JSON's own (see canonical_entry_bytes)."""
     # Iterative, with exact type checks first: this runs on every entry that
     # verify and rebuild read back, so it must cost little next to hashing.
     stack = [value]
@@ -92,6 +93,10 @@ def _reject_floats(value: object) -> None:
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
+        elif not isinstance(item, str | int):  # str and int subclasses (enums) print as their values
+            # orjson would write datetimes, UUIDs and dataclasses that json refuses:
+            # the verifier could not reproduce those bytes.
+            raise TypeError(f"a journal entry must not contain {kind.__name__} values")
 
 
 def _split(n: int) -> int:

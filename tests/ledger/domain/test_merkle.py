@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -338,6 +340,11 @@ def test_canonical_entry_bytes() -> None:
         canonical_entry_bytes({"amount": 12.5})
     with pytest.raises(TypeError):
         canonical_entry_bytes({"postings": [{"amount": 1.0}]})
+    # Values json cannot write either: the verifier could not reproduce their bytes.
+    with pytest.raises(TypeError, match="datetime"):
+        canonical_entry_bytes({"at": datetime(2026, 1, 1, tzinfo=UTC)})
+    with pytest.raises(TypeError, match="UUID"):
+        canonical_entry_bytes({"postings": [{"id": uuid.UUID(int=1)}]})
 
 
 def test_tree_head_encoding() -> None:
