@@ -43,7 +43,10 @@ async def require_staff(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "staff endpoints are disabled: no CHARITY_STAFF_TOKEN set"
         )
-    if credentials is None or not secrets.compare_digest(credentials.credentials, settings.staff_token):
+    # Compared as bytes: compare_digest refuses non-ASCII str, which would be a 500.
+    if credentials is None or not secrets.compare_digest(
+        credentials.credentials.encode(), settings.staff_token.encode()
+    ):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a valid staff token is required (Authorization: Bearer …)",

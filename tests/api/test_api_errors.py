@@ -86,6 +86,9 @@ def test_the_stand_in_payment_endpoint_is_not_public(http: TestClient) -> None:
     assert http.post("/api/internal/donations/confirmed", json=gift()).status_code == 401
     wrong = {"Authorization": "Bearer guess"}
     assert http.post("/api/internal/donations/confirmed", json=gift(), headers=wrong).status_code == 401
+    # Not ASCII: refused like any wrong token, not a server error.
+    odd = {"Authorization": "Bearer gu\u00e9ss".encode("latin-1")}
+    assert http.post("/api/internal/donations/confirmed", json=gift(), headers=odd).status_code == 401  # type: ignore[arg-type]
 
 
 def test_unknown_or_closed_projects_are_refused(http: TestClient) -> None:
