@@ -46,19 +46,24 @@ class RdKafkaOutput:
         config["error_cb"] = self._client_error
         self._producer = Producer(config)
         self._failures: list[str] = []
+        # Records handed over and not yet reported on. Producer.flush's own count
+        # also includes queued log and error events, so it is not used.
+        self._in_flight = 0
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
         rd_headers: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         while True:
             try:
                 self._producer.produce(topic, value, key, headers=rd_headers, on_delivery=self._delivered)
+                self._in_flight += 1
                 return
             except BufferError:
                 # The local queue is full: let deliveries drain it, then hand over again.
                 self._producer.poll(0.05)
 
     def flush(self, timeout: float = 30.0) -> None:
-        unsent = self._producer.flush(timeout)
+        self._producer.flush(timeout)  # reports are delivered on this thread, in here
+        unsent = self._in_flight
         failures, self._failures = self._failures, []
         if unsent:
             raise TimeoutError(f"{unsent} records not acknowledged by the broker within {timeout:.0f}s")
@@ -66,11 +71,13 @@ class RdKafkaOutput:
             raise RuntimeError(f"{len(failures)} records were not delivered; first: {failures[0]}")
 
     def close(self, timeout: float = 10.0) -> None:
-        unsent = self._producer.flush(timeout)
+        self._producer.flush(timeout)
+        unsent = self._in_flight
         if unsent:
             log.error("closing with %d records not acknowledged by the broker", unsent)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        self._in_flight -= 1
         if error is not None:
             self._failures.append(f"{message.topic()}: {error.str()}")
 

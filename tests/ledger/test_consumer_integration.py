@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -202,6 +203,7 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
         "CHARITY_TOPIC_PREFIX": topics.prefix,
         "CHARITY_LEDGER_GROUP": f"crash-{topics.prefix}",
         "CHARITY_LEDGER_HTTP_PORT": str(free_ports(1)[0]),
+        "CHARITY_SIGNING_KEY": str(tmp_path / "key.pem"),
     }
     rng = random.Random(20261125)
     produce(kafka_bootstrap, topics, [e for p in PROJECTS for e in f.opened_project(p)])
@@ -258,8 +260,7 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
         )
         time.sleep(1.0)  # anything more would be a duplicate
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        stop_process(process)
     assert len(applied_at_kill) == KILLS and applied_at_kill[-1] < N_EVENTS, applied_at_kill
     with engine.connect() as conn:
         gifts_applied = conn.scalar(
@@ -296,20 +297,23 @@ def test_a_ledger_rides_out_a_broker_outage_and_applies_what_comes_after(tmp_pat
     # Its own broker: the session's shared one must not go away under other tests.
     port, controller_port, http_port = free_ports(3)
     broker = LocalKafka(tmp_path / "kafka", port=port, controller_port=controller_port)
-    broker.start(timeout=90.0)
-    topics = Topics(prefix="outage.")
-    ensure_topics(broker.bootstrap, topics.specs())
-    db_url = f"sqlite:///{tmp_path / 'outage.db'}"
-    env = {
-        "CHARITY_DATABASE_URL": db_url,
-        "CHARITY_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "CHARITY_TOPIC_PREFIX": topics.prefix,
-        "CHARITY_LEDGER_HTTP_PORT": str(http_port),
-    }
-    LedgerStore(make_engine(db_url)).migrate()  # so the test's reads find the tables at once
-    engine = make_engine(db_url, writer=False)
-    process = spawn_ledger(env, tmp_path / "ledger.log")
-    try:
+    with contextlib.ExitStack() as cleanup:  # undone in reverse: the ledger, then the broker
+        cleanup.callback(broker.stop)
+        broker.start(timeout=90.0)
+        topics = Topics(prefix="outage.")
+        ensure_topics(broker.bootstrap, topics.specs())
+        db_url = f"sqlite:///{tmp_path / 'outage.db'}"
+        env = {
+            "CHARITY_DATABASE_URL": db_url,
+            "CHARITY_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "CHARITY_TOPIC_PREFIX": topics.prefix,
+            "CHARITY_LEDGER_HTTP_PORT": str(http_port),
+            "CHARITY_SIGNING_KEY": str(tmp_path / "key.pem"),
+        }
+        LedgerStore(make_engine(db_url)).migrate()  # so the test's reads find the tables at once
+        engine = make_engine(db_url, writer=False)
+        process = spawn_ledger(env, tmp_path / "ledger.log")
+        cleanup.callback(stop_process, process)
         produce(broker.bootstrap, topics, f.opened_project("p1"))
         eventually(lambda: _count(engine, tmp_path) == 3, timeout=60, what="project opened")
         broker.stop()
@@ -319,7 +323,12 @@ def test_a_ledger_rides_out_a_broker_outage_and_applies_what_comes_after(tmp_pat
         produce(broker.bootstrap, topics, [f.confirmed("p1", 700, 0)])
         eventually(lambda: _count(engine, tmp_path) == 4, timeout=90, what="gift applied after the outage")
         assert LedgerQueries(engine).project("p1").net_fen == 700  # type: ignore[union-attr]
-    finally:
-        process.send_signal(signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
         process.wait(timeout=30)
-        broker.stop()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

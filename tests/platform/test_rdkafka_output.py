@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -39,16 +40,19 @@ def test_keyed_records_land_where_kafka_pythons_default_partitioner_puts_them(ka
     ensure_topics(kafka_bootstrap, [TopicSpec(topic, partitions=7)])
     keys = [f"project-{i}".encode() for i in range(200)] + ["项目".encode(), b"x" * 300]
     output = RdKafkaOutput(kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    landed: dict[bytes, int] = {}
     try:
         for key in keys:
             output.send(topic, key, key, [("h", b"1")])
         output.flush()
-        consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, consumer_timeout_ms=5_000)
         consumer.assign([TopicPartition(topic, p) for p in range(7)])
-        consumer.seek_to_beginning()
-        landed = {m.value: m.partition for m in consumer}
-        consumer.close()
+        deadline = time.monotonic() + 60
+        while len(landed) < len(keys) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                landed.update((m.value, m.partition) for m in records)
     finally:
+        consumer.close()
         output.close()
         delete_topics(kafka_bootstrap, [topic])
     partitioner = DefaultPartitioner()
@@ -58,6 +62,9 @@ def test_keyed_records_land_where_kafka_pythons_default_partitioner_puts_them(ka
 def test_flush_raises_when_the_broker_never_acknowledges() -> None:
     (port,) = free_ports(1)  # nothing listens there
     output = RdKafkaOutput(f"127.0.0.1:{port}")
-    output.send("anything", b"k", b"v")
-    with pytest.raises(TimeoutError, match="1 records not acknowledged by the broker within 1s"):
-        output.flush(timeout=1.0)
+    try:
+        output.send("anything", b"k", b"v")
+        with pytest.raises(TimeoutError, match="1 records not acknowledged by the broker within 1s"):
+            output.flush(timeout=1.0)
+    finally:
+        output.close(timeout=0.1)
