@@ -41,7 +41,8 @@ def make_consumer(
         # A missing input topic is an error to report, never one to create with
         # the broker's defaults (one partition) just by subscribing to it.
         allow_auto_create_topics=False,
-        # The broker holds a fetch this long for more records: the micro-batch window.
+        # How long the broker holds a fetch that finds no records (with any, it
+        # answers at once: batches are what has piled up since the last poll).
         fetch_max_wait_ms=fetch_max_wait_ms,
         client_id="charity-ledger",
     )
@@ -125,7 +126,7 @@ class LedgerConsumer:
         # group. The leader's assignment then already knows every subscribed
         # partition; otherwise the metadata arriving just after the join looks like
         # a partition change and forces a second rebalance, the one kafka-python
-        # can lose (see IDLE_POLL_MS).
+        # can lose (see _keep_rejoin_requested).
         missing = sorted(set(topics) - set(self.consumer.topics()))
         if missing:
             raise RuntimeError(
