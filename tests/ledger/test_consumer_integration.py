@@ -1,4 +1,4 @@
-"""The ledger consumer on the real broker: poison records, crashes, redelivery."""
+"""The ledger consumer on the real broker: poison records, group membership, crashes, outages."""
 
 from __future__ import annotations
 
