@@ -19,6 +19,7 @@ from services.ledger import metrics
 from services.ledger.ports import RawRecord
 from services.ledger.processor import BatchProcessor
 from services.ledger.store import LedgerStore
+from services.platform.rdkafka_output import OutputBroken
 
 log = logging.getLogger(__name__)
 RETRY_PAUSE_S = 1.0
@@ -162,6 +163,8 @@ class LedgerConsumer:
             ]
             try:
                 self.processor.process(records)
+            except OutputBroken:
+                raise  # retrying cannot help; the process must restart with a new producer
             except Exception:
                 log.exception("batch of %d records failed; retrying from the stored offsets", len(records))
                 stop.wait(RETRY_PAUSE_S)

@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
 
 
+class OutputBroken(RuntimeError):
+    """librdkafka reported a fatal error: this producer sends nothing more.
+
+    Only a new producer, i.e. a restarted process, can send again; retrying the
+    batch in place would fail the same way for ever.
+    """
+
+
 def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
@@ -46,11 +54,13 @@ class RdKafkaOutput:
         config["error_cb"] = self._client_error
         self._producer = Producer(config)
         self._failures: list[str] = []
+        self._fatal: str | None = None
         # Records handed over and not yet reported on. Producer.flush's own count
         # also includes queued log and error events, so it is not used.
         self._in_flight = 0
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+        self._raise_if_broken()
         rd_headers: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         while True:
             try:
@@ -63,6 +73,7 @@ class RdKafkaOutput:
 
     def flush(self, timeout: float = 30.0) -> None:
         self._producer.flush(timeout)  # reports are delivered on this thread, in here
+        self._raise_if_broken()
         unsent = self._in_flight
         failures, self._failures = self._failures, []
         if unsent:
@@ -81,6 +92,13 @@ class RdKafkaOutput:
         if error is not None:
             self._failures.append(f"{message.topic()}: {error.str()}")
 
-    @staticmethod
-    def _client_error(error: KafkaError) -> None:
-        log.warning("Kafka producer: %s", error.str())
+    def _raise_if_broken(self) -> None:
+        if self._fatal is not None:
+            raise OutputBroken(f"the Kafka producer failed for good ({self._fatal}); restart the process")
+
+    def _client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = f"{error.name()}: {error.str()}"
+            log.critical("Kafka producer: fatal error %s", self._fatal)
+        else:
+            log.warning("Kafka producer: %s", error.str())

@@ -6,13 +6,14 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka import KafkaError
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import DefaultPartitioner
 
 from services.contracts.topics import TopicSpec
 from services.platform.kafka_admin import delete_topics, ensure_topics
 from services.platform.ports import free_ports
-from services.platform.rdkafka_output import RdKafkaOutput
+from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
 
 
 class _Cluster:
@@ -66,5 +67,22 @@ def test_flush_raises_when_the_broker_never_acknowledges() -> None:
         output.send("anything", b"k", b"v")
         with pytest.raises(TimeoutError, match="1 records not acknowledged by the broker within 1s"):
             output.flush(timeout=1.0)
+    finally:
+        output.close(timeout=0.1)
+
+
+def test_after_a_fatal_error_the_output_refuses_to_send_or_flush() -> None:
+    (port,) = free_ports(1)
+    output = RdKafkaOutput(f"127.0.0.1:{port}")
+    try:
+        # What librdkafka's error callback hands over; a real fatal error (a fenced
+        # idempotent producer) cannot be provoked on a one-broker test cluster.
+        output._client_error(KafkaError(KafkaError._TRANSPORT, "broker down"))
+        output.send("anything", b"k", b"v")  # not fatal: the output keeps working
+        output._client_error(KafkaError(KafkaError._FATAL, "producer fenced", fatal=True))
+        with pytest.raises(OutputBroken, match="producer fenced"):
+            output.send("anything", b"k", b"v")
+        with pytest.raises(OutputBroken, match="restart the process"):
+            output.flush(timeout=0.1)
     finally:
         output.close(timeout=0.1)
