@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select
 
 from services.bench import journal_bench, workload
 from services.bench import profile as spy_profile
@@ -61,6 +60,7 @@ from services.platform.kafka_admin import delete_topics, ensure_topics, wait_for
 from services.platform.kafka_io import make_producer
 from services.platform.kafka_launcher import LocalKafka
 from services.platform.ports import free_ports
+from services.platform.scratch_postgres import local_postgres_url, scratch_database
 from services.platform.settings import REPO_ROOT, VAR_DIR, Settings
 
 BACKENDS = ("sqlite", "postgresql")
@@ -160,14 +160,7 @@ def topic_set(bootstrap: str) -> Iterator[Topics]:
 
 
 def postgres_base_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if url:
-        return url
-    script = REPO_ROOT / "deploy" / "postgres" / "ensure-test-db.sh"
-    done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"PostgreSQL is not available: {done.stderr.strip()}")
-    return done.stdout.strip().splitlines()[-1]
+    return os.environ.get(POSTGRES_ENV) or local_postgres_url()
 
 
 @contextlib.contextmanager
@@ -181,19 +174,8 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    base = postgres_base_url()
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(base).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_database(postgres_base_url(), "bench") as url:
+        yield url
 
 
 # --- the ledger process ----------------------------------------------------------------
