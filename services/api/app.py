@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.api.routes import donations, pages, projects, transparency
 from services.ledger.queries import LedgerQueries
@@ -34,6 +35,7 @@ def create_app(
     app = FastAPI(title="慈善捐赠账本 · Charity donation ledger", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.queries = queries
+    app.state.open_projects = OpenProjects(queries)
     app.state.publisher = publisher
     app.state.transparency = Transparency(queries.engine)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.ledger.queries import LedgerQueries
 from services.platform.settings import Settings
@@ -24,6 +25,11 @@ async def get_settings(request: Request) -> Settings:
 async def get_queries(request: Request) -> LedgerQueries:
     queries: LedgerQueries = request.app.state.queries
     return queries
+
+
+async def get_open_projects(request: Request) -> OpenProjects:
+    open_projects: OpenProjects = request.app.state.open_projects
+    return open_projects
 
 
 async def get_publisher(request: Request) -> EventPublisher:
@@ -57,5 +63,6 @@ async def require_staff(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueriesDep = Annotated[LedgerQueries, Depends(get_queries)]
+OpenProjectsDep = Annotated[OpenProjects, Depends(get_open_projects)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 StaffDep = Annotated[str, Depends(require_staff)]

@@ -11,14 +11,14 @@ from services.contracts.validation import problems_with
 RETRY_AFTER_S = "5"
 
 
-def publish_or_503(publisher: EventPublisher, event: Event) -> None:
+async def publish_or_503(publisher: EventPublisher, event: Event) -> None:
     problems = problems_with(event)
     if problems:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, {"error": "invalid event", "problems": problems}
         )
     try:
-        publisher.publish(event)
+        await publisher.publish(event)
     except BrokerUnavailable as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

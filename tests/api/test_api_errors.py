@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -104,6 +106,24 @@ def test_a_broker_that_does_not_acknowledge_gives_503_and_retry_after(http: Test
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert "nothing was recorded" in response.json()["detail"]
+
+
+def test_a_request_waiting_for_the_broker_does_not_hold_up_others(http: TestClient) -> None:
+    """The routes that publish run on the event loop: what can block on a dead broker must not."""
+
+    async def scenario() -> tuple[int, bool, int]:
+        transport = httpx.ASGITransport(app=http.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            post = client.post("/api/internal/donations/confirmed", json=gift(), headers=STAFF)
+            waiting = asyncio.create_task(post)
+            await asyncio.sleep(0.05)  # it is now waiting for a broker that never answers (1 s)
+            read = await client.get("/api/projects/open/totals")
+            return read.status_code, waiting.done(), (await waiting).status_code
+
+    read, publish_finished_first, publish = asyncio.run(scenario())
+    assert read == 200
+    assert not publish_finished_first
+    assert publish == 503
 
 
 def test_registration_validates_the_plan(http: TestClient) -> None:

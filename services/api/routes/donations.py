@@ -1,17 +1,18 @@
 """The stand-in for payment-provider callbacks: records a confirmed donation.
 
 Staff-token protected: it is never public. The payment-provider integration
-replaces it with signed provider callbacks.
+replaces it with signed provider callbacks. It runs on the event loop (no
+worker thread per request): the project check is mostly answered from memory
+(see open_projects.py) and publishing awaits the broker's acknowledgement.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
-from services.api.deps import PublisherDep, QueriesDep, StaffDep
+from services.api.deps import OpenProjectsDep, PublisherDep, StaffDep
 from services.api.models import ConfirmedDonationIn
 from services.api.publishing import publish_or_503
 from services.contracts import events as ev
@@ -21,10 +22,10 @@ router = APIRouter(prefix="/api/internal", tags=["payments (stand-in)"])
 
 
 @router.post("/donations/confirmed", status_code=status.HTTP_202_ACCEPTED)
-def confirm_donation(
-    body: ConfirmedDonationIn, _staff: StaffDep, publisher: PublisherDep, queries: QueriesDep
+async def confirm_donation(
+    body: ConfirmedDonationIn, _staff: StaffDep, publisher: PublisherDep, open_projects: OpenProjectsDep
 ) -> dict[str, Any]:
-    project = queries.project(body.project_id)
+    project = await open_projects.project(body.project_id)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {body.project_id!r}")
     if project.status != ProjectStatus.FUNDRAISING:
@@ -38,10 +39,10 @@ def confirm_donation(
         )
     event = ev.DonationConfirmed(
         # One donation is one event, however often the provider calls back.
-        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"charity-ledger:confirmed:{body.donation_id}")),
+        event_id=ev.derived_id("confirmed", body.donation_id),
         occurred_at=ev.utc_now_ms(),
         actor=body.provider,
         **body.model_dump(),
     )
-    publish_or_503(publisher, event)
+    await publish_or_503(publisher, event)
     return {"accepted": True, "event_id": event.event_id, "donation_id": body.donation_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -9,61 +10,65 @@ from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import PublisherDep, QueriesDep, StaffDep
 from services.api.models import ProjectIn, TransitionIn
+from services.api.producer import EventPublisher
 from services.api.publishing import publish_or_503
 from services.contracts import events as ev
-from services.ledger.queries import totals_view
+from services.ledger.queries import LedgerQueries, totals_view
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
-def _event_id(*parts: str) -> str:
-    # Derived from what the request names, so a retried request is the same event.
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "charity-ledger:" + ":".join(parts)))
-
-
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-def register_project(body: ProjectIn, actor: StaffDep, publisher: PublisherDep) -> dict[str, Any]:
+async def register_project(body: ProjectIn, actor: StaffDep, publisher: PublisherDep) -> dict[str, Any]:
     event = ev.ProjectRegistered(
-        event_id=_event_id("registered", body.project_id),
+        # Derived from what the request names, so a retried request is the same event.
+        event_id=ev.derived_id("registered", body.project_id),
         occurred_at=ev.utc_now_ms(),
         actor=actor,
         **{**body.model_dump(), "starts_on": body.starts_on.isoformat(), "ends_on": body.ends_on.isoformat()},
     )
-    publish_or_503(publisher, event)
+    await publish_or_503(publisher, event)
     return {"accepted": True, "event_id": event.event_id, "project_id": body.project_id}
 
 
-def _transition(
-    project_id: str, event_type: type[ev.Event], actor: str, publisher: Any, queries: Any, **fields: Any
+async def _transition(
+    project_id: str,
+    event_type: type[ev.Event],
+    actor: str,
+    publisher: EventPublisher,
+    queries: LedgerQueries,
+    **fields: Any,
 ) -> dict[str, Any]:
-    if queries.project(project_id) is None:
+    if await asyncio.to_thread(queries.project, project_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
     event = event_type(
         event_id=str(uuid.uuid4()), occurred_at=ev.utc_now_ms(), actor=actor, project_id=project_id, **fields
     )
-    publish_or_503(publisher, event)
+    await publish_or_503(publisher, event)
     # The ledger decides whether the transition is legal; the outcome topic says.
     return {"accepted": True, "event_id": event.event_id, "event": event.type_name}
 
 
 @router.post("/{project_id}/approve", status_code=status.HTTP_202_ACCEPTED)
-def approve(project_id: str, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep) -> dict[str, Any]:
+async def approve(
+    project_id: str, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+) -> dict[str, Any]:
     ref = f"APPROVAL-{project_id}"
-    return _transition(project_id, ev.ProjectApproved, actor, publisher, queries, approval_ref=ref)
+    return await _transition(project_id, ev.ProjectApproved, actor, publisher, queries, approval_ref=ref)
 
 
 @router.post("/{project_id}/open-fundraising", status_code=status.HTTP_202_ACCEPTED)
-def open_fundraising(
+async def open_fundraising(
     project_id: str, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
-    return _transition(project_id, ev.FundraisingOpened, actor, publisher, queries)
+    return await _transition(project_id, ev.FundraisingOpened, actor, publisher, queries)
 
 
 @router.post("/{project_id}/close-fundraising", status_code=status.HTTP_202_ACCEPTED)
-def close_fundraising(
+async def close_fundraising(
     project_id: str, body: TransitionIn, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
-    return _transition(project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason)
+    return await _transition(project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason)
 
 
 @router.get("")
