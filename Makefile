@@ -41,12 +41,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check services tests
 	$(BIN)/mypy
 
-# Display fan-out and latency first (docs/display.md), then the ledger: ingest on
-# both backends, then rebuild/verify/receipts on 1,000,000 entries. The last
-# line is the ledger's JSON figures.
+# Display fan-out and latency, then end to end from the API's 202 to the screens
+# (docs/display.md), then the ledger: ingest on both backends, then
+# rebuild/verify/receipts on 1,000,000 entries (docs/benchmarks.md). The last
+# line is one JSON object with the headline figures of all of them.
 bench: $(STAMP) $(JARS)
-	$(BIN)/python -m services.display.bench
-	$(BIN)/charity-ledger bench
+	$(BIN)/python -m services.bench.suite
 
 clean:
 	rm -rf $(VENV) build *.egg-info
