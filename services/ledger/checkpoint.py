@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from services.contracts.events import utc_now_ms
-from services.ledger.outputs import DeadLetter, FeedSource, Outcome, OutputPublisher
-from services.ledger.store import LedgerStore, PreparedBatch
+from services.ledger.domain.view import LedgerView
+from services.ledger.ports import Headers, OutputPort
+from services.ledger.store import Batch, LedgerStore
 
 
 @dataclass
 class Checkpoint:
-    """A prepared batch and what follows from it, committed in this order:
+    """Collects a batch's effects, then commits them in this order:
 
     1. send the batch's dead letters and wait for the broker's acknowledgement,
        so no bad record is lost once the stored offsets move past it;
@@ -24,22 +26,22 @@ class Checkpoint:
     journal entries cannot (unique event ids). A crash in step 3 loses no
     money: totals are republished in full when a ledger starts, and the
     compacted totals topic keeps only the latest per project.
-
-    Plain data: the ledger's writer process commits it as it arrives.
     """
 
-    number: int
-    prepared: PreparedBatch
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    feed: list[FeedSource] = field(default_factory=list)
+    store: LedgerStore
+    outputs: OutputPort
+    batch: Batch
+    view: LedgerView
+    dead_letters: list[tuple[str, bytes | None, bytes, Headers]] = field(default_factory=list)
+    after_commit: list[Callable[[list[dict[str, Any]]], None]] = field(default_factory=list)
 
-    def commit(self, store: LedgerStore, publisher: OutputPublisher) -> None:
+    def commit(self) -> list[dict[str, Any]]:
+        for topic, key, value, headers in self.dead_letters:
+            self.outputs.send(topic, key, value, headers)
         if self.dead_letters:
-            publisher.dead_letters(self.dead_letters)
-            publisher.flush()
-        store.write(self.prepared)
-        publisher.outcomes(self.outcomes, utc_now_ms())
-        publisher.feed(self.feed)
-        publisher.totals(self.prepared.projects)
-        publisher.flush()
+            self.outputs.flush()
+        records = self.store.commit_batch(self.batch, self.view)
+        for publish in self.after_commit:
+            publish(records)
+        self.outputs.flush()
+        return records

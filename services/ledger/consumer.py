@@ -97,14 +97,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # The batch in flight commits before another member may read these offsets.
+        # Nothing in flight: batches commit synchronously inside poll's caller.
         log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
-        try:
-            self._loop.processor.settle()
-        except OutputBroken:
-            raise
-        except Exception:
-            log.warning("the batch in flight was not committed; its records will be read again")
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         metrics.PARTITION_ASSIGNMENTS.inc()
@@ -141,9 +135,6 @@ class LedgerConsumer:
             )
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        # Another instance may have owned these projects until now; and a batch
-        # still in flight must be committed (or known lost) before the offsets are read.
-        self.processor.reset()
         stored = self.store.stored_offsets(
             self.processor.group_id, ((tp.topic, tp.partition) for tp in partitions)
         )
@@ -153,6 +144,8 @@ class LedgerConsumer:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+        # Another instance may have owned these projects until now.
+        self.processor.reset()
         log.info("assigned %d partitions, resuming from stored offsets %s", len(partitions), stored)
 
     def run(self, stop: threading.Event) -> None:
@@ -161,7 +154,6 @@ class LedgerConsumer:
         while not stop.is_set():
             polled = self.consumer.poll(timeout_ms=self.idle_poll_ms, max_records=self.max_records)
             if not polled:
-                self._settle()
                 self._update_lag()
                 continue
             records = [
@@ -178,16 +170,6 @@ class LedgerConsumer:
                 stop.wait(RETRY_PAUSE_S)
                 self.seek_to_stored(list(self.consumer.assignment()))
             self._update_lag()
-
-    def _settle(self) -> None:
-        """Nothing new: learn how the batch in flight ended (a failure replays it)."""
-        try:
-            self.processor.settle()
-        except OutputBroken:
-            raise
-        except Exception:
-            log.exception("the last batch failed; retrying from the stored offsets")
-            self.seek_to_stored(list(self.consumer.assignment()))
 
     def _update_lag(self) -> None:
         for tp in self.consumer.assignment():

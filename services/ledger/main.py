@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
@@ -13,7 +12,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
-from services.ledger.committer import ProcessCommitter, WriterConfig
 from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.processor import BatchProcessor
@@ -33,17 +31,9 @@ class LedgerApp:
     store: LedgerStore
     processor: BatchProcessor
     consumer: LedgerConsumer
-    output: RdKafkaOutput | None  # the batches' own, when they commit in this process
+    output: RdKafkaOutput
     signer: TreeHeadSigner
     signer_output: RdKafkaOutput
-
-    def close(self) -> None:
-        """After the consumer loop has returned: let the last batch land, then let go."""
-        self.processor.close()  # its commit and outputs, before the group is left
-        self.consumer.close()
-        if self.output is not None:
-            self.output.close()
-        self.signer_output.close()
 
 
 def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
@@ -66,19 +56,8 @@ def bootstrap(settings: Settings) -> LedgerApp:
     store.migrate()
     wait_for("Kafka broker", broker_check(settings.kafka_bootstrap))
     topics = Topics(settings.topic_prefix)
-    output: RdKafkaOutput | None = None
-    committer: ProcessCommitter | None = None
-    batches = store  # what the batch pipeline reads (and, inline, writes) through
-    if settings.ledger_writer == "process":
-        make_output = functools.partial(RdKafkaOutput, settings.kafka_bootstrap)
-        committer = ProcessCommitter(WriterConfig(settings.database_url, settings.topic_prefix, make_output))
-        # Only the writer process writes: reads here must not queue for SQLite's write lock.
-        batches = LedgerStore(make_engine(settings.database_url, writer=False))
-    elif settings.ledger_writer == "inline":
-        output = RdKafkaOutput(settings.kafka_bootstrap)
-    else:
-        raise ValueError(f"CHARITY_LEDGER_WRITER is {settings.ledger_writer!r}; use process or inline")
-    processor = BatchProcessor(batches, output, topics, settings.ledger_group, committer=committer)
+    output = RdKafkaOutput(settings.kafka_bootstrap)
+    processor = BatchProcessor(store, output, topics, settings.ledger_group)
     consumer = LedgerConsumer(
         make_consumer(
             settings.kafka_bootstrap,
@@ -88,7 +67,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
             group_instance_id=settings.ledger_instance_id,
             session_timeout_ms=10_000,
         ),
-        batches,
+        store,
         processor,
         topics.inputs,
         max_records=settings.batch_max_records,
@@ -135,6 +114,8 @@ def run(settings: Settings | None = None) -> None:
     try:
         app.consumer.run(stop)
     finally:
-        app.close()
+        app.consumer.close()
+        app.output.close()
+        app.signer_output.close()
         server.should_exit = True
         log.info("ledger stopped")

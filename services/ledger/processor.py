@@ -1,11 +1,12 @@
-"""Turns a batch of raw input records into one checkpoint and hands it to the committer."""
+"""Turns a batch of raw input records into one checkpoint and commits it."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from services.contracts import events as ev
 from services.contracts.codec import DecodeError, EventCodec
@@ -13,16 +14,17 @@ from services.contracts.topics import Topics
 from services.contracts.validation import problems_with
 from services.ledger import metrics
 from services.ledger.checkpoint import Checkpoint
-from services.ledger.committer import Committer, InlineCommitter
 from services.ledger.domain import journal as j
 from services.ledger.domain.book import Policy, decide
+from services.ledger.domain.masking import shown_name
 from services.ledger.domain.projector import apply_entry
+from services.ledger.domain.state import ProjectTotals
 from services.ledger.domain.view import LedgerView
-from services.ledger.outputs import DeadLetter, FeedSource, OutputPublisher
 from services.ledger.ports import OutputPort, RawRecord
-from services.ledger.store import Batch, ChainHead, LedgerStore
+from services.ledger.store import Batch, LedgerStore
 
 log = logging.getLogger(__name__)
+LEDGER_ACTOR = "ledger"
 
 
 @dataclass
@@ -32,69 +34,34 @@ class BatchResult:
     dead_letters: int = 0
 
 
-@dataclass
-class _InFlight:
-    """A submitted batch until it is committed: what the next batch must not miss."""
-
-    started: float
-    size: int
-    decisions: Counter[str]
-    entry_ids: set[str]
-    donations: set[str] = field(default_factory=set)
-    disbursements: set[str] = field(default_factory=set)
-
-
 class BatchProcessor:
     def __init__(
         self,
         store: LedgerStore,
-        outputs: OutputPort | None,
+        outputs: OutputPort,
         topics: Topics,
         group_id: str,
         codec: EventCodec | None = None,
         policy: Policy | None = None,
-        committer: Committer | None = None,
     ) -> None:
-        """`outputs` is where batches publish when they commit here (no `committer` given)."""
         self.store = store
+        self.outputs = outputs
         self.topics = topics
         self.group_id = group_id
         self.codec = codec or EventCodec()
         self.policy = policy or Policy()
-        if committer is None:
-            if outputs is None:
-                raise ValueError("a BatchProcessor needs an output port or a committer")
-            committer = InlineCommitter(store, OutputPublisher(outputs, topics, self.codec))
-        self.committer = committer
         self.view = LedgerView()
-        self.head = ChainHead(0, "")
-        self._numbers = 0
-        self._in_flight: dict[int, _InFlight] = {}
         self.reset()
 
     def reset(self) -> None:
-        """Forget in-memory state (after a failed batch or a rebalance) and reload it.
-
-        A batch still in flight is waited for first, so what is reloaded (and
-        the offsets read after this) includes it.
-        """
-        try:
-            self._completed(self.committer.settle())
-        except Exception:
-            log.warning("the batch in flight was not committed; its records will be read again")
-        self._in_flight.clear()
+        """Forget in-memory state (after a failed batch or a rebalance) and reload it."""
         self.view = LedgerView(projects=self.store.load_projects())
-        self.head = self.store.chain_head()
-
-    def settle(self) -> None:
-        """Wait for the batch in flight; raise if it was not committed."""
-        self._completed(self.committer.settle())
 
     def process(self, records: list[RawRecord]) -> BatchResult:
         started = time.perf_counter()
         result = BatchResult()
         batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
-        dead_letters: list[DeadLetter] = []
+        checkpoint = Checkpoint(self.store, self.outputs, batch, self.view)
         decoded: list[tuple[RawRecord, ev.Event]] = []
         # Kafka orders a project's events within one topic, not across topics.
         # Within a batch, lifecycle events go first (a stable sort keeps each
@@ -102,11 +69,11 @@ class BatchProcessor:
         # its project is booked to the open project, not to suspense.
         for record in sorted(records, key=lambda r: r.topic != self.topics.projects):
             batch.offsets[(record.topic, record.partition)] = record.offset + 1
-            event = self._decode(record, dead_letters)
+            event = self._decode(record, checkpoint)
             if event is not None:
                 decoded.append((record, event))
-        result.dead_letters = len(dead_letters)
-        known = self._known([e.event_id for _, e in decoded])
+        result.dead_letters = len(checkpoint.dead_letters)
+        known = self.store.known_entry_ids(e.event_id for _, e in decoded)
         self._prefetch(decoded)
         feed: list[tuple[ev.Event, j.JournalEntry]] = []
         for record, event in decoded:
@@ -122,100 +89,41 @@ class BatchProcessor:
             ):
                 feed.append((event, entry))
         result.applied = len(batch.entries)
+        checkpoint.after_commit.append(lambda committed: self._publish(committed, feed))
         try:
-            checkpoint = self._checkpoint(batch, dead_letters, feed)
-            flight = _InFlight(
-                started,
-                len(records),
-                Counter(entry.decision for entry, _ in batch.entries),
-                {entry.entry_id for entry, _ in batch.entries},
-                set(self.view.dirty_donations),
-                set(self.view.dirty_disbursements),
-            )
-            self.view.clear_dirty()
-            self._in_flight[checkpoint.number] = flight
-            self._completed(self.committer.submit(checkpoint))
+            checkpoint.commit()
         except Exception:
             metrics.BATCH_FAILURES.inc()
             self.reset()
             raise
-        self._forget_unpinned()
-        metrics.DUPLICATES.inc(result.duplicates)
+        self.view.clear_dirty()
+        # Referenced records are cheap to reload; keeping them would grow without bound.
+        self.view.donations.clear()
+        self.view.disbursements.clear()
+        self._observe(result, len(records), batch, time.perf_counter() - started)
         return result
 
-    def _checkpoint(
-        self, batch: Batch, dead_letters: list[DeadLetter], feed: list[tuple[ev.Event, j.JournalEntry]]
-    ) -> Checkpoint:
-        prepared, records = self.store.prepare(batch, self.view, self.head)
-        self.head = prepared.head
-        seq_of = {r["entry_id"]: r["seq"] for r in records}
-        self._numbers += 1
-        return Checkpoint(
-            number=self._numbers,
-            prepared=prepared,
-            dead_letters=dead_letters,
-            outcomes=[
-                (r["entry_id"], r["project_id"], r["kind"], r["decision"], r["reason"], r["seq"])
-                for r in records
-            ],
-            feed=[self._feed_source(event, seq_of[entry.entry_id]) for event, entry in feed],
-        )
-
-    def _feed_source(self, event: ev.Event, seq: int) -> FeedSource:
-        project = self.view.projects.get(event.project_id)
-        name = project.plan.get("name", event.project_id) if project else event.project_id
-        return (event, seq, name)
-
-    def _completed(self, numbers: list[int]) -> None:
-        now = time.perf_counter()
-        for number in numbers:
-            flight = self._in_flight.pop(number, None)
-            if flight is None:
-                continue
-            metrics.BATCH_SIZE.observe(flight.size)
-            metrics.APPLY_SECONDS.observe(now - flight.started)
-            for decision, count in flight.decisions.items():
-                metrics.EVENTS_APPLIED.labels(decision).inc(count)
-
-    def _known(self, event_ids: list[str]) -> set[str]:
-        """The ids already in the journal, or in a batch on its way there."""
-        known = self.store.known_entry_ids(event_ids)
-        for flight in self._in_flight.values():
-            known.update(i for i in event_ids if i in flight.entry_ids)
-        return known
-
-    def _forget_unpinned(self) -> None:
-        # Referenced records are cheap to reload, and keeping them would grow
-        # without bound; but one a batch in flight changed is not in the
-        # database yet, so the next batch must find it here.
-        pinned_donations = set().union(*(f.donations for f in self._in_flight.values()))
-        pinned_disbursements = set().union(*(f.disbursements for f in self._in_flight.values()))
-        for key in [k for k in self.view.donations if k not in pinned_donations]:
-            del self.view.donations[key]
-        for key in [k for k in self.view.disbursements if k not in pinned_disbursements]:
-            del self.view.disbursements[key]
-
-    def _decode(self, record: RawRecord, dead_letters: list[DeadLetter]) -> ev.Event | None:
+    def _decode(self, record: RawRecord, checkpoint: Checkpoint) -> ev.Event | None:
         try:
             event = self.codec.decode(record.value)
         except DecodeError as exc:
-            self._dead_letter(record, dead_letters, "undecodable", str(exc))
+            self._dead_letter(record, checkpoint, "undecodable", str(exc))
             return None
         if event.type_name not in ev.EVENT_TYPES or event.topic_base != self._base(record.topic):
             self._dead_letter(
-                record, dead_letters, "wrong_topic", f"{event.type_name} does not belong on {record.topic}"
+                record, checkpoint, "wrong_topic", f"{event.type_name} does not belong on {record.topic}"
             )
             return None
         problems = problems_with(event)
         if problems:
-            self._dead_letter(record, dead_letters, "invalid", "; ".join(problems))
+            self._dead_letter(record, checkpoint, "invalid", "; ".join(problems))
             return None
         return event
 
     def _base(self, topic: str) -> str:
         return topic[len(self.topics.prefix) :] if topic.startswith(self.topics.prefix) else topic
 
-    def _dead_letter(self, record: RawRecord, dead_letters: list[DeadLetter], kind: str, reason: str) -> None:
+    def _dead_letter(self, record: RawRecord, checkpoint: Checkpoint, kind: str, reason: str) -> None:
         log.warning("dead letter from %s: %s", record.source, reason)
         metrics.DEAD_LETTERS.labels(kind).inc()
         headers = [
@@ -225,7 +133,7 @@ class BatchProcessor:
             ("source-partition", str(record.partition).encode()),
             ("source-offset", str(record.offset).encode()),
         ]
-        dead_letters.append((self.topics.dlq, record.key, record.value or b"", headers))
+        checkpoint.dead_letters.append((self.topics.dlq, record.key, record.value or b"", headers))
 
     def _prefetch(self, decoded: list[tuple[RawRecord, ev.Event]]) -> None:
         donation_ids = {
@@ -234,8 +142,110 @@ class BatchProcessor:
         disbursement_ids = {e.disbursement_id for _, e in decoded if hasattr(e, "disbursement_id")}
         self.store.prefetch(self.view, donation_ids, disbursement_ids)
 
-    def publish_all_totals(self) -> None:
-        self.committer.publish_totals(list(self.view.projects.values()))
+    # --- outputs, after the commit ------------------------------------------------
 
-    def close(self) -> None:
-        self.committer.close()
+    def _publish(self, committed: list[dict[str, Any]], feed: list[tuple[ev.Event, j.JournalEntry]]) -> None:
+        seq_of = {r["entry_id"]: r["seq"] for r in committed}
+        now = ev.utc_now_ms()
+        for record in committed:
+            outcome = ev.LedgerOutcome(
+                event_id=ev.derived_id("outcome", record["entry_id"]),
+                occurred_at=now,
+                actor=LEDGER_ACTOR,
+                project_id=record["project_id"],
+                source_event_id=record["entry_id"],
+                kind=record["kind"],
+                decision=record["decision"],
+                reason=record["reason"],
+                seq=record["seq"],
+            )
+            self.outputs.send(self.topics.outcomes, record["project_id"].encode(), self.codec.encode(outcome))
+        for event, entry in feed:
+            item = self._feed_item(event, entry, seq_of[entry.entry_id], now)
+            if item is not None:
+                self.outputs.send(self.topics.feed, event.project_id.encode(), self.codec.encode(item))
+        for project_id in sorted({r["project_id"] for r in committed}):
+            project = self.view.projects.get(project_id)
+            if project is not None:
+                self.publish_totals(project)
+
+    def publish_totals(self, project: ProjectTotals) -> None:
+        update = totals_event(project)
+        self.outputs.send(self.topics.totals, project.project_id.encode(), self.codec.encode(update))
+
+    def publish_all_totals(self) -> None:
+        for project in self.view.projects.values():
+            self.publish_totals(project)
+        self.outputs.flush()
+
+    def _feed_item(
+        self, event: ev.Event, entry: j.JournalEntry, seq: int, now: Any
+    ) -> ev.DonationFeedItem | None:
+        project = self.view.projects.get(event.project_id)
+        project_name = project.plan.get("name", event.project_id) if project else event.project_id
+        common: dict[str, Any] = dict(
+            event_id=ev.derived_id("feed", event.event_id),
+            occurred_at=event.occurred_at,
+            actor=LEDGER_ACTOR,
+            project_id=event.project_id,
+            source_event_id=event.event_id,
+            project_name=project_name,
+            seq=seq,
+        )
+        if isinstance(event, ev.DonationConfirmed):
+            name = shown_name(event.anonymity, event.display_name)
+            if name is None:
+                return None
+            return ev.DonationFeedItem(
+                **common,
+                amount_fen=event.gross_fen,
+                currency=event.currency,
+                kind="gift",
+                channel=event.channel,
+                venue_id=event.venue_id,
+                shown_name=name,
+                # Shown only after the display's moderation step; never written to the journal.
+                message=event.message,
+            )
+        if isinstance(event, ev.OfflineDonationRecorded):
+            return ev.DonationFeedItem(
+                **common,
+                amount_fen=event.amount_fen,
+                currency=event.currency,
+                kind=event.kind,
+                channel="venue",
+                venue_id=event.venue_id,
+                shown_name="",
+                item=event.item,
+            )
+        return None
+
+    def _observe(self, result: BatchResult, size: int, batch: Batch, seconds: float) -> None:
+        metrics.BATCH_SIZE.observe(size)
+        metrics.APPLY_SECONDS.observe(seconds)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for decision, count in Counter(entry.decision for entry, _ in batch.entries).items():
+            metrics.EVENTS_APPLIED.labels(decision).inc(count)
+
+
+def totals_event(project: ProjectTotals) -> ev.TotalsUpdated:
+    return ev.TotalsUpdated(
+        event_id=ev.derived_id(f"totals-{project.last_entry_seq}", project.project_id),
+        occurred_at=ev.utc_now_ms(),
+        actor=LEDGER_ACTOR,
+        project_id=project.project_id,
+        name=project.plan.get("name", project.project_id),
+        name_en=project.plan.get("name_en"),
+        status=str(project.status),
+        currency=project.currency,
+        goal_fen=project.goal_fen,
+        raised_fen=project.raised_fen,
+        gross_fen=project.gross_fen,
+        fees_fen=project.fees_fen,
+        offline_fen=project.offline_cash_fen + project.offline_sales_fen,
+        donations_count=project.donations_count,
+        refunded_fen=project.refunded_fen,
+        disbursed_fen=project.disbursed_fen,
+        available_fen=project.fund_fen,
+        as_of_seq=project.last_entry_seq,
+    )

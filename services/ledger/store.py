@@ -1,10 +1,8 @@
 """The ledger's storage adapter: journal, projections and consumer offsets.
 
-A batch is first prepared (every row computed, its entries chained onto the
-chain head it expects), then written: one database transaction holding the
-batch's journal entries, the projection rows they changed and the next offset
-of every partition the batch read, so a crash leaves either all of it or none
-of it. `commit_batch` does both at once.
+One `commit_batch` call is one database transaction holding a batch's journal
+entries, the projection rows they changed and the next offset of every
+partition the batch read, so a crash leaves either all of it or none of it.
 """
 
 from __future__ import annotations
@@ -40,35 +38,6 @@ class Batch:
     recorded_at: datetime
     entries: list[tuple[JournalEntry, str]] = field(default_factory=list)  # (entry, source)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read
-
-
-@dataclass(frozen=True)
-class ChainHead:
-    seq: int
-    entry_hash: str
-
-
-@dataclass
-class PreparedBatch:
-    """A batch ready to write: every row, its entries chained onto `expects`.
-
-    Plain data, so it can be handed to the ledger's writer process as it is.
-    """
-
-    group_id: str
-    expects: ChainHead  # the chain head the entries were chained onto
-    head: ChainHead  # the chain head once they are written
-    journal: list[dict[str, Any]]
-    leaves: list[dict[str, Any]]
-    postings: list[dict[str, Any]]
-    projects: list[ProjectTotals]  # the projections the batch changed
-    donations: list[dict[str, Any]]
-    disbursements: list[dict[str, Any]]
-    offsets: list[dict[str, Any]]  # the next offset of every partition read
-
-
-class ChainMoved(RuntimeError):
-    """The journal grew after a batch was prepared: its hashes no longer chain."""
 
 
 class LedgerStore:
@@ -135,28 +104,21 @@ class LedgerStore:
 
     # --- the write ---------------------------------------------------------------
 
-    def chain_head(self) -> ChainHead:
-        with self.engine.connect() as conn:
-            head = conn.execute(select(t.chain_head).where(t.chain_head.c.id == 1)).one()
-        return ChainHead(head.seq, head.entry_hash)
-
     def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
         """Append the batch's entries, upsert what they changed, store offsets: atomically.
 
         Returns the canonical records of the appended entries (with their seq).
         """
-        prepared, records = self.prepare(batch, view, self.chain_head())
-        self.write(prepared)
+        with self.engine.begin() as conn:
+            records = self._append(conn, batch, view) if batch.entries else []
+            self.write_projections(conn, view)
+            self._store_offsets(conn, batch)
         return records
 
-    def prepare(
-        self, batch: Batch, view: LedgerView, head: ChainHead
-    ) -> tuple[PreparedBatch, list[dict[str, Any]]]:
-        """Every row of the batch, its entries chained onto `head`; and their canonical records.
-
-        Pure computation: nothing is read or written here. `write` stores the
-        result only if the chain still ends at `head`.
-        """
+    def _append(self, conn: Connection, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
+        # Serialises writers (several ledger instances share one chain); SQLite
+        # already holds its write lock from BEGIN IMMEDIATE.
+        head = conn.execute(select(t.chain_head).where(t.chain_head.c.id == 1).with_for_update()).one()
         seq, prev = head.seq, head.entry_hash
         journal_rows: list[dict[str, Any]] = []
         posting_rows: list[dict[str, Any]] = []
@@ -200,46 +162,11 @@ class LedgerStore:
             if project is not None:
                 project.last_entry_seq = seq  # how far this projection is up to date
                 view.dirty_projects.add(entry.project_id)
-        projects, donations, disbursements = _dirty_projections(view)
-        prepared = PreparedBatch(
-            group_id=batch.group_id,
-            expects=head,
-            head=ChainHead(seq, prev),
-            journal=journal_rows,
-            leaves=leaf_rows,
-            postings=posting_rows,
-            projects=projects,
-            donations=donations,
-            disbursements=disbursements,
-            offsets=[
-                {"group_id": batch.group_id, "topic": topic, "partition": part, "next_offset": off}
-                for (topic, part), off in sorted(batch.offsets.items())
-            ],
-        )
-        return prepared, records
-
-    def write(self, prepared: PreparedBatch) -> None:
-        """One transaction: the entries, the projection rows they changed, the offsets."""
-        with self.engine.begin() as conn:
-            if prepared.journal:
-                # The lock serialises writers (several ledger instances share one
-                # chain); SQLite already holds its write lock from BEGIN IMMEDIATE.
-                row = conn.execute(select(t.chain_head).where(t.chain_head.c.id == 1).with_for_update()).one()
-                if ChainHead(row.seq, row.entry_hash) != prepared.expects:
-                    raise ChainMoved(
-                        f"the journal ends at seq {row.seq}, not at {prepared.expects.seq} "
-                        "as when the batch was prepared: another writer appended"
-                    )
-                self._rows(t.journal).write(conn, prepared.journal)
-                self._rows(t.merkle_leaves).write(conn, prepared.leaves)
-                self._rows(t.postings).write(conn, prepared.postings)
-                conn.execute(
-                    update(t.chain_head)
-                    .where(t.chain_head.c.id == 1)
-                    .values(seq=prepared.head.seq, entry_hash=prepared.head.entry_hash)
-                )
-            self._write_projections(conn, prepared.projects, prepared.donations, prepared.disbursements)
-            self._rows(t.consumer_offsets, ("group_id", "topic", "partition")).write(conn, prepared.offsets)
+        self._rows(t.journal).write(conn, journal_rows)
+        self._rows(t.merkle_leaves).write(conn, leaf_rows)
+        self._rows(t.postings).write(conn, posting_rows)
+        conn.execute(update(t.chain_head).where(t.chain_head.c.id == 1).values(seq=seq, entry_hash=prev))
+        return records
 
     def _rows(self, table: Table, conflict_key: tuple[str, ...] = ()) -> _RowWriter:
         writer = self._writers.get(table.name)
@@ -254,29 +181,33 @@ class LedgerStore:
 
     def write_projections(self, conn: Connection, view: LedgerView) -> None:
         """Upsert the projection rows the view marks dirty."""
-        self._write_projections(conn, *_dirty_projections(view))
+        self._upsert(
+            conn,
+            t.project_totals,
+            "project_id",
+            [project_to_row(view.projects[p]) for p in sorted(view.dirty_projects) if p in view.projects],
+        )
+        self._upsert(
+            conn,
+            t.donations,
+            "donation_id",
+            [_plain_row(view.donations[d]) for d in sorted(view.dirty_donations)],
+        )
+        self._upsert(
+            conn,
+            t.disbursements,
+            "disbursement_id",
+            [disbursement_to_row(view.disbursements[d]) for d in sorted(view.dirty_disbursements)],
+        )
 
-    def _write_projections(
-        self,
-        conn: Connection,
-        projects: list[ProjectTotals],
-        donations: list[dict[str, Any]],
-        disbursements: list[dict[str, Any]],
-    ) -> None:
-        self._upsert(conn, t.project_totals, "project_id", [project_to_row(p) for p in projects])
-        self._upsert(conn, t.donations, "donation_id", donations)
-        self._upsert(conn, t.disbursements, "disbursement_id", disbursements)
-
-
-def _dirty_projections(
-    view: LedgerView,
-) -> tuple[list[ProjectTotals], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The projections the view marks dirty: projects as they are, the others as rows."""
-    return (
-        [view.projects[p] for p in sorted(view.dirty_projects) if p in view.projects],
-        [_plain_row(view.donations[d]) for d in sorted(view.dirty_donations)],
-        [disbursement_to_row(view.disbursements[d]) for d in sorted(view.dirty_disbursements)],
-    )
+    def _store_offsets(self, conn: Connection, batch: Batch) -> None:
+        if not batch.offsets:
+            return
+        rows = [
+            {"group_id": batch.group_id, "topic": topic, "partition": part, "next_offset": off}
+            for (topic, part), off in sorted(batch.offsets.items())
+        ]
+        self._rows(t.consumer_offsets, ("group_id", "topic", "partition")).write(conn, rows)
 
 
 @dataclass(frozen=True)

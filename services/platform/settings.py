@@ -35,9 +35,6 @@ class Settings:
     public_base_url: str = field(default_factory=lambda: _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000"))
     batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "2000")))
     batch_max_wait_ms: int = field(default_factory=lambda: int(_env("BATCH_MAX_WAIT_MS", "50")))
-    # "process": batches commit and publish in the ledger's writer process while the
-    # next batch is decided (two cores); "inline": all in the ledger's own thread.
-    ledger_writer: str = field(default_factory=lambda: _env("LEDGER_WRITER", "process"))
     # How often the ledger re-reads topic metadata, i.e. how soon it notices added partitions.
     metadata_max_age_ms: int = field(default_factory=lambda: int(_env("METADATA_MAX_AGE_MS", "30000")))
     # The Ed25519 key that signs tree heads. Never in git; see docs/ledger.md.

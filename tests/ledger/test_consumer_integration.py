@@ -178,9 +178,8 @@ def test_a_ledger_refuses_to_start_on_input_topics_that_do_not_exist(kafka_boots
 
 # --- crash test -------------------------------------------------------------------
 
-N_EVENTS = 30_000
-# Five of them kill the ledger process (its writer process dies with it), three only the writer.
-KILLS = 8
+N_EVENTS = 20_000
+KILLS = 5
 PROJECTS = [f"crash-{i}" for i in range(12)]
 
 
@@ -249,13 +248,8 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
                 what="ledger progress",
             )
             time.sleep(rng.uniform(0.05, 0.6))
-            if len(applied_at_kill) % 3 != 1:
-                process.send_signal(signal.SIGKILL)  # its writer process dies with it
-                process.wait()
-            else:
-                # Only the writer process: the ledger must notice and exit, to be restarted.
-                os.kill(writer_pid(process.pid), signal.SIGKILL)
-                assert process.wait(timeout=30) != 0
+            process.send_signal(signal.SIGKILL)
+            process.wait()
             applied_at_kill.append(_count(engine, tmp_path))
             process = spawn_ledger(env, log)
         feeder.join()
@@ -289,15 +283,6 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
         env["CHARITY_LEDGER_GROUP"], [(p.topic, p.partition) for p in parts]
     )
     assert stored == {(p.topic, p.partition): ends[p] for p in parts}
-
-
-def writer_pid(ledger_pid: int) -> int:
-    """The ledger's writer process: its child started by multiprocessing's spawn (the other
-    child is multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{ledger_pid}/task/{ledger_pid}/children").read_text().split()
-    spawned = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    assert len(spawned) == 1, children
-    return spawned[0]
 
 
 def _count(engine: object, _: Path) -> int:
