@@ -20,7 +20,7 @@ from services.ledger.transparency import TreeHeadSigner
 from services.ledger.tree_signing import load_or_create_signing_key
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
-from services.platform.rdkafka_output import RdKafkaOutput
+from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
 from services.platform.settings import Settings
 
 log = logging.getLogger("charity.ledger")
@@ -79,11 +79,23 @@ def bootstrap(settings: Settings) -> LedgerApp:
     return LedgerApp(store, processor, consumer, output, signer, signer_output)
 
 
-def sign_tree_heads(signer: TreeHeadSigner, stop: threading.Event, every_s: float) -> None:
-    """Publish a signed tree head whenever the journal has grown, every few seconds."""
+def sign_tree_heads(
+    signer: TreeHeadSigner, stop: threading.Event, every_s: float, broken: list[OutputBroken]
+) -> None:
+    """Publish a signed tree head whenever the journal has grown, every few seconds.
+
+    A producer that failed for good cannot recover: rather than a ledger that
+    quietly stops signing, the whole ledger stops (`broken` says why) and is
+    restarted with a new producer, as when the batches' producer fails.
+    """
     while not stop.wait(every_s):
         try:
             signer.publish_if_grown()
+        except OutputBroken as exc:
+            log.critical("the tree-head producer failed for good (%s); stopping the ledger", exc)
+            broken.append(exc)
+            stop.set()
+            return
         except Exception:
             log.exception("publishing a tree head failed; retrying at the next interval")
 
@@ -107,12 +119,17 @@ def run(settings: Settings | None = None) -> None:
     server = serve_in_thread(http, "127.0.0.1", settings.ledger_http_port)
     # The compacted totals topic may miss what a crash interrupted: republish all.
     app.processor.publish_all_totals()
+    signer_broken: list[OutputBroken] = []
     threading.Thread(
-        target=sign_tree_heads, args=(app.signer, stop, settings.tree_head_interval_s), daemon=True
+        target=sign_tree_heads,
+        args=(app.signer, stop, settings.tree_head_interval_s, signer_broken),
+        daemon=True,
     ).start()
     log.info("ledger consuming %s as group %s", Topics(settings.topic_prefix).inputs, settings.ledger_group)
     try:
         app.consumer.run(stop)
+        if signer_broken:
+            raise signer_broken[0]  # exits non-zero, to be restarted
     finally:
         app.consumer.close()
         app.output.close()
