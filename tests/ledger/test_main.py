@@ -1,4 +1,4 @@
-"""The ledger process's tree-head signing loop: transient failures are retried, a broken producer stops the ledger."""
+"""The ledger's tree-head signing loop: failures are retried, a broken producer stops the ledger."""
 
 from __future__ import annotations
 
