@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,9 @@ RETRY_PAUSE_S = 1.0
 # next one (see _keep_rejoin_requested); long polls make that rarer, and they
 # keep a ledger whose broker is gone from spinning.
 IDLE_POLL_MS = 1000
+# Consumer lag is a gauge scraped every few seconds; measuring it after every
+# batch cost a small batch more than its own bookkeeping.
+LAG_EVERY_S = 1.0
 
 
 def make_consumer(
@@ -120,6 +124,7 @@ class LedgerConsumer:
         self.processor = processor
         self.max_records = max_records
         self.idle_poll_ms = idle_poll_ms
+        self._lag_measured_at = -LAG_EVERY_S
         topics = list(topics)
         _keep_rejoin_requested(self.consumer)
         self.consumer.subscribe(topics=topics, listener=_SeekToStoredOffsets(self))
@@ -172,6 +177,10 @@ class LedgerConsumer:
             self._update_lag()
 
     def _update_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_measured_at < LAG_EVERY_S:
+            return
+        self._lag_measured_at = now
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
             if high is None:

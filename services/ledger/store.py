@@ -44,6 +44,13 @@ class LedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writers: dict[str, _RowWriter] = {}
+        # Built once: a batch of a few records spent more on building these
+        # statements than on running them.
+        self._known_entries = select(t.journal.c.entry_id).where(self._one_of(t.journal.c.entry_id))
+        self._donations_by_id = select(t.donations).where(self._one_of(t.donations.c.donation_id))
+        self._disbursements_by_id = select(t.disbursements).where(
+            self._one_of(t.disbursements.c.disbursement_id)
+        )
 
     def migrate(self) -> None:
         upgrade(self.engine)
@@ -60,34 +67,28 @@ class LedgerStore:
         if not ids:
             return set()
         with self.engine.connect() as conn:
-            return set(
-                conn.scalars(select(t.journal.c.entry_id).where(self._one_of(t.journal.c.entry_id, ids)))
-            )
+            return set(conn.scalars(self._known_entries, {"ids": ids}))
 
-    def _one_of(self, column: Column[str], values: list[str]) -> ColumnElement[bool]:
-        """``column IN (values)``; on PostgreSQL as ``= ANY(array)``: one parameter
-        instead of hundreds, so the statement is compiled once and cached."""
+    def _one_of(self, column: Column[str]) -> ColumnElement[bool]:
+        """``column IN (:ids)``, the list given at execution; on PostgreSQL as
+        ``= ANY(:ids)``, one array parameter instead of hundreds."""
         if self.engine.dialect.name == "postgresql":
-            return column == any_(bindparam("one_of", values, type_=postgresql.ARRAY(column.type)))
-        return column.in_(values)
+            return column == any_(bindparam("ids", type_=postgresql.ARRAY(column.type)))
+        return column.in_(bindparam("ids", expanding=True))
 
     def prefetch(self, view: LedgerView, donation_ids: set[str], disbursement_ids: set[str]) -> None:
         """Load the records a batch's events refer to, unless the view holds them already."""
         missing_donations = [d for d in donation_ids if d not in view.donations]
         missing_disbursements = [d for d in disbursement_ids if d not in view.disbursements]
+        if not missing_donations and not missing_disbursements:
+            return
         with self.engine.connect() as conn:
             if missing_donations:
-                rows = conn.execute(
-                    select(t.donations).where(self._one_of(t.donations.c.donation_id, missing_donations))
-                ).mappings()
+                rows = conn.execute(self._donations_by_id, {"ids": missing_donations}).mappings()
                 for r in rows:
                     view.donations[r["donation_id"]] = DonationRecord(**r)
             if missing_disbursements:
-                rows = conn.execute(
-                    select(t.disbursements).where(
-                        self._one_of(t.disbursements.c.disbursement_id, missing_disbursements)
-                    )
-                ).mappings()
+                rows = conn.execute(self._disbursements_by_id, {"ids": missing_disbursements}).mappings()
                 for r in rows:
                     view.disbursements[r["disbursement_id"]] = disbursement_from_row(r)
 

@@ -109,3 +109,18 @@ def test_a_broken_output_ends_the_loop_instead_of_retrying_for_ever() -> None:
     with pytest.raises(OutputBroken, match="producer fenced"):
         loop.run(stop)
     assert len(processor.batches) == 1 and kafka.seeks == []
+
+
+def test_consumer_lag_is_measured_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("services.ledger.consumer.time.monotonic", lambda: clock[0])
+    loop, kafka, _, _ = _loop([])
+    asked: list[TopicPartition] = []
+    kafka.highwater = lambda tp: asked.append(tp)  # type: ignore[method-assign]
+    loop._update_lag()
+    clock[0] += 0.5
+    loop._update_lag()  # half a second later: not again
+    assert asked == [PARTITION]
+    clock[0] += 0.5
+    loop._update_lag()
+    assert asked == [PARTITION, PARTITION]
