@@ -24,7 +24,12 @@ from services.platform.kafka_io import make_producer
 
 
 class BrokerUnavailable(RuntimeError):
-    """The event was not acknowledged; nothing may be assumed recorded."""
+    """The event was not acknowledged. If it was never handed to the broker, it is not
+    recorded; if it was (`maybe_recorded`), the broker may still append it."""
+
+    def __init__(self, message: str, maybe_recorded: bool) -> None:
+        super().__init__(message)
+        self.maybe_recorded = maybe_recorded
 
 
 class EventPublisher(Protocol):
@@ -81,9 +86,15 @@ class KafkaEventPublisher:
         try:
             producer = await self._ready_producer(topic)
             sent = producer.send(topic, key=event.project_id.encode(), value=self._codec.encode(event))
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"the event broker is unreachable: {exc}", maybe_recorded=False) from exc
+        try:
             await asyncio.wait_for(_on_loop(sent), timeout=self._timeout_s * 2)
         except (KafkaError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"the event broker did not acknowledge the event: {exc}") from exc
+            # Sent but not acknowledged in time: the broker may yet append it.
+            raise BrokerUnavailable(
+                f"the event broker did not acknowledge the event: {exc}", maybe_recorded=True
+            ) from exc
 
     def close(self) -> None:
         if self._producer is not None:

@@ -20,8 +20,14 @@ async def publish_or_503(publisher: EventPublisher, event: Event) -> None:
     try:
         await publisher.publish(event)
     except BrokerUnavailable as exc:
+        if exc.maybe_recorded:
+            # Event ids are derived from what the request names (donation, project), so
+            # the ledger applies a retried event once, whether or not the first landed.
+            what = "it may still be recorded (a retry of the same request is applied at most once)"
+        else:
+            what = "nothing was recorded; retry later"
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"the event log is unavailable, nothing was recorded; retry later ({exc})",
+            f"the event log is unavailable, {what} ({exc})",
             headers={"Retry-After": RETRY_AFTER_S},
         ) from exc

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
-from services.api.producer import KafkaEventPublisher
+from services.api.producer import BrokerUnavailable, KafkaEventPublisher
+from services.contracts.events import Event
 from services.contracts.topics import Topics
 from services.ledger.db import make_engine
 from services.ledger.processor import BatchProcessor
@@ -106,6 +107,30 @@ def test_a_broker_that_does_not_acknowledge_gives_503_and_retry_after(http: Test
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert "nothing was recorded" in response.json()["detail"]
+
+
+class UnacknowledgingPublisher:
+    """A broker that took the event but never acknowledged it."""
+
+    async def publish(self, event: Event) -> None:
+        raise BrokerUnavailable("no acknowledgement within 10 s", maybe_recorded=True)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_event_sent_but_not_acknowledged_gives_503_saying_it_may_still_land(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    store = LedgerStore(make_engine(url))
+    store.migrate()
+    feed(BatchProcessor(store, RecordingOutput(), Topics(""), "g"), f.opened_project("open"))
+    settings = Settings(database_url=url, staff_token="s3cret")
+    app = create_app(settings, LedgerQueries(make_engine(url, writer=False)), UnacknowledgingPublisher(), {})
+    with TestClient(app) as client:
+        response = client.post("/api/internal/donations/confirmed", json=gift(), headers=STAFF)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    detail = response.json()["detail"]
+    assert "may still be recorded" in detail and "nothing was recorded" not in detail
 
 
 def test_a_request_waiting_for_the_broker_does_not_hold_up_others(http: TestClient) -> None:
