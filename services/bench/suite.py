@@ -48,12 +48,12 @@ def _json_report(module: str) -> dict[str, Any]:
     return report
 
 
-def _ledger_figures() -> Figures:
+def _ledger_figures(*args: str) -> Figures:
     """Run the ledger benchmark with its output streamed (one line behind); return the
     figures of its last line, which is not shown: they end up in the suite's line."""
     last = ""
     with subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "bench"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "services.cli", "bench", *args], stdout=subprocess.PIPE, text=True
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
