@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.contracts.topics import Topics
 from services.display.channel import ChannelLimits
+from services.display.decisions import DecisionLog
 from services.display.follower import Follower
 from services.display.hub import AtCapacity, Hub, NotReady, UnknownVenue
 from services.display.options import DisplayOptions
@@ -70,6 +71,7 @@ def create_app(
     """The gateway app. ``follow=False`` leaves the hub to the caller (unit tests feed it)."""
     options = options or DisplayOptions()
     the_hub = hub or make_hub(catalogue, options)
+    decisions = DecisionLog(options.decisions_path)
     version = asset_version()
 
     @contextlib.asynccontextmanager
@@ -85,11 +87,15 @@ def create_app(
             feed_backlog=options.feed_backlog,
             stale_after_s=options.stale_after_s,
         )
+        # Decisions already taken, before the feed is read again: nothing approved is held.
+        for entry_id, decision in await asyncio.to_thread(decisions.read_new):
+            the_hub.decide(entry_id, decision)
         if follow:
             follower.start()
         tasks = [
             asyncio.create_task(the_hub.run_heartbeats(options.heartbeat_s)),
             asyncio.create_task(_watch_venue_file(the_hub, options)),
+            asyncio.create_task(_follow_decisions(the_hub, decisions, options.reload_poll_s)),
         ]
         try:
             yield
@@ -155,7 +161,7 @@ def create_app(
             "venue_total_fen": channel.venue_total_fen() if channel else None,
         }
 
-    app.include_router(staff_router(the_hub, settings, options))
+    app.include_router(staff_router(the_hub, settings, options, decisions))
     return app
 
 
@@ -211,6 +217,14 @@ def _unavailable(reason: str, retry_after_s: int) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": str(retry_after_s)},
     )
+
+
+async def _follow_decisions(hub: Hub, decisions: DecisionLog, every_s: float) -> None:
+    """Apply what staff decide on other gateways (and this one: applying twice is harmless)."""
+    while True:
+        await asyncio.sleep(every_s)
+        for entry_id, decision in await asyncio.to_thread(decisions.read_new):
+            hub.decide(entry_id, decision)
 
 
 async def _watch_venue_file(hub: Hub, options: DisplayOptions) -> None:

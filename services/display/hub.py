@@ -210,15 +210,23 @@ class Hub:
 
     # --- staff ------------------------------------------------------------------------------------
 
-    def approve(self, entry_id: str) -> bool:
-        held = self.moderator.approve(entry_id)
-        if held is None:
-            return False
-        entry = self.state.attach_message(entry_id, held.text)
-        if entry is not None and self.ready:
+    def decide(self, entry_id: str, decision: str) -> None:
+        """Apply staff's decision on a message (taken here or on another gateway): an
+        approved message this gateway held goes to the screens showing its gift."""
+        released = self.moderator.decide(entry_id, decision)
+        if released is None:
+            return
+        entry = self.state.attach_message(entry_id, released.text)
+        if entry is None:
+            return
+        # A gift still waiting for its total goes out with the message when it is released.
+        self._awaiting_totals = [
+            (deadline, entry if waiting.entry_id == entry_id else waiting)
+            for deadline, waiting in self._awaiting_totals
+        ]
+        if self.ready:
             for channel in self.channels.values():
                 channel.offer_message(entry)
-        return True
 
     def reconfigure(self, catalogue: VenueCatalogue) -> None:
         """Apply a new venue file. Screens of a changed or removed venue reload their page

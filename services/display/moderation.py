@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from services.display.decisions import APPROVED
+
 # Held messages wait in memory; past this many the oldest are dropped unshown.
 MAX_HELD = 500
 
@@ -66,6 +68,9 @@ def _comparable(text: str) -> str:
 class Moderator:
     def __init__(self, policy: ModerationPolicy | None = None) -> None:
         self._held: OrderedDict[str, HeldMessage] = OrderedDict()
+        # What staff decided (on any gateway), so a message is not held again after a
+        # restart, nor on a gateway that reads it after the decision.
+        self._decided: dict[str, str] = {}
         self.policy = policy or ModerationPolicy()
 
     @property
@@ -84,6 +89,9 @@ class Moderator:
         text = clean(message, self._policy.max_chars)
         if not text:
             return None
+        decided = self._decided.get(entry_id)
+        if decided is not None:
+            return text if decided == APPROVED else None
         if self._policy.mode is ModerationMode.HOLD:
             self._hold(entry_id, text, "needs approval")
             return None
@@ -99,11 +107,14 @@ class Moderator:
     def held(self) -> list[HeldMessage]:
         return list(self._held.values())
 
-    def approve(self, entry_id: str) -> HeldMessage | None:
-        return self._held.pop(entry_id, None)
+    def is_held(self, entry_id: str) -> bool:
+        return entry_id in self._held
 
-    def reject(self, entry_id: str) -> bool:
-        return self._held.pop(entry_id, None) is not None
+    def decide(self, entry_id: str, decision: str) -> HeldMessage | None:
+        """Record staff's decision; the message it releases for screens, if it was held here."""
+        self._decided[entry_id] = decision
+        held = self._held.pop(entry_id, None)
+        return held if decision == APPROVED else None
 
     def _hold(self, entry_id: str, text: str, reason: str) -> None:
         self._held[entry_id] = HeldMessage(entry_id, text, reason)

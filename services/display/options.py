@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.display.venues import venues_file
+from services.platform.settings import VAR_DIR
 
 
 def _env(name: str, default: str) -> str:
@@ -33,3 +34,9 @@ class DisplayOptions:
     # The broker counts as unreachable (screens say "paused") after this long without an answer.
     stale_after_s: float = field(default_factory=lambda: float(_env("STALE_AFTER_S", "20")))
     reload_poll_s: float = field(default_factory=lambda: float(_env("RELOAD_POLL_S", "5")))
+    # Staff decisions on held messages, shared by the gateways of this host (decisions.py).
+    decisions_path: Path = field(
+        default_factory=lambda: Path(
+            _env("DECISIONS_FILE", str(VAR_DIR / "display" / "moderation-decisions.jsonl"))
+        )
+    )

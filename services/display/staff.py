@@ -1,4 +1,5 @@
-"""Staff endpoints of the gateway: the venue configuration and held donor messages.
+"""Staff endpoints of the gateway: the venue configuration and held donor messages
+(decisions on them are shared with the other gateways through `decisions.py`).
 
 Guarded by the shared staff token; closed altogether while none is set.
 """
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException
 
+from services.display.decisions import APPROVED, REJECTED, DecisionLog
 from services.display.hub import Hub
 from services.display.options import DisplayOptions
 from services.display.venues import (
@@ -24,7 +26,7 @@ from services.display.venues import (
 from services.platform.settings import Settings
 
 
-def staff_router(hub: Hub, settings: Settings, options: DisplayOptions) -> APIRouter:
+def staff_router(hub: Hub, settings: Settings, options: DisplayOptions, decisions: DecisionLog) -> APIRouter:
     def require_staff(authorization: Annotated[str | None, Header()] = None) -> None:
         if not settings.staff_token:
             raise HTTPException(403, "staff endpoints are closed: CHARITY_STAFF_TOKEN is not set")
@@ -41,17 +43,21 @@ def staff_router(hub: Hub, settings: Settings, options: DisplayOptions) -> APIRo
             for m in hub.moderator.held()
         ]
 
+    async def decide(entry_id: str, decision: str) -> dict[str, str]:
+        if not hub.moderator.is_held(entry_id):
+            raise HTTPException(404, "no such held message")
+        # Written first: a decision every gateway (and this one after a restart) will find.
+        await asyncio.to_thread(decisions.append, entry_id, decision)
+        hub.decide(entry_id, decision)
+        return {"status": decision}
+
     @router.post("/moderation/{entry_id}/approve")
     async def approve(entry_id: str) -> dict[str, str]:
-        if not hub.approve(entry_id):
-            raise HTTPException(404, "no such held message")
-        return {"status": "approved"}
+        return await decide(entry_id, APPROVED)
 
     @router.post("/moderation/{entry_id}/reject")
     async def reject(entry_id: str) -> dict[str, str]:
-        if not hub.moderator.reject(entry_id):
-            raise HTTPException(404, "no such held message")
-        return {"status": "rejected"}
+        return await decide(entry_id, REJECTED)
 
     @router.get("/venues")
     async def venues() -> dict[str, Any]:

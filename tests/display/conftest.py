@@ -87,7 +87,12 @@ def start_gateway(kafka_bootstrap: str, topics: Topics, venues_path: Path) -> It
             public_base_url="https://give.example.org",
             staff_token="staff-secret",
         )
-        options = DisplayOptions(**{"venues_path": venues_path, "heartbeat_s": 15.0, **overrides})
+        defaults = {
+            "venues_path": venues_path,
+            "decisions_path": venues_path.with_name("moderation-decisions.jsonl"),
+            "heartbeat_s": 15.0,
+        }
+        options = DisplayOptions(**{**defaults, **overrides})
         gateway = Gateway(settings, options, load_catalogue(venues_path), port=free_ports(1)[0])
         gateway.start_in_thread()
         started.append(gateway)

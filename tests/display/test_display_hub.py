@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from services.display.channel import ChannelLimits
+from services.display.decisions import APPROVED
 from services.display.hub import AtCapacity, Hub, NotReady, UnknownVenue, new_epoch, parse_event_id
+from services.display.moderation import ModerationMode, ModerationPolicy
 from services.display.sample import feed_event, totals_event
 from services.display.venues import Venue, VenueCatalogue
 from tests.display.fake_screen import FakeScreen, parse_frames
@@ -95,6 +97,26 @@ def test_a_gift_waits_for_the_total_that_counts_it() -> None:
         ((_, kind, update),) = screen.frames()
         assert kind == "update"
         assert update["venue_total_fen"] == 50 and len(update["feed"]) == 1  # type: ignore[arg-type]
+
+    run(body)
+
+
+def test_a_message_approved_while_its_gift_waits_for_its_total_goes_out_with_the_gift() -> None:
+    async def body() -> None:
+        garden = Venue("garden", "花园", "Garden", ("elderly-meals",), show_messages=True)
+        h = Hub(
+            VenueCatalogue({"garden": garden}, ModerationPolicy(mode=ModerationMode.HOLD)),
+            limits=ChannelLimits(interval_s=0),
+        )
+        h.mark_caught_up()
+        screen = FakeScreen(h.open_stream("garden", None)[0])
+        gift = feed_event("elderly-meals", amount_fen=50, seq=7, message="加油")
+        h.ingest([gift])
+        h.decide(gift.event_id, APPROVED)  # decided on another gateway, say
+        h.ingest([totals_event("elderly-meals", raised_fen=50, as_of_seq=7)])
+        await asyncio.sleep(0.01)
+        ((_, _, update),) = screen.frames()
+        assert [line["message"] for line in update["feed"]] == ["加油"]  # type: ignore[index]
 
     run(body)
 

@@ -11,6 +11,7 @@ import pytest
 
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
+from services.display.main import Gateway
 from services.display.sample import LedgerEcho, feed_event, totals_event
 from services.platform.kafka_admin import delete_topics, ensure_topics
 from services.platform.kafka_io import make_producer
@@ -249,6 +250,52 @@ def test_a_message_with_a_blocked_word_waits_for_staff_and_is_escaped_text_when_
     assert approved.status_code == 200
     update = stream.wait_for(lambda e: bool(e.data.get("messages")))
     assert update.data["messages"] == [{"id": held.event_id, "message": "这是 坏 词"}]
+    stream.cut()
+
+
+def test_a_decision_on_one_gateway_reaches_the_others_and_survives_a_restart(
+    start_gateway: GatewayFactory, kafka_bootstrap: str, topics: Topics
+) -> None:
+    first = start_gateway(reload_poll_s=0.2)
+    second = start_gateway(reload_poll_s=0.2)
+    on_second = SseStream(f"{second.url}/screen/botanic-garden/events").start()
+    on_second.wait_for(lambda e: e.event == "snapshot")
+    held = feed_event("elderly-meals", amount_fen=30_00, seq=1, shown_name="赵**", message="这是 坏 词")
+    producer = make_producer(kafka_bootstrap)
+    producer.send(topics.feed, key=b"elderly-meals", value=EventCodec().encode(held))
+    producer.flush()
+    producer.close()
+    staff = {"Authorization": "Bearer staff-secret"}
+
+    def queue(gateway: Gateway) -> list[str]:
+        return [m["id"] for m in httpx.get(f"{gateway.url}/staff/moderation", headers=staff).json()]
+
+    deadline = time.monotonic() + 20
+    while queue(first) != [held.event_id] or queue(second) != [held.event_id]:
+        assert time.monotonic() < deadline, "the message was not held by both gateways"
+        time.sleep(0.05)
+    approved = httpx.post(f"{first.url}/staff/moderation/{held.event_id}/approve", headers=staff)
+    assert approved.status_code == 200
+
+    # Approved on the first gateway: shown by the second (as a message for a gift already on
+    # screen, or with the gift's own line if that was still to come), gone from both queues.
+    def shows_message(event: SseEvent) -> bool:
+        messages = {m["id"]: m["message"] for m in event.data.get("messages", [])}
+        lines = {g["id"]: g["message"] for g in event.data.get("feed", [])}
+        return "这是 坏 词" in (messages.get(held.event_id), lines.get(held.event_id))
+
+    on_second.wait_for(shows_message, timeout=10)
+    assert queue(first) == [] and queue(second) == []
+    again = httpx.post(f"{second.url}/staff/moderation/{held.event_id}/approve", headers=staff)
+    assert again.status_code == 404  # nothing is held any more
+    on_second.cut()
+    # A gateway started afterwards reads the gift again from the feed: shown, not held.
+    third = start_gateway()
+    stream = SseStream(f"{third.url}/screen/botanic-garden/events").start()
+    snapshot = stream.wait_for(lambda e: e.event == "snapshot")
+    gifts = {g["id"]: g for g in snapshot.data["feed"]}
+    assert gifts[held.event_id]["message"] == "这是 坏 词"
+    assert queue(third) == []
     stream.cut()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.display.decisions import APPROVED, REJECTED
 from services.display.moderation import MAX_HELD, ModerationMode, ModerationPolicy, Moderator, clean
 
 
@@ -13,17 +14,29 @@ def test_in_hold_mode_every_message_waits_for_staff() -> None:
     moderator = Moderator(ModerationPolicy(mode=ModerationMode.HOLD))
     assert moderator.review("a", "愿长者安康") is None
     assert [m.entry_id for m in moderator.held()] == ["a"]
-    approved = moderator.approve("a")
+    approved = moderator.decide("a", APPROVED)
     assert approved is not None and approved.text == "愿长者安康"
     assert moderator.held() == []
 
 
-def test_a_rejected_message_is_gone() -> None:
+def test_a_rejected_message_is_gone_and_never_shown() -> None:
     moderator = Moderator(ModerationPolicy(mode=ModerationMode.HOLD))
     moderator.review("a", "x")
-    assert moderator.reject("a")
-    assert not moderator.reject("a")
-    assert moderator.approve("a") is None
+    assert moderator.is_held("a")
+    assert moderator.decide("a", REJECTED) is None
+    assert not moderator.is_held("a")
+    assert moderator.review("a", "x") is None and moderator.held() == []  # read again: not held again
+
+
+def test_a_decision_taken_before_the_message_arrives_applies_to_it() -> None:
+    # Another gateway's staff decided, or this gateway restarted and is reading the feed again.
+    moderator = Moderator(ModerationPolicy(mode=ModerationMode.HOLD))
+    assert moderator.decide("a", APPROVED) is None  # nothing held here yet
+    moderator.decide("b", REJECTED)
+    assert moderator.review("a", "愿长者安康") == "愿长者安康"
+    assert moderator.review("b", "x") is None
+    assert moderator.review("c", "y") is None
+    assert [m.entry_id for m in moderator.held()] == ["c"]
 
 
 def test_the_word_list_catches_words_split_by_spaces_punctuation_or_full_width_letters() -> None:

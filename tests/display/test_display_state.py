@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.display.decisions import APPROVED
 from services.display.moderation import ModerationMode, ModerationPolicy, Moderator
 from services.display.sample import feed_event, totals_event
 from services.display.state import DisplayState
@@ -61,7 +62,7 @@ def test_an_approved_message_is_attached_to_its_gift() -> None:
     gift = feed_event("elderly-meals", amount_fen=10_00, seq=1, message="祝福")
     entry = s.apply_feed(gift)
     assert entry is not None and entry.message is None
-    held = s.moderator.approve(gift.event_id)
+    held = s.moderator.decide(gift.event_id, APPROVED)
     assert held is not None
     updated = s.attach_message(gift.event_id, held.text)
     assert updated is not None and updated.message == "祝福"
