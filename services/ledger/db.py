@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+WRITER_CACHE_KIB = 65_536
+
 
 def make_engine(url: str, *, writer: bool = True, **kwargs: Any) -> Engine:
     """An engine; readers (the API) pass writer=False so they never take SQLite's write lock."""
@@ -27,6 +29,10 @@ def _sqlite_engine(url: str, *, writer: bool, **kwargs: Any) -> Engine:
         # FULL: a committed batch (entries + offsets) survives power loss too.
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
+        if writer:
+            # The journal's unique index on random event ids is written all over; a
+            # 64 MiB page cache (SQLite's default is 2 MiB) keeps more of it at hand.
+            cur.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         cur.close()
 
     @event.listens_for(engine, "begin")
