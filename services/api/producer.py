@@ -1,10 +1,11 @@
 """Publishes events and answers only once the broker has acknowledged them.
 
 `publish` is a coroutine run on the API's event loop: a route awaits the
-broker's acknowledgement without holding a thread. kafka-python completes its
-futures on its own network thread; each completion is handed back to the loop.
-What can block (creating the producer, the first metadata of a topic) runs in
-a worker thread, so a broker that is down never stalls other requests.
+broker's acknowledgement without holding a thread. The producer is librdkafka's
+(confluent-kafka): it batches and sends from its own C threads, and a thread of
+ours serves its delivery reports, each handed back to the loop. What can block
+(a topic's first metadata, which is also how a broker that is down is found
+out) runs in a worker thread, so it never stalls other requests.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import contextlib
 import threading
 from typing import Any, Protocol
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from services.contracts.codec import EventCodec
 from services.contracts.events import Event
 from services.contracts.topics import Topics
-from services.platform.kafka_io import make_producer
+from services.platform.rdkafka_output import producer_config
 
 
 class BrokerUnavailable(RuntimeError):
@@ -40,85 +40,74 @@ class EventPublisher(Protocol):
 
 class KafkaEventPublisher:
     def __init__(self, bootstrap: str, topics: Topics, timeout_s: float = 5.0) -> None:
-        self._bootstrap = bootstrap
         self._topics = topics
         self._timeout_s = timeout_s
         self._codec = EventCodec()
-        self._producer: KafkaProducer | None = None
-        self._lock = threading.Lock()
+        config = producer_config(bootstrap, "charity-api")
+        # Concurrent requests share produce requests: fewer of them for the broker,
+        # for at most 5 ms more per 202. A record not acknowledged within twice the
+        # timeout is reported as failed, before the route gives up waiting.
+        config.update(
+            {
+                "linger.ms": 5,
+                "request.timeout.ms": int(timeout_s * 1000),
+                "message.timeout.ms": int(timeout_s * 2000),
+            }
+        )
+        self._producer = Producer(config)
         self._topics_known: set[str] = set()
+        self._closing = threading.Event()
+        self._reports = threading.Thread(target=self._serve_reports, name="charity-api-reports", daemon=True)
+        self._reports.start()
 
     def _topic(self, event: Event) -> str:
         return f"{self._topics.prefix}{event.topic_base}"
 
-    def _get_producer(self) -> KafkaProducer:
-        # Created on first use, so the API starts (and says 503) while Kafka is down.
-        with self._lock:
-            if self._producer is None:
-                timeout_ms = int(self._timeout_s * 1000)
-                self._producer = make_producer(
-                    self._bootstrap,
-                    max_block_ms=timeout_ms,
-                    # kafka-python's own default is 30 s: a request would wait that
-                    # long for its 503 while the broker is down.
-                    bootstrap_timeout_ms=timeout_ms,
-                    request_timeout_ms=timeout_ms,
-                    delivery_timeout_ms=2 * timeout_ms,  # room for one retry inside the wait
-                    client_id="charity-api",
-                    # Concurrent requests share produce requests: fewer of them for
-                    # the network thread and the broker, for at most 5 ms more per 202.
-                    linger_ms=5,
-                )
-            return self._producer
+    def _serve_reports(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.1)  # calls the delivery callbacks, on this thread
 
-    async def _ready_producer(self, topic: str) -> KafkaProducer:
-        """The producer, with the topic's partitions known, so `send` will not block."""
-        producer: KafkaProducer = (
-            self._producer if self._producer is not None else await asyncio.to_thread(self._get_producer)
-        )
-        if topic not in self._topics_known:
-            await asyncio.to_thread(producer.partitions_for, topic)
-            self._topics_known.add(topic)
-        return producer
+    async def _check_topic(self, topic: str) -> None:
+        """The topic's metadata, once: a broker that is down or a topic that is missing
+        is found out here, before anything is handed over."""
+        if topic in self._topics_known:
+            return
+        metadata = await asyncio.to_thread(self._producer.list_topics, topic, self._timeout_s)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise BrokerUnavailable(f"the topic {topic} is not available: {found and found.error}", False)
+        self._topics_known.add(topic)
 
     async def publish(self, event: Event) -> None:
         topic = self._topic(event)
+        loop = asyncio.get_running_loop()
+        acknowledged: asyncio.Future[KafkaError | None] = loop.create_future()
+
+        def report(error: KafkaError | None, _: Message) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(_settle, acknowledged, error)
+
         try:
-            producer = await self._ready_producer(topic)
-            sent = producer.send(topic, key=event.project_id.encode(), value=self._codec.encode(event))
-        except (KafkaError, TimeoutError) as exc:
+            await self._check_topic(topic)
+            self._producer.produce(
+                topic, self._codec.encode(event), event.project_id.encode(), on_delivery=report
+            )
+        except (KafkaException, BufferError) as exc:
             raise BrokerUnavailable(f"the event broker is unreachable: {exc}", maybe_recorded=False) from exc
         try:
-            await asyncio.wait_for(_on_loop(sent), timeout=self._timeout_s * 2)
-        except (KafkaError, TimeoutError) as exc:
-            # Sent but not acknowledged in time: the broker may yet append it.
-            raise BrokerUnavailable(
-                f"the event broker did not acknowledge the event: {exc}", maybe_recorded=True
-            ) from exc
+            error = await asyncio.wait_for(acknowledged, timeout=self._timeout_s * 2 + 1)
+        except TimeoutError as exc:
+            raise BrokerUnavailable("the event broker did not acknowledge the event", True) from exc
+        if error is not None:
+            # Sent, perhaps more than once, but not acknowledged: the broker may yet have it.
+            raise BrokerUnavailable(f"the event broker did not acknowledge the event: {error.str()}", True)
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
+        self._producer.flush(5)
+        self._closing.set()
+        self._reports.join(1)
 
 
-def _on_loop(sent: Any) -> asyncio.Future[Any]:
-    """An asyncio future that completes, on the running loop, when kafka-python's does."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[Any] = loop.create_future()
-
-    def succeeded(metadata: Any) -> None:
-        if not waiter.done():  # not given up on by wait_for meanwhile
-            waiter.set_result(metadata)
-
-    def failed(error: BaseException) -> None:
-        if not waiter.done():
-            waiter.set_exception(error)
-
-    def hand_over(complete: Any, outcome: Any) -> None:
-        # Runs on kafka-python's network thread (or here, if already done).
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
-            loop.call_soon_threadsafe(complete, outcome)
-
-    sent.add_callback(hand_over, succeeded)
-    sent.add_errback(hand_over, failed)
-    return waiter
+def _settle(acknowledged: asyncio.Future[Any], error: KafkaError | None) -> None:
+    if not acknowledged.done():  # not given up on by wait_for meanwhile
+        acknowledged.set_result(error)

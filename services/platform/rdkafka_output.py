@@ -4,8 +4,9 @@ The ledger publishes about two records for every event it applies (an outcome,
 a feed item, a share of the totals). With kafka-python's pure-Python producer
 that was 35-42% of the ledger's time (docs/benchmarks.md); librdkafka batches,
 checksums and sends from its own C threads, outside the GIL, so the batch
-pipeline only pays for handing each record over. Everything else that talks to
-Kafka (the ledger's consumer, the API, the gateways, admin) stays on kafka-python.
+pipeline only pays for handing each record over. The API's producer uses the
+same configuration (`producer_config`); the consumers, the gateways and admin
+stay on kafka-python.
 """
 
 from __future__ import annotations
