@@ -223,7 +223,12 @@ async def _follow_decisions(hub: Hub, decisions: DecisionLog, every_s: float) ->
     """Apply what staff decide on other gateways (and this one: applying twice is harmless)."""
     while True:
         await asyncio.sleep(every_s)
-        for entry_id, decision in await asyncio.to_thread(decisions.read_new):
+        try:
+            decided = await asyncio.to_thread(decisions.read_new)
+        except OSError as exc:  # unreadable for now (permissions, a full disk): try again
+            log.error("moderation decisions not read from %s: %s", decisions.path, exc)
+            continue
+        for entry_id, decision in decided:
             hub.decide(entry_id, decision)
 
 
