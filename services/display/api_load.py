@@ -20,13 +20,13 @@ from pathlib import Path
 
 from services.display.bench import PROJECTS, bench_topics
 from services.display.e2e_bench import (
-    _cpu_seconds,
-    _machine_busy,
-    _summary,
     broker,
+    cpu_seconds,
+    machine_busy,
     open_projects,
     post_at_rate,
     running_stack,
+    summary_ms,
 )
 
 CONNECTIONS = 16
@@ -49,21 +49,21 @@ def main() -> None:
         pids = {"api": stack.api.proc.pid, "ledger": stack.ledger.proc.pid}
         if broker_pid is not None:
             pids["broker"] = broker_pid
-        before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-        busy_before, started = _machine_busy(), time.monotonic()
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        busy_before, started = machine_busy(), time.monotonic()
         _, posted = asyncio.run(
             post_at_rate(stack.api_url, args.rate, int(args.rate * args.seconds), CONNECTIONS)
         )
         elapsed = time.monotonic() - started
-        busy = _machine_busy() - busy_before
+        busy = machine_busy() - busy_before
         accepted = [p for p in posted if p.status == 202]
         out = {
             "rate_per_s": args.rate,
             "accepted_202": len(accepted),
             "achieved_rate_per_s": round(len(accepted) / elapsed, 1),
-            "api_202_ms": _summary([p.answered_at - p.sent_at for p in accepted]),
+            "api_202_ms": summary_ms([p.answered_at - p.sent_at for p in accepted]),
             "cpu_per_s": {
-                name: round((_cpu_seconds(pid) - before[name]) / elapsed, 2) for name, pid in pids.items()
+                name: round((cpu_seconds(pid) - before[name]) / elapsed, 2) for name, pid in pids.items()
             },
             "machine_cpu_busy_per_s": round(busy / elapsed, 2),
         }

@@ -58,6 +58,7 @@ from typing import IO, Any
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
+from services.bench.measure import machine_busy_seconds, process_cpu_seconds
 from services.contracts.codec import EventCodec
 from services.contracts.events import DonationFeedItem
 from services.contracts.topics import Topics
@@ -88,7 +89,7 @@ LATE_S = 1.0
 CONFIRMED_PATH = "/api/internal/donations/confirmed"
 
 
-def _summary(seconds: list[float]) -> dict[str, float | None]:
+def summary_ms(seconds: list[float]) -> dict[str, float | None]:
     if not seconds:
         return {"p50": None, "p99": None, "max": None}
     return {
@@ -98,17 +99,17 @@ def _summary(seconds: list[float]) -> dict[str, float | None]:
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def _machine_busy() -> float:
-    """Busy CPU seconds of the whole machine (all cores) so far, from /proc/stat."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    return process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S)
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine (all cores) so far."""
+    return machine_busy_seconds(Path("/proc/stat").read_text(), TICKS_PER_S)[0]
 
 
 @contextlib.contextmanager
@@ -491,11 +492,11 @@ def _run(
         }
         if broker_pid is not None:
             pids["broker"] = broker_pid
-        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-        busy_before, posting_from = _machine_busy(), time.monotonic()
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        busy_before, posting_from = machine_busy(), time.monotonic()
         started, posted = asyncio.run(post_at_rate(stack.api_url, rate, count, connections))
-        busy, elapsed = _machine_busy() - busy_before, time.monotonic() - posting_from
-        cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        busy, elapsed = machine_busy() - busy_before, time.monotonic() - posting_from
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         # By the time of the answer, not by index: when the API falls behind, the posts due
         # in the warm-up are answered well after it.
         measured = [p for p in posted if p.answered_at >= started + WARMUP_S]
@@ -539,15 +540,15 @@ def _run(
         "accepted_202": len(accepted),
         "achieved_rate_per_s": round(len(measured) / window, 1),
         # The API's answer time as a client sees it, and how far posting fell behind schedule.
-        "api_202_ms": _summary([p.answered_at - p.sent_at for p in accepted]),
-        "behind_schedule_ms": _summary([p.sent_at - p.scheduled_at for p in measured]),
-        "screen_ms": _summary(screen),
-        "last_screen_ms": _summary(last_screen),
-        "feed_ms": _summary(listed),
+        "api_202_ms": summary_ms([p.answered_at - p.sent_at for p in accepted]),
+        "behind_schedule_ms": summary_ms([p.sent_at - p.scheduled_at for p in measured]),
+        "screen_ms": summary_ms(screen),
+        "last_screen_ms": summary_ms(last_screen),
+        "feed_ms": summary_ms(listed),
         # screen_ms split at the feed record's CreateTime (millisecond resolution): the API's
         # 202 to the ledger's publish (poll, batch, commit), and from there to the screens.
-        "ledger_publish_ms": _summary(ledger_part),
-        "publish_to_screen_ms": _summary(display_part),
+        "ledger_publish_ms": summary_ms(ledger_part),
+        "publish_to_screen_ms": summary_ms(display_part),
         "gifts_matched_on_every_screen": matched,
         "feed_lines_listed_fraction": round(len(listed) / max(1, len(accepted) * clients), 4),
         "never_published_by_ledger": len(unpublished),
