@@ -88,8 +88,7 @@ def create_app(
             stale_after_s=options.stale_after_s,
         )
         # Decisions already taken, before the feed is read again: nothing approved is held.
-        for entry_id, decision in await asyncio.to_thread(decisions.read_new):
-            the_hub.decide(entry_id, decision)
+        await _apply_decisions(the_hub, decisions)
         if follow:
             follower.start()
         tasks = [
@@ -223,13 +222,17 @@ async def _follow_decisions(hub: Hub, decisions: DecisionLog, every_s: float) ->
     """Apply what staff decide on other gateways (and this one: applying twice is harmless)."""
     while True:
         await asyncio.sleep(every_s)
-        try:
-            decided = await asyncio.to_thread(decisions.read_new)
-        except OSError as exc:  # unreadable for now (permissions, a full disk): try again
-            log.error("moderation decisions not read from %s: %s", decisions.path, exc)
-            continue
-        for entry_id, decision in decided:
-            hub.decide(entry_id, decision)
+        await _apply_decisions(hub, decisions)
+
+
+async def _apply_decisions(hub: Hub, decisions: DecisionLog) -> None:
+    try:
+        decided = await asyncio.to_thread(decisions.read_new)
+    except OSError as exc:  # unreadable for now (permissions, a full disk): the next poll retries
+        log.error("moderation decisions not read from %s: %s", decisions.path, exc)
+        return
+    for entry_id, decision in decided:
+        hub.decide(entry_id, decision)
 
 
 async def _watch_venue_file(hub: Hub, options: DisplayOptions) -> None:

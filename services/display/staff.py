@@ -47,7 +47,12 @@ def staff_router(hub: Hub, settings: Settings, options: DisplayOptions, decision
         if not hub.moderator.is_held(entry_id):
             raise HTTPException(404, "no such held message")
         # Written first: a decision every gateway (and this one after a restart) will find.
-        await asyncio.to_thread(decisions.append, entry_id, decision)
+        try:
+            await asyncio.to_thread(decisions.append, entry_id, decision)
+        except OSError as exc:
+            raise HTTPException(
+                503, f"the decision could not be recorded ({exc}); nothing changed, try again"
+            ) from exc
         hub.decide(entry_id, decision)
         return {"status": decision}
 

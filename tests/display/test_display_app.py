@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from services.display.app import create_app
 from services.display.options import DisplayOptions
+from services.display.sample import feed_event
 from services.display.venues import load_catalogue
 from services.platform.settings import Settings
 
@@ -22,7 +23,11 @@ def client(venues_path: Path) -> Iterator[TestClient]:
     settings = Settings(
         kafka_bootstrap="127.0.0.1:1", public_base_url="https://give.example.org", staff_token="staff-secret"
     )
-    options = DisplayOptions(venues_path=venues_path, reload_poll_s=3600)
+    options = DisplayOptions(
+        venues_path=venues_path,
+        decisions_path=venues_path.with_name("moderation-decisions.jsonl"),
+        reload_poll_s=3600,
+    )
     app = create_app(settings, load_catalogue(venues_path), options, follow=False)
     with TestClient(app) as test_client:
         yield test_client
@@ -75,3 +80,19 @@ def test_staff_can_add_a_venue_and_it_is_written_to_the_file(client: TestClient,
     assert bad.status_code == 422
     assert client.delete("/staff/venues/library", headers=STAFF).status_code == 200
     assert client.get("/screen/library").status_code == 404
+
+
+def test_a_decision_that_cannot_be_recorded_is_refused_and_changes_nothing(venues_path: Path) -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", staff_token="staff-secret")
+    # A directory where the decisions file should be: it can be neither read nor appended to.
+    unwritable = venues_path.parent / "decisions-dir"
+    unwritable.mkdir()
+    options = DisplayOptions(venues_path=venues_path, decisions_path=unwritable, reload_poll_s=3600)
+    app = create_app(settings, load_catalogue(venues_path), options, follow=False)
+    with TestClient(app) as client:  # starts, though the decisions cannot be read
+        held = feed_event("elderly-meals", amount_fen=30_00, seq=1, message="这是 坏 词")
+        app.state.hub.ingest([held])
+        response = client.post(f"/staff/moderation/{held.event_id}/approve", headers=STAFF)
+        assert response.status_code == 503 and "nothing changed" in response.json()["detail"]
+        queue = client.get("/staff/moderation", headers=STAFF).json()
+        assert [m["id"] for m in queue] == [held.event_id]  # still held, still decidable
