@@ -9,14 +9,20 @@ from sqlalchemy import Engine, create_engine, event
 WRITER_CACHE_KIB = 65_536
 
 
-def make_engine(url: str, *, writer: bool = True, **kwargs: Any) -> Engine:
-    """An engine; readers (the API) pass writer=False so they never take SQLite's write lock."""
+def make_engine(
+    url: str, *, writer: bool = True, background_checkpoints: bool = False, **kwargs: Any
+) -> Engine:
+    """An engine; readers (the API) pass writer=False so they never take SQLite's write lock.
+
+    background_checkpoints: on SQLite, commits no longer copy the WAL back into
+    the database file; whoever asks for this must run a WalCheckpointer.
+    """
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, writer=writer, **kwargs)
+        return _sqlite_engine(url, writer=writer, background_checkpoints=background_checkpoints, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_engine(url: str, *, writer: bool, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: str, *, writer: bool, background_checkpoints: bool, **kwargs: Any) -> Engine:
     # pysqlite's own transaction handling would start transactions lazily and
     # as DEFERRED; the ledger needs BEGIN IMMEDIATE so that two writers queue
     # on the lock up front instead of failing half-way with SQLITE_BUSY.
@@ -33,6 +39,11 @@ def _sqlite_engine(url: str, *, writer: bool, **kwargs: Any) -> Engine:
             # The journal's unique index on random event ids is written all over; a
             # 64 MiB page cache (SQLite's default is 2 MiB) keeps more of it at hand.
             cur.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        if background_checkpoints:
+            # By default the commit that fills the WAL past 1,000 pages copies them
+            # into the database file and fsyncs it before returning: the ledger's
+            # one busy thread waited for that on every second or third batch.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -18,12 +18,14 @@ from services.ledger.processor import BatchProcessor
 from services.ledger.store import LedgerStore
 from services.ledger.transparency import TreeHeadSigner
 from services.ledger.tree_signing import load_or_create_signing_key
+from services.ledger.wal_checkpointer import WalCheckpointer
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
 from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
 from services.platform.settings import Settings
 
 log = logging.getLogger("charity.ledger")
+WAL_CHECKPOINT_EVERY_S = 0.5
 
 
 @dataclass
@@ -34,6 +36,7 @@ class LedgerApp:
     output: RdKafkaOutput
     signer: TreeHeadSigner
     signer_output: RdKafkaOutput
+    checkpointer: WalCheckpointer | None  # SQLite only
 
 
 def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
@@ -50,7 +53,7 @@ def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
 
 
 def bootstrap(settings: Settings) -> LedgerApp:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, background_checkpoints=True)
     store = LedgerStore(engine)
     wait_for("database", database_check(engine))
     store.migrate()
@@ -76,7 +79,8 @@ def bootstrap(settings: Settings) -> LedgerApp:
     # The signer has its own producer: it runs in another thread than the batches.
     signer_output = RdKafkaOutput(settings.kafka_bootstrap, client_id="charity-ledger-signer")
     signer = TreeHeadSigner(engine, key, signer_output, topics)
-    return LedgerApp(store, processor, consumer, output, signer, signer_output)
+    checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
+    return LedgerApp(store, processor, consumer, output, signer, signer_output, checkpointer)
 
 
 def sign_tree_heads(
@@ -125,6 +129,13 @@ def run(settings: Settings | None = None) -> None:
         args=(app.signer, stop, settings.tree_head_interval_s, signer_broken),
         daemon=True,
     ).start()
+    if app.checkpointer is not None:
+        threading.Thread(
+            target=app.checkpointer.run,
+            args=(stop, WAL_CHECKPOINT_EVERY_S),
+            name="wal-checkpoints",
+            daemon=True,
+        ).start()
     log.info("ledger consuming %s as group %s", Topics(settings.topic_prefix).inputs, settings.ledger_group)
     try:
         app.consumer.run(stop)

@@ -23,3 +23,7 @@ PARTITION_ASSIGNMENTS = Counter(
     "ledger_partition_assignments_total",
     "Group rebalances that handed this ledger its partitions; more than one per start means churn",
 )
+WAL_FRAMES = Gauge(
+    "ledger_sqlite_wal_frames",
+    "Pages in the SQLite write-ahead log at the last background checkpoint (SQLite only)",
+)
