@@ -14,7 +14,8 @@ What one run does, in order:
 5. per backend: starts `python -m services.cli ledger` again and polls the
    database's chain head; the rate is from the first observed commit to the
    moment the last gift is committed and its outcome is on the outcomes topic.
-   Peak RSS is VmHWM of that ledger process.
+   Peak RSS is the VmHWM of that ledger process plus its output publisher's;
+   CPU is both processes' too.
 
 The last line printed is one JSON object with the figures.
 """
@@ -229,12 +230,26 @@ class LedgerProcess:
             return int(children[0]) if children else None
         return None
 
-    def peak_rss_mb(self) -> float | None:
-        """VmHWM of the ledger; None under cProfile, whose own tables would be counted too."""
+    @property
+    def ledger_pids(self) -> list[int]:
+        """The ledger and the processes it started (its output publisher)."""
         pid = self.ledger_pid
-        if pid is None or self.profile == "cprofile":
+        if pid is None:
+            return []
+        children: list[int] = []
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    children.extend(int(c) for c in (task / "children").read_text().split())
+        return [pid, *children]
+
+    def peak_rss_mb(self) -> float | None:
+        """The sum of the ledger's processes' VmHWM (each one's own peak, so an upper bound of
+        their peak together); None under cProfile, whose own tables would be counted too."""
+        pids = self.ledger_pids
+        if not pids or self.profile == "cprofile":
             return None
-        return peak_rss_mb(Path(f"/proc/{pid}/status").read_text())
+        return sum(peak_rss_mb(Path(f"/proc/{pid}/status").read_text()) for pid in pids)
 
     def stop(self) -> None:
         """SIGTERM to the ledger (a profiler then writes its output and exits with it)."""
@@ -279,18 +294,18 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class CpuSnapshot:
-    """CPU seconds used so far by the ledger process, and by the whole machine (busy, total)."""
+    """CPU seconds used so far by the ledger's processes, and by the whole machine (busy, total)."""
 
     ledger: float
     machine_busy: float
     machine_total: float
 
     @classmethod
-    def take(cls, pid: int | None) -> CpuSnapshot:
+    def take(cls, pids: list[int]) -> CpuSnapshot:
         ledger = 0.0
-        if pid is not None:
+        for pid in pids:
             with contextlib.suppress(OSError):
-                ledger = process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S)
+                ledger += process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S)
         busy, total = machine_busy_seconds(Path("/proc/stat").read_text(), TICKS_PER_S)
         return cls(ledger, busy, total)
 
@@ -417,7 +432,7 @@ class BackendRun:
     drain: Drain | None = None
     rss_mb: float | None = None
     wall_s: float = 0.0
-    ledger_cores: float | None = None  # CPU the ledger process used during the drain, in cores
+    ledger_cores: float | None = None  # CPU the ledger's processes used during the drain, in cores
     machine_cores: float | None = None  # CPU the whole machine used meanwhile (broker, database, others)
     quarters: list[float] = field(default_factory=list)  # events/s in each quarter of the drain
 
@@ -461,12 +476,12 @@ def run_drain(
             ledger,
             run.engine,
             baseline + gifts,
-            on_progress=lambda: cpu.append(CpuSnapshot.take(ledger.ledger_pid)),
+            on_progress=lambda: cpu.append(CpuSnapshot.take(ledger.ledger_pids)),
         )
         # Committed is not yet done: the batch's outcomes, feed items and totals
         # must be on the broker too.
         done_at = outcomes.wait_for(outcomes_before + gifts)
-        cpu.append(CpuSnapshot.take(ledger.ledger_pid))
+        cpu.append(CpuSnapshot.take(ledger.ledger_pids))
         run.rss_mb = ledger.peak_rss_mb()
     finally:
         ledger.stop()
@@ -589,7 +604,7 @@ def main(argv: list[str]) -> int:
                 summarise_profile(run.backend, workdir, out)
             if run.ledger_cores is not None and run.machine_cores is not None:
                 out(
-                    f"  {run.backend} CPU during the drain: ledger process {run.ledger_cores:.2f} cores "
+                    f"  {run.backend} CPU during the drain: ledger + publisher {run.ledger_cores:.2f} cores "
                     f"({run.cpu_us_per_event:.0f} µs of CPU per event), "
                     f"whole machine {run.machine_cores:.2f} of {os.cpu_count()} cores"
                 )

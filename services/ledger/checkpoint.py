@@ -19,8 +19,10 @@ class Checkpoint:
        so no bad record is lost once the stored offsets move past it;
     2. commit ONE database transaction: journal entries, the projection rows
        they changed, and the next offset of every partition read;
-    3. publish what follows from the committed entries (outcomes, feed items,
-       totals of touched projects) and wait for the broker.
+    3. hand what follows from the committed entries (outcomes, feed items,
+       totals of touched projects) to the batch processor's publisher, which
+       waits for the broker itself (in-process) or within a small window of
+       batches (publisher_process.PublisherProcess).
 
     A crash before step 2 replays the whole batch: dead letters may repeat,
     journal entries cannot (unique event ids). A crash in step 3 loses no
@@ -43,5 +45,4 @@ class Checkpoint:
         records = self.store.commit_batch(self.batch, self.view)
         for publish in self.after_commit:
             publish(records)
-        self.outputs.flush()
         return records

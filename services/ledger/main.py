@@ -15,6 +15,7 @@ from services.contracts.topics import Topics
 from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.processor import BatchProcessor
+from services.ledger.publisher_process import PublisherProcess
 from services.ledger.store import LedgerStore
 from services.ledger.transparency import TreeHeadSigner
 from services.ledger.tree_signing import load_or_create_signing_key
@@ -33,7 +34,8 @@ class LedgerApp:
     store: LedgerStore
     processor: BatchProcessor
     consumer: LedgerConsumer
-    output: RdKafkaOutput
+    output: RdKafkaOutput  # dead letters
+    publisher: PublisherProcess  # outcomes, feed items, totals
     signer: TreeHeadSigner
     signer_output: RdKafkaOutput
     checkpointer: WalCheckpointer | None  # SQLite only
@@ -60,7 +62,8 @@ def bootstrap(settings: Settings) -> LedgerApp:
     wait_for("Kafka broker", broker_check(settings.kafka_bootstrap))
     topics = Topics(settings.topic_prefix)
     output = RdKafkaOutput(settings.kafka_bootstrap)
-    processor = BatchProcessor(store, output, topics, settings.ledger_group)
+    publisher = PublisherProcess(settings.kafka_bootstrap, topics)
+    processor = BatchProcessor(store, output, topics, settings.ledger_group, publisher=publisher)
     consumer = LedgerConsumer(
         make_consumer(
             settings.kafka_bootstrap,
@@ -80,7 +83,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
     signer_output = RdKafkaOutput(settings.kafka_bootstrap, client_id="charity-ledger-signer")
     signer = TreeHeadSigner(engine, key, signer_output, topics)
     checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
-    return LedgerApp(store, processor, consumer, output, signer, signer_output, checkpointer)
+    return LedgerApp(store, processor, consumer, output, publisher, signer, signer_output, checkpointer)
 
 
 def sign_tree_heads(
@@ -143,6 +146,7 @@ def run(settings: Settings | None = None) -> None:
             raise signer_broken[0]  # exits non-zero, to be restarted
     finally:
         app.consumer.close()
+        app.publisher.close()
         app.output.close()
         app.signer_output.close()
         server.should_exit = True

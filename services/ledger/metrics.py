@@ -27,3 +27,7 @@ WAL_FRAMES = Gauge(
     "ledger_sqlite_wal_frames",
     "Pages in the SQLite write-ahead log at the last background checkpoint (SQLite only)",
 )
+PUBLISH_FAILURES = Counter(
+    "ledger_publish_failures_total",
+    "Committed batches whose outcomes, feed items or totals the broker did not all acknowledge",
+)

@@ -21,10 +21,10 @@ from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.state import ProjectTotals
 from services.ledger.domain.view import LedgerView
 from services.ledger.ports import OutputPort, RawRecord
+from services.ledger.publishing import LEDGER_ACTOR, OutputPublisher, Publisher, PublishPlan
 from services.ledger.store import Batch, LedgerStore
 
 log = logging.getLogger(__name__)
-LEDGER_ACTOR = "ledger"
 
 
 @dataclass
@@ -43,6 +43,7 @@ class BatchProcessor:
         group_id: str,
         codec: EventCodec | None = None,
         policy: Policy | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.store = store
         self.outputs = outputs
@@ -50,6 +51,9 @@ class BatchProcessor:
         self.group_id = group_id
         self.codec = codec or EventCodec()
         self.policy = policy or Policy()
+        # Outcomes, feed items and totals; in-process unless the ledger hands
+        # them to a publisher process (services/ledger/main.py).
+        self.publisher = publisher or OutputPublisher(outputs, topics, self.codec)
         self.view = LedgerView()
         self.reset()
 
@@ -146,47 +150,32 @@ class BatchProcessor:
 
     def _publish(self, committed: list[dict[str, Any]], feed: list[tuple[ev.Event, j.JournalEntry]]) -> None:
         seq_of = {r["entry_id"]: r["seq"] for r in committed}
-        now = ev.utc_now_ms()
-        for record in committed:
-            outcome = ev.LedgerOutcome(
-                event_id=ev.derived_id("outcome", record["entry_id"]),
-                occurred_at=now,
-                actor=LEDGER_ACTOR,
-                project_id=record["project_id"],
-                source_event_id=record["entry_id"],
-                kind=record["kind"],
-                decision=record["decision"],
-                reason=record["reason"],
-                seq=record["seq"],
-            )
-            self.outputs.send(self.topics.outcomes, record["project_id"].encode(), self.codec.encode(outcome))
+        plan = PublishPlan(now=ev.utc_now_ms())
+        plan.outcomes = [
+            (r["entry_id"], r["project_id"], r["kind"], r["decision"], r["reason"], r["seq"])
+            for r in committed
+        ]
         for event, entry in feed:
-            item = self._feed_item(event, entry, seq_of[entry.entry_id], now)
-            if item is not None:
-                self.outputs.send(self.topics.feed, event.project_id.encode(), self.codec.encode(item))
-        for project_id in sorted({r["project_id"] for r in committed}):
-            project = self.view.projects.get(project_id)
-            if project is not None:
-                self.publish_totals(project)
-
-    def publish_totals(self, project: ProjectTotals) -> None:
-        update = totals_event(project)
-        self.outputs.send(self.topics.totals, project.project_id.encode(), self.codec.encode(update))
+            fields = self._feed_fields(event, seq_of[entry.entry_id])
+            if fields is not None:
+                plan.feed.append(fields)
+        touched = sorted({r["project_id"] for r in committed})
+        plan.totals = [totals_event(self.view.projects[p]) for p in touched if p in self.view.projects]
+        self.publisher.publish(plan)
 
     def publish_all_totals(self) -> None:
-        for project in self.view.projects.values():
-            self.publish_totals(project)
-        self.outputs.flush()
+        """Publish every project's totals and wait for the broker (at start, see main)."""
+        plan = PublishPlan(now=ev.utc_now_ms())
+        plan.totals = [totals_event(project) for project in self.view.projects.values()]
+        self.publisher.publish(plan)
+        self.publisher.drain()
 
-    def _feed_item(
-        self, event: ev.Event, entry: j.JournalEntry, seq: int, now: Any
-    ) -> ev.DonationFeedItem | None:
+    def _feed_fields(self, event: ev.Event, seq: int) -> dict[str, Any] | None:
+        """The fields of a gift's DonationFeedItem but its id and actor (see publishing.publish_plan)."""
         project = self.view.projects.get(event.project_id)
         project_name = project.plan.get("name", event.project_id) if project else event.project_id
         common: dict[str, Any] = dict(
-            event_id=ev.derived_id("feed", event.event_id),
             occurred_at=event.occurred_at,
-            actor=LEDGER_ACTOR,
             project_id=event.project_id,
             source_event_id=event.event_id,
             project_name=project_name,
@@ -196,8 +185,8 @@ class BatchProcessor:
             name = shown_name(event.anonymity, event.display_name)
             if name is None:
                 return None
-            return ev.DonationFeedItem(
-                **common,
+            return dict(
+                common,
                 amount_fen=event.gross_fen,
                 currency=event.currency,
                 kind="gift",
@@ -208,8 +197,8 @@ class BatchProcessor:
                 message=event.message,
             )
         if isinstance(event, ev.OfflineDonationRecorded):
-            return ev.DonationFeedItem(
-                **common,
+            return dict(
+                common,
                 amount_fen=event.amount_fen,
                 currency=event.currency,
                 kind=event.kind,
