@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Final
 
 from services.contracts.events import (
@@ -30,8 +31,9 @@ MAX_TEXT: Final = 2000
 MAX_SHORT_TEXT: Final = 200
 # A single gift above ¥10,000,000 is almost certainly a unit error (yuan vs fen).
 MAX_AMOUNT_FEN: Final = 1_000_000_000
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _LONG_TEXT_FIELDS: Final = frozenset(
     {"purpose", "beneficiaries", "use_of_funds", "summary", "note", "message", "description"}
 )
@@ -46,29 +48,61 @@ class InvalidEvent(ValueError):
         self.problems = problems
 
 
+@dataclass(frozen=True, slots=True)
+class _FieldRules:
+    """What the generic checks look at in one field, worked out once per event class."""
+
+    name: str
+    is_id: bool
+    text_limit: int
+    is_currency: bool
+    is_amount: bool
+    is_sha256: bool
+
+
+_RULES: dict[type, tuple[_FieldRules, ...]] = {}
+
+
+def _rules_of(cls: type) -> tuple[_FieldRules, ...]:
+    rules = _RULES.get(cls)
+    if rules is None:
+        rules = _RULES[cls] = tuple(
+            _FieldRules(
+                name=name,
+                is_id=name in _ID_FIELDS,
+                text_limit=MAX_TEXT if name in _LONG_TEXT_FIELDS else MAX_SHORT_TEXT,
+                is_currency=name == "currency",
+                is_amount=name.endswith("_fen"),
+                is_sha256=name == "document_sha256",
+            )
+            for name in field_names(cls)
+        )
+    return rules
+
+
 def problems_with(event: Event) -> list[str]:
     problems: list[str] = []
-    try:
-        uuid.UUID(event.event_id)
-    except ValueError:
-        problems.append(f"event_id {event.event_id!r} is not a UUID")
+    if not _CANONICAL_UUID.match(event.event_id):  # the usual form; uuid.UUID takes others too
+        try:
+            uuid.UUID(event.event_id)
+        except ValueError:
+            problems.append(f"event_id {event.event_id!r} is not a UUID")
     if event.occurred_at.tzinfo is None:
         problems.append("occurred_at has no time zone")
-    for name in field_names(type(event)):
+    for rule in _rules_of(type(event)):
+        name = rule.name
         value = getattr(event, name)
         if isinstance(value, float):
             problems.append(f"{name} is a float; money and counts are integers")
-        if name in _ID_FIELDS and value is not None and not _ID.match(value):
+        if rule.is_id and value is not None and not _ID.match(value):
             problems.append(f"{name} {value!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . : -)")
-        elif isinstance(value, str):
-            limit = MAX_TEXT if name in _LONG_TEXT_FIELDS else MAX_SHORT_TEXT
-            if len(value) > limit:
-                problems.append(f"{name} is {len(value)} characters long; the limit is {limit}")
-        if name == "currency" and value not in CURRENCIES:
+        elif isinstance(value, str) and len(value) > rule.text_limit:
+            problems.append(f"{name} is {len(value)} characters long; the limit is {rule.text_limit}")
+        if rule.is_currency and value not in CURRENCIES:
             problems.append(f"unknown currency {value!r}; accepted: {', '.join(sorted(CURRENCIES))}")
-        if name.endswith("_fen") and isinstance(value, int):
+        if rule.is_amount and isinstance(value, int):
             problems.extend(_amount_problems(name, value, allow_zero=name == "fee_fen"))
-        if name == "document_sha256" and not _SHA256.match(value):
+        if rule.is_sha256 and not _SHA256.match(value):
             problems.append("document_sha256 must be 64 lowercase hex digits")
     problems.extend(_specific_problems(event))
     return problems

@@ -21,8 +21,8 @@ from services.display.moderation import ModerationMode, ModerationPolicy
 from services.platform.settings import REPO_ROOT
 
 DEFAULT_VENUES_FILE = REPO_ROOT / "deploy" / "venues.json"
-_VENUE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_VENUE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _E = TypeVar("_E", bound=StrEnum)
 MAX_PROJECTS = 8  # more cards than this are unreadable from across a room at 1080p
 

@@ -22,6 +22,8 @@ def test_a_valid_donation_has_no_problems() -> None:
         ({"anonymity": "named", "display_name": None}, "needs the display_name"),
         ({"event_id": "not-a-uuid"}, "is not a UUID"),
         ({"project_id": "bad id with spaces"}, "project_id 'bad id with spaces' is not a valid id"),
+        ({"project_id": "p1\n"}, "project_id 'p1\\n' is not a valid id"),  # "$" would let it through
+        ({"event_id": "0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f\n"}, "is not a UUID"),
         ({"provider_charge_id": "x" * 500}, "provider_charge_id is 500 characters long"),
         ({"gross_fen": 10**12}, "exceeds the per-event limit"),
         ({"gross_fen": 12.5}, "gross_fen is a float"),
@@ -33,6 +35,18 @@ def test_each_problem_is_named(change: dict[str, object], expected: str) -> None
     assert any(expected in p for p in problems), problems
     with pytest.raises(InvalidEvent):
         validate(event)
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "0F3C2A4E-9A1B-4C7D-8E2F-5A6B7C8D9E0F",
+        "{0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f}",
+        "0f3c2a4e9a1b4c7d8e2f5a6b7c8d9e0f",
+    ],
+)
+def test_event_ids_in_any_form_uuid_reads_are_accepted(event_id: str) -> None:
+    assert problems_with(dataclasses.replace(f.confirmed("p1"), event_id=event_id)) == []
 
 
 def test_offline_kinds_and_registration_rules() -> None:

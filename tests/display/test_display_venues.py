@@ -61,6 +61,7 @@ def test_the_feed_scope_decides_which_gifts_a_venue_shows() -> None:
     ("data", "complaint"),
     [
         ({"venues": [venue(id="Bad Id")]}, "lower-case"),
+        ({"venues": [venue(projects=["meals\n"])]}, "valid and distinct"),
         ({"venues": [venue(projects=[])]}, "non-empty list"),
         ({"venues": [venue(projects=["a", "a"])]}, "distinct"),
         ({"venues": [venue(theme="neon")]}, "theme must be one of garden, community, hall"),
