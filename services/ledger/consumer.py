@@ -32,6 +32,7 @@ IDLE_POLL_MS = 1000
 # Consumer lag is a gauge scraped every few seconds; measuring it after every
 # batch cost a small batch more than its own bookkeeping.
 LAG_EVERY_S = 1.0
+GC_THRESHOLDS = (100_000, 20, 100)
 
 
 def make_consumer(
@@ -66,6 +67,14 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+    # A batch keeps thousands of records, events and rows alive until it is
+    # committed, so with Python's default thresholds (700, 10, 10) the collector
+    # walked them again and again: per 1,000 events about 60 young, 6 middle and
+    # 0.5 full collections, 0.82 s in all of a 98,000-event drain (measured with
+    # gc.callbacks). Nearly all of them die by reference counting, not by
+    # collection; collecting every 100,000 net allocations still bounds what
+    # cycles could pile up, and no collection was left in such a drain.
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _keep_rejoin_requested(consumer: KafkaConsumer) -> None:
