@@ -75,28 +75,34 @@ def canonical_entry_bytes(entry: Mapping[str, object]) -> bytes:
 
 def _reject_floats(value: object) -> None:
     """Refuse floats, and any value that is not JSON's own (see canonical_entry_bytes)."""
-    # Iterative, with exact type checks first: this runs on every entry that
-    # verify and rebuild read back, so it must cost little next to hashing.
+    # Iterative, and only containers and unusual values go on the stack: this
+    # runs on every entry the ledger writes and verify and rebuild read back,
+    # so it must cost little next to hashing.
     stack = [value]
     while stack:
         item = stack.pop()
         kind = type(item)
-        if kind in _PLAIN_SCALARS:
-            continue
         if kind is dict:
-            stack.extend(item.values())  # type: ignore[attr-defined]
+            children: Iterable[object] = item.values()  # type: ignore[attr-defined]
         elif kind is list or kind is tuple:
-            stack.extend(item)  # type: ignore[arg-type]
+            children = item  # type: ignore[assignment]
+        elif kind in _PLAIN_SCALARS:
+            continue
         elif isinstance(item, float):
             raise TypeError("a journal entry must not contain floats")
         elif isinstance(item, Mapping):
-            stack.extend(item.values())
+            children = item.values()
         elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif not isinstance(item, str | int):  # str and int subclasses (enums) print as their values
+            children = item
+        elif isinstance(item, str | int):  # str and int subclasses (enums) print as their values
+            continue
+        else:
             # orjson would write datetimes, UUIDs and dataclasses that json refuses:
             # the verifier could not reproduce those bytes.
             raise TypeError(f"a journal entry must not contain {kind.__name__} values")
+        for child in children:
+            if type(child) not in _PLAIN_SCALARS:
+                stack.append(child)
 
 
 def _split(n: int) -> int:
