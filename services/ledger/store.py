@@ -26,6 +26,20 @@ from services.ledger.domain.view import LedgerView
 from services.ledger.migrate import upgrade
 
 TopicPartition = tuple[str, int]
+JOURNAL_COLUMNS = (
+    "seq",
+    "entry_id",
+    "kind",
+    "project_id",
+    "effective_at",
+    "recorded_at",
+    "decision",
+    "reason",
+    "canonical",
+    "source",
+    "prev_hash",
+    "entry_hash",
+)
 _JSON_PROJECT_FIELDS = ("plan", "by_channel")
 _JSON_DISBURSEMENT_FIELDS = ("approvers", "evidence")
 
@@ -121,40 +135,40 @@ class LedgerStore:
         # already holds its write lock from BEGIN IMMEDIATE.
         head = conn.execute(select(t.chain_head).where(t.chain_head.c.id == 1).with_for_update()).one()
         seq, prev = head.seq, head.entry_hash
-        journal_rows: list[dict[str, Any]] = []
-        posting_rows: list[dict[str, Any]] = []
-        leaf_rows: list[dict[str, Any]] = []
+        journal, leaves, postings = self._rows(t.journal), self._rows(t.merkle_leaves), self._rows(t.postings)
+        # Rows are built as tuples in column order (checked by write_tuples), the
+        # timestamps bound here: a dict per row, then a tuple of it, was a tenth of
+        # the batch loop on SQLite. recorded_at is the same for the whole batch.
+        db_time = journal.bind("effective_at")
+        recorded_at = db_time(batch.recorded_at)
+        journal_rows: list[tuple[Any, ...]] = []
+        posting_rows: list[tuple[Any, ...]] = []
+        leaf_rows: list[tuple[Any, ...]] = []
         records: list[dict[str, Any]] = []
         for entry, source in batch.entries:
             seq += 1
             record = entry_record(seq, entry, batch.recorded_at)
             canonical = canonical_bytes(record)
             entry_hash, leaf = hashes_of(prev, canonical)
-            leaf_rows.append({"seq": seq, "leaf_hash": leaf})
+            leaf_rows.append((seq, leaf))
             journal_rows.append(
-                {
-                    "seq": seq,
-                    "entry_id": entry.entry_id,
-                    "kind": entry.kind,
-                    "project_id": entry.project_id,
-                    "effective_at": entry.effective_at,
-                    "recorded_at": batch.recorded_at,
-                    "decision": entry.decision,
-                    "reason": entry.reason,
-                    "canonical": canonical.decode("utf-8"),
-                    "source": source,
-                    "prev_hash": prev,
-                    "entry_hash": entry_hash,
-                }
+                (
+                    seq,
+                    entry.entry_id,
+                    entry.kind,
+                    entry.project_id,
+                    db_time(entry.effective_at),
+                    recorded_at,
+                    entry.decision,
+                    entry.reason,
+                    canonical.decode("utf-8"),
+                    source,
+                    prev,
+                    entry_hash,
+                )
             )
             posting_rows.extend(
-                {
-                    "seq": seq,
-                    "leg": leg,
-                    "account": p.account,
-                    "currency": p.amount.currency,
-                    "amount": p.amount.minor,
-                }
+                (seq, leg, p.account, p.amount.currency, p.amount.minor)
                 for leg, p in enumerate(entry.postings)
             )
             records.append(record)
@@ -163,9 +177,9 @@ class LedgerStore:
             if project is not None:
                 project.last_entry_seq = seq  # how far this projection is up to date
                 view.dirty_projects.add(entry.project_id)
-        self._rows(t.journal).write(conn, journal_rows)
-        self._rows(t.merkle_leaves).write(conn, leaf_rows)
-        self._rows(t.postings).write(conn, posting_rows)
+        journal.write_tuples(conn, JOURNAL_COLUMNS, journal_rows, bound=("effective_at", "recorded_at"))
+        leaves.write_tuples(conn, ("seq", "leaf_hash"), leaf_rows)
+        postings.write_tuples(conn, ("seq", "leg", "account", "currency", "amount"), posting_rows)
         conn.execute(update(t.chain_head).where(t.chain_head.c.id == 1).values(seq=seq, entry_hash=prev))
         return records
 
@@ -250,11 +264,42 @@ class _RowWriter:
         if not rows:
             return
         pairs = list(zip(self.columns, self.processors, strict=True))
-        values = [[row[c] if p is None else p(row[c]) for c, p in pairs] for row in rows]
+        self._execute(conn, [tuple([row[c] if p is None else p(row[c]) for c, p in pairs]) for row in rows])
+
+    def bind(self, column: str) -> Callable[[Any], Any]:
+        """The column type's bind processor (what SQLAlchemy would store), or identity."""
+        processor = self.processors[self.columns.index(column)]
+        return processor if processor is not None else _identity
+
+    def write_tuples(
+        self,
+        conn: Connection,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        bound: tuple[str, ...] = (),
+    ) -> None:
+        """Write rows given as tuples in `columns` order, the `bound` columns already
+        passed through `bind`. Refuses a column order or binding that does not
+        match the table, so a changed table cannot be written wrongly."""
+        if columns != self.columns:
+            raise ValueError(f"rows are {columns}, the table's columns are {self.columns}")
+        unbound = [
+            c for c, p in zip(self.columns, self.processors, strict=True) if p is not None and c not in bound
+        ]
+        if unbound:
+            raise ValueError(f"columns {unbound} need their bind processor; pass them bound")
+        if rows:
+            self._execute(conn, rows)
+
+    def _execute(self, conn: Connection, values: list[tuple[Any, ...]]) -> None:
         if self.by_column:
             conn.exec_driver_sql(self.sql, tuple(list(column) for column in zip(*values, strict=True)))
         else:
-            conn.exec_driver_sql(self.sql, [tuple(v) for v in values])
+            conn.exec_driver_sql(self.sql, values)
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _plain_row(obj: Any) -> dict[str, Any]:
