@@ -49,6 +49,7 @@ from services.bench.measure import (
     summary_line,
     sustained_drain,
 )
+from services.bench.procfs import children_of
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import INPUT_PARTITIONS, Topics
@@ -234,14 +235,7 @@ class LedgerProcess:
     def ledger_pids(self) -> list[int]:
         """The ledger and the processes it started (its output publisher)."""
         pid = self.ledger_pid
-        if pid is None:
-            return []
-        children: list[int] = []
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    children.extend(int(c) for c in (task / "children").read_text().split())
-        return [pid, *children]
+        return [] if pid is None else [pid, *children_of(pid)]
 
     def peak_rss_mb(self) -> float | None:
         """The sum of the ledger's processes' VmHWM (each one's own peak, so an upper bound of

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from services.bench.procfs import children_of
 from services.display.bench import PROJECTS, bench_topics
 from services.display.e2e_bench import (
     broker,
@@ -46,10 +47,11 @@ def main() -> None:
     ):
         open_projects(stack.api_url, PROJECTS)
         asyncio.run(post_at_rate(stack.api_url, WARMUP[0], WARMUP[1], CONNECTIONS))
-        pids = {"api": stack.api.proc.pid, "ledger": stack.ledger.proc.pid}
+        ledger = stack.ledger.proc.pid
+        pids = {"api": [stack.api.proc.pid], "ledger": [ledger, *children_of(ledger)]}
         if broker_pid is not None:
-            pids["broker"] = broker_pid
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            pids["broker"] = [broker_pid]
+        before = {name: cpu_seconds(*group) for name, group in pids.items()}
         busy_before, started = machine_busy(), time.monotonic()
         _, posted = asyncio.run(
             post_at_rate(stack.api_url, args.rate, int(args.rate * args.seconds), CONNECTIONS)
@@ -63,7 +65,7 @@ def main() -> None:
             "achieved_rate_per_s": round(len(accepted) / elapsed, 1),
             "api_202_ms": summary_ms([p.answered_at - p.sent_at for p in accepted]),
             "cpu_per_s": {
-                name: round((cpu_seconds(pid) - before[name]) / elapsed, 2) for name, pid in pids.items()
+                name: round((cpu_seconds(*group) - before[name]) / elapsed, 2) for name, group in pids.items()
             },
             "machine_cpu_busy_per_s": round(busy / elapsed, 2),
         }

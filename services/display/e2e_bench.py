@@ -59,6 +59,7 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 
 from services.bench.measure import machine_busy_seconds, process_cpu_seconds
+from services.bench.procfs import children_of
 from services.contracts.codec import EventCodec
 from services.contracts.events import DonationFeedItem
 from services.contracts.topics import Topics
@@ -102,9 +103,9 @@ def summary_ms(seconds: list[float]) -> dict[str, float | None]:
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    return process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S)
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU time of processes so far."""
+    return sum(process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S) for pid in pids)
 
 
 def machine_busy() -> float:
@@ -484,19 +485,20 @@ def _run(
         time.sleep(0.5)
         count = int(rate * (WARMUP_S + seconds))
         pids = {
-            "ledger": stack.ledger.proc.pid,
-            "api": stack.api.proc.pid,
-            "gateway": gateway.proc.pid,
-            "screens": load.proc.pid,
-            "poster": os.getpid(),
+            # the ledger's children: its output publisher and multiprocessing's resource tracker
+            "ledger": [stack.ledger.proc.pid, *children_of(stack.ledger.proc.pid)],
+            "api": [stack.api.proc.pid],
+            "gateway": [gateway.proc.pid],
+            "screens": [load.proc.pid],
+            "poster": [os.getpid()],
         }
         if broker_pid is not None:
-            pids["broker"] = broker_pid
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            pids["broker"] = [broker_pid]
+        cpu_before = {name: cpu_seconds(*group) for name, group in pids.items()}
         busy_before, posting_from = machine_busy(), time.monotonic()
         started, posted = asyncio.run(post_at_rate(stack.api_url, rate, count, connections))
         busy, elapsed = machine_busy() - busy_before, time.monotonic() - posting_from
-        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu = {name: cpu_seconds(*group) - cpu_before[name] for name, group in pids.items()}
         # By the time of the answer, not by index: when the API falls behind, the posts due
         # in the warm-up are answered well after it.
         measured = [p for p in posted if p.answered_at >= started + WARMUP_S]

@@ -16,6 +16,7 @@ from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.processor import BatchProcessor
 from services.ledger.publisher_process import PublisherProcess
+from services.ledger.publishing import OutputPublisher, SizeRoutedPublisher
 from services.ledger.store import LedgerStore
 from services.ledger.transparency import TreeHeadSigner
 from services.ledger.tree_signing import load_or_create_signing_key
@@ -27,6 +28,10 @@ from services.platform.settings import Settings
 
 log = logging.getLogger("charity.ledger")
 WAL_CHECKPOINT_EVERY_S = 0.5
+# Plans of this many records or more (about 450 gifts: an outcome and a feed
+# item each, plus totals) go to the publisher process; smaller ones, a
+# screen's steady pace, are published in the ledger's own process.
+PUBLISHER_PROCESS_FROM = 1_000
 
 
 @dataclass
@@ -34,8 +39,8 @@ class LedgerApp:
     store: LedgerStore
     processor: BatchProcessor
     consumer: LedgerConsumer
-    output: RdKafkaOutput  # dead letters
-    publisher: PublisherProcess  # outcomes, feed items, totals
+    output: RdKafkaOutput  # dead letters, and the outputs of small batches
+    publisher: PublisherProcess  # the outputs of large batches
     signer: TreeHeadSigner
     signer_output: RdKafkaOutput
     checkpointer: WalCheckpointer | None  # SQLite only
@@ -63,7 +68,8 @@ def bootstrap(settings: Settings) -> LedgerApp:
     topics = Topics(settings.topic_prefix)
     output = RdKafkaOutput(settings.kafka_bootstrap)
     publisher = PublisherProcess(settings.kafka_bootstrap, topics)
-    processor = BatchProcessor(store, output, topics, settings.ledger_group, publisher=publisher)
+    routed = SizeRoutedPublisher(OutputPublisher(output, topics), publisher, PUBLISHER_PROCESS_FROM)
+    processor = BatchProcessor(store, output, topics, settings.ledger_group, publisher=routed)
     consumer = LedgerConsumer(
         make_consumer(
             settings.kafka_bootstrap,

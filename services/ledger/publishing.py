@@ -84,3 +84,32 @@ class OutputPublisher:
 
     def drain(self) -> None:
         self.outputs.flush()
+
+
+class SizeRoutedPublisher:
+    """Small plans published here and now, large ones handed to another publisher.
+
+    A publisher process pays per plan (a pickle, a pipe, its own producer) for
+    what it takes off the batch loop per record: at a screen's pace of small
+    batches that cost more CPU than it saved, in a backlog's 2,000-record
+    batches it gains about a tenth of the ledger's throughput
+    (docs/benchmarks.md). Before a small plan is published here, whatever the
+    other publisher still has under way is waited for, so records reach each
+    topic in the order of the batches, whichever way they went.
+    """
+
+    def __init__(self, small: Publisher, large: Publisher, large_from: int) -> None:
+        self.small = small
+        self.large = large
+        self.large_from = large_from  # records in a plan (outcomes + feed items + totals)
+
+    def publish(self, plan: PublishPlan) -> None:
+        if len(plan) >= self.large_from:
+            self.large.publish(plan)
+            return
+        self.large.drain()
+        self.small.publish(plan)
+
+    def drain(self) -> None:
+        self.large.drain()
+        self.small.drain()
