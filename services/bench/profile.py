@@ -34,7 +34,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("hashes_of", "canonical JSON + hashes"),
     ("canonical_entry_bytes", "canonical JSON + hashes"),
     ("BatchProcessor._publish", "outputs: build events"),
-    ("BatchProcessor.publish_totals", "outputs: build events"),
+    ("PublisherProcess.publish", "outputs: hand over to the publisher process"),
     ("EventCodec.encode", "outputs: Avro encode"),
     ("RdKafkaOutput.send", "outputs: producer.send"),
     ("RdKafkaOutput.flush", "outputs: wait for broker acks (flush)"),
