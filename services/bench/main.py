@@ -14,8 +14,8 @@ What one run does, in order:
 5. per backend: starts `python -m services.cli ledger` again and polls the
    database's chain head; the rate is from the first observed commit to the
    moment the last gift is committed and its outcome is on the outcomes topic.
-   Peak RSS is the VmHWM of that ledger process plus its output publisher's;
-   CPU is both processes' too.
+   Peak RSS is the VmHWM of that ledger process plus its children's (the
+   output publisher, multiprocessing's resource tracker); CPU is theirs too.
 
 The last line printed is one JSON object with the figures.
 """
@@ -233,7 +233,7 @@ class LedgerProcess:
 
     @property
     def ledger_pids(self) -> list[int]:
-        """The ledger and the processes it started (its output publisher)."""
+        """The ledger and the processes it started (its output publisher, the resource tracker)."""
         pid = self.ledger_pid
         return [] if pid is None else [pid, *children_of(pid)]
 
