@@ -12,7 +12,8 @@ At most `window` plans are under way: the batch loop waits for the oldest to
 be acknowledged (sent and acked by the broker) before it hands over another,
 so a slow broker slows the ledger down instead of piling plans up in memory.
 
-Failure handling is the same as when the ledger published in-process:
+Failure handling is the same as for the small plans the ledger publishes
+itself (`publishing.SizeRoutedPublisher`):
 - a record the broker refused is logged and counted
   (`ledger_publish_failures_total`); what is lost is an outcome or feed item of
   an already committed entry, never money, and totals are republished whole
@@ -32,8 +33,7 @@ import signal
 from multiprocessing.connection import Connection
 
 from services.contracts.topics import Topics
-from services.ledger import metrics
-from services.ledger.publishing import OutputPublisher, PublishPlan
+from services.ledger.publishing import OutputPublisher, PublishPlan, publish_failed
 from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,7 @@ class PublisherProcess:
         kind, reason = answer
         if kind == BROKEN:
             raise OutputBroken(reason)
-        metrics.PUBLISH_FAILURES.inc()
-        log.error("publishing a batch's outputs failed: %s", reason)
+        publish_failed(reason)
 
     def _broken(self, what: str) -> OutputBroken:
         self._process.join(0.1)

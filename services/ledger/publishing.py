@@ -10,6 +10,7 @@ both do it with `publish_plan`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,8 +18,11 @@ from typing import Any, Protocol
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
+from services.ledger import metrics
 from services.ledger.ports import OutputPort
+from services.platform.rdkafka_output import OutputBroken
 
+log = logging.getLogger(__name__)
 LEDGER_ACTOR = "ledger"
 
 # (entry_id, project_id, kind, decision, reason, seq) of one committed entry.
@@ -44,6 +48,13 @@ class Publisher(Protocol):
 
     def drain(self) -> None:
         """Block until everything published so far is acknowledged by the broker; raise if not."""
+
+
+def publish_failed(reason: str) -> None:
+    """A committed batch's outputs were not all acknowledged: logged and counted, not
+    retried (the entries are committed; totals are republished whole at the next start)."""
+    metrics.PUBLISH_FAILURES.inc()
+    log.error("publishing a batch's outputs failed: %s", reason)
 
 
 def publish_plan(plan: PublishPlan, outputs: OutputPort, codec: EventCodec, topics: Topics) -> None:
@@ -95,7 +106,9 @@ class SizeRoutedPublisher:
     batches it gains about a tenth of the ledger's throughput
     (docs/benchmarks.md). Before a small plan is published here, whatever the
     other publisher still has under way is waited for, so records reach each
-    topic in the order of the batches, whichever way they went.
+    topic in the order of the batches, whichever way they went. A small plan
+    the broker did not acknowledge is logged and counted like a large one
+    (`publish_failed`).
     """
 
     def __init__(self, small: Publisher, large: Publisher, large_from: int) -> None:
@@ -108,7 +121,12 @@ class SizeRoutedPublisher:
             self.large.publish(plan)
             return
         self.large.drain()
-        self.small.publish(plan)
+        try:
+            self.small.publish(plan)
+        except OutputBroken:
+            raise  # only a restart helps
+        except Exception as exc:  # as the publisher process answers it: see publish_failed
+            publish_failed(f"{type(exc).__name__}: {exc}")
 
     def drain(self) -> None:
         self.large.drain()

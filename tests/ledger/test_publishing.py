@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from prometheus_client import REGISTRY
+
 from services.contracts import events as ev
 from services.contracts.topics import Topics
 from services.ledger.publishing import OutputPublisher, PublishPlan, SizeRoutedPublisher
+from services.platform.rdkafka_output import OutputBroken
 from tests.fixtures.outputs import RecordingOutput
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -61,3 +65,33 @@ def test_an_outcome_plan_becomes_outcome_records_with_derived_ids() -> None:
         (ev.derived_id("outcome", f"e-{i}"), i, NOW) for i in range(2)
     ]
     assert out.flushes == 1  # in-process publishing waits for the broker
+
+
+class _Failing:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def publish(self, plan: PublishPlan) -> None:
+        raise self.error
+
+    def drain(self) -> None:
+        pass
+
+
+def failures() -> float:
+    return REGISTRY.get_sample_value("ledger_publish_failures_total") or 0.0
+
+
+def test_a_small_plan_the_broker_did_not_acknowledge_is_counted_not_raised() -> None:
+    routed = SizeRoutedPublisher(
+        _Failing(TimeoutError("3 records not acknowledged")), Log().publisher("p"), 10
+    )
+    before = failures()
+    routed.publish(plan_of(3))  # the batch is committed: nothing to retry
+    assert failures() == before + 1
+
+
+def test_a_producer_broken_for_good_still_stops_the_ledger() -> None:
+    routed = SizeRoutedPublisher(_Failing(OutputBroken("fenced")), Log().publisher("p"), 10)
+    with pytest.raises(OutputBroken, match="fenced"):
+        routed.publish(plan_of(3))
