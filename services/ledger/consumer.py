@@ -57,7 +57,8 @@ def make_consumer(
 
 
 def _freeze_startup_objects() -> None:
-    """Keep what the ledger process built before its first poll out of the collector.
+    """Keep what the ledger process built before its first poll out of the collector,
+    and let the collector run far less often (GC_THRESHOLDS, why below).
 
     Modules, the engine, schemas and clients live as long as the process, yet
     every full collection walked them again; the batches allocate enough to run
