@@ -14,8 +14,9 @@ What one run does, in order:
 5. per backend: starts `python -m services.cli ledger` again and polls the
    database's chain head; the rate is from the first observed commit to the
    moment the last gift is committed and its outcome is on the outcomes topic.
-   Peak RSS is the VmHWM of that ledger process plus its children's (the
-   output publisher, multiprocessing's resource tracker); CPU is theirs too.
+   Peak RSS is the VmHWM of that ledger process plus its children's (its
+   intake, its output publisher, multiprocessing's resource tracker); CPU is
+   theirs too.
 
 The last line printed is one JSON object with the figures.
 """
@@ -54,8 +55,8 @@ from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import INPUT_PARTITIONS, Topics
 from services.ledger import tables as t
-from services.ledger.consumer import make_consumer
 from services.ledger.db import make_engine
+from services.ledger.intake import make_consumer
 from services.ledger.ports import RawRecord
 from services.ledger.store import LedgerStore
 from services.platform.kafka_admin import delete_topics, ensure_topics, wait_for_broker
@@ -233,7 +234,7 @@ class LedgerProcess:
 
     @property
     def ledger_pids(self) -> list[int]:
-        """The ledger and the processes it started (its output publisher, the resource tracker)."""
+        """The ledger and the processes it started (intake, publisher, resource tracker)."""
         pid = self.ledger_pid
         return [] if pid is None else [pid, *children_of(pid)]
 
@@ -598,7 +599,7 @@ def main(argv: list[str]) -> int:
                 summarise_profile(run.backend, workdir, out)
             if run.ledger_cores is not None and run.machine_cores is not None:
                 out(
-                    f"  {run.backend} CPU during the drain: ledger + publisher {run.ledger_cores:.2f} cores "
+                    f"  {run.backend} CPU during the drain: ledger + helpers {run.ledger_cores:.2f} cores "
                     f"({run.cpu_us_per_event:.0f} µs of CPU per event), "
                     f"whole machine {run.machine_cores:.2f} of {os.cpu_count()} cores"
                 )

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 # (function as py-spy names it, stage); the deepest match in a stack wins.
 STAGES: tuple[tuple[str, str], ...] = (
     ("LedgerConsumer.run", "consumer loop (other)"),
-    ("KafkaConsumer.poll", "kafka fetch (consumer.poll)"),
+    # Fetching, decoding and validating happen in the intake process; the
+    # batch loop waits for its batches and unpickles them.
+    ("IntakeProcess.poll", "intake: wait for a batch, unpickle it"),
     ("LedgerConsumer._update_lag", "lag metrics"),
-    ("BatchProcessor.process", "batch bookkeeping (other)"),
-    ("BatchProcessor._decode", "validate (problems_with)"),
-    ("EventCodec.decode", "decode (fastavro)"),
+    ("BatchProcessor.apply", "batch bookkeeping (other)"),
     ("LedgerStore.known_entry_ids", "SQL: duplicate check + prefetch"),
     ("LedgerStore.prefetch", "SQL: duplicate check + prefetch"),
     ("decide", "decide + project (domain)"),

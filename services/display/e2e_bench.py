@@ -485,7 +485,7 @@ def _run(
         time.sleep(0.5)
         count = int(rate * (WARMUP_S + seconds))
         pids = {
-            # the ledger's children: its output publisher and multiprocessing's resource tracker
+            # the ledger's children: its intake, its output publisher, multiprocessing's resource tracker
             "ledger": [stack.ledger.proc.pid, *children_of(stack.ledger.proc.pid)],
             "api": [stack.api.proc.pid],
             "gateway": [gateway.proc.pid],

@@ -12,8 +12,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
-from services.ledger.consumer import LedgerConsumer, make_consumer
+from services.ledger.consumer import LedgerConsumer, StoredPositions
 from services.ledger.db import make_engine
+from services.ledger.intake_process import IntakeProcess
 from services.ledger.processor import BatchProcessor
 from services.ledger.publisher_process import PublisherProcess
 from services.ledger.publishing import OutputPublisher, SizeRoutedPublisher
@@ -39,6 +40,7 @@ class LedgerApp:
     store: LedgerStore
     processor: BatchProcessor
     consumer: LedgerConsumer
+    intake: IntakeProcess  # reads, decodes and validates the input
     output: RdKafkaOutput  # dead letters, and the outputs of small batches
     publisher: PublisherProcess  # the outputs of large batches
     signer: TreeHeadSigner
@@ -70,26 +72,26 @@ def bootstrap(settings: Settings) -> LedgerApp:
     publisher = PublisherProcess(settings.kafka_bootstrap, topics)
     routed = SizeRoutedPublisher(OutputPublisher(output, topics), publisher, PUBLISHER_PROCESS_FROM)
     processor = BatchProcessor(store, output, topics, settings.ledger_group, publisher=routed)
-    consumer = LedgerConsumer(
-        make_consumer(
-            settings.kafka_bootstrap,
-            settings.ledger_group,
-            fetch_max_wait_ms=settings.batch_max_wait_ms,
-            metadata_max_age_ms=settings.metadata_max_age_ms,
-            group_instance_id=settings.ledger_instance_id,
-            session_timeout_ms=10_000,
-        ),
-        store,
-        processor,
-        topics.inputs,
+    intake = IntakeProcess(
+        settings.kafka_bootstrap,
+        settings.ledger_group,
+        topics,
+        StoredPositions(store, processor),
         max_records=settings.batch_max_records,
+        fetch_max_wait_ms=settings.batch_max_wait_ms,
+        metadata_max_age_ms=settings.metadata_max_age_ms,
+        group_instance_id=settings.ledger_instance_id,
+        session_timeout_ms=10_000,
     )
+    consumer = LedgerConsumer(intake, processor)
     key = load_or_create_signing_key(Path(settings.signing_key_path))
     # The signer has its own producer: it runs in another thread than the batches.
     signer_output = RdKafkaOutput(settings.kafka_bootstrap, client_id="charity-ledger-signer")
     signer = TreeHeadSigner(engine, key, signer_output, topics)
     checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
-    return LedgerApp(store, processor, consumer, output, publisher, signer, signer_output, checkpointer)
+    return LedgerApp(
+        store, processor, consumer, intake, output, publisher, signer, signer_output, checkpointer
+    )
 
 
 def sign_tree_heads(

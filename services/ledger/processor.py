@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.contracts import events as ev
-from services.contracts.codec import DecodeError, EventCodec
+from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
-from services.contracts.validation import problems_with
 from services.ledger import metrics
 from services.ledger.checkpoint import Checkpoint
 from services.ledger.domain import journal as j
@@ -20,6 +19,7 @@ from services.ledger.domain.masking import shown_name
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.state import ProjectTotals
 from services.ledger.domain.view import LedgerView
+from services.ledger.intake import DeadLetter, Reader, ReadRecord, source_of
 from services.ledger.ports import OutputPort, RawRecord
 from services.ledger.publishing import LEDGER_ACTOR, OutputPublisher, Publisher, PublishPlan
 from services.ledger.store import Batch, LedgerStore
@@ -51,6 +51,7 @@ class BatchProcessor:
         self.group_id = group_id
         self.codec = codec or EventCodec()
         self.policy = policy or Policy()
+        self.reader = Reader(topics, self.codec)
         # Outcomes, feed items and totals; in-process unless the ledger hands
         # them to a publisher process (services/ledger/main.py).
         self.publisher = publisher or OutputPublisher(outputs, topics, self.codec)
@@ -62,32 +63,40 @@ class BatchProcessor:
         self.view = LedgerView(projects=self.store.load_projects())
 
     def process(self, records: list[RawRecord]) -> BatchResult:
+        """Decode, validate and apply raw records (the intake process does the first two)."""
+        read = self.reader.read
+        return self.apply([read(r.topic, r.partition, r.offset, r.key, r.value) for r in records])
+
+    def apply(self, records: list[ReadRecord]) -> BatchResult:
         started = time.perf_counter()
         result = BatchResult()
         batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
         checkpoint = Checkpoint(self.store, self.outputs, batch, self.view)
-        decoded: list[tuple[RawRecord, ev.Event]] = []
+        decoded: list[tuple[str, ev.Event]] = []  # (source, event)
         # Kafka orders a project's events within one topic, not across topics.
         # Within a batch, lifecycle events go first (a stable sort keeps each
         # partition's order), so a gift fetched together with the opening of
         # its project is booked to the open project, not to suspense.
-        for record in sorted(records, key=lambda r: r.topic != self.topics.projects):
-            batch.offsets[(record.topic, record.partition)] = record.offset + 1
-            event = self._decode(record, checkpoint)
+        projects = self.topics.projects
+        offsets = batch.offsets
+        for topic, partition, offset, key, event, dead in sorted(records, key=lambda r: r[0] != projects):
+            offsets[(topic, partition)] = offset + 1
             if event is not None:
-                decoded.append((record, event))
+                decoded.append((source_of(topic, partition, offset), event))
+            elif dead is not None:
+                self._dead_letter((topic, partition, offset), key, dead, checkpoint)
         result.dead_letters = len(checkpoint.dead_letters)
         known = self.store.known_entry_ids(e.event_id for _, e in decoded)
         self._prefetch(decoded)
         feed: list[tuple[ev.Event, j.JournalEntry]] = []
-        for record, event in decoded:
+        for source, event in decoded:
             if event.event_id in known:
                 result.duplicates += 1
                 continue
             known.add(event.event_id)
             entry = decide(event, self.view, self.policy)
             apply_entry(entry, self.view)
-            batch.entries.append((entry, record.source))
+            batch.entries.append((entry, source))
             if entry.decision == j.POSTED and isinstance(
                 event, ev.DonationConfirmed | ev.OfflineDonationRecorded
             ):
@@ -107,39 +116,22 @@ class BatchProcessor:
         self._observe(result, len(records), batch, time.perf_counter() - started)
         return result
 
-    def _decode(self, record: RawRecord, checkpoint: Checkpoint) -> ev.Event | None:
-        try:
-            event = self.codec.decode(record.value)
-        except DecodeError as exc:
-            self._dead_letter(record, checkpoint, "undecodable", str(exc))
-            return None
-        if event.type_name not in ev.EVENT_TYPES or event.topic_base != self._base(record.topic):
-            self._dead_letter(
-                record, checkpoint, "wrong_topic", f"{event.type_name} does not belong on {record.topic}"
-            )
-            return None
-        problems = problems_with(event)
-        if problems:
-            self._dead_letter(record, checkpoint, "invalid", "; ".join(problems))
-            return None
-        return event
-
-    def _base(self, topic: str) -> str:
-        return topic[len(self.topics.prefix) :] if topic.startswith(self.topics.prefix) else topic
-
-    def _dead_letter(self, record: RawRecord, checkpoint: Checkpoint, kind: str, reason: str) -> None:
-        log.warning("dead letter from %s: %s", record.source, reason)
-        metrics.DEAD_LETTERS.labels(kind).inc()
+    def _dead_letter(
+        self, at: tuple[str, int, int], key: bytes | None, dead: DeadLetter, checkpoint: Checkpoint
+    ) -> None:
+        topic, partition, offset = at
+        log.warning("dead letter from %s: %s", source_of(*at), dead.reason)
+        metrics.DEAD_LETTERS.labels(dead.kind).inc()
         headers = [
-            ("reason", reason.encode("utf-8")),
-            ("error-kind", kind.encode()),
-            ("source-topic", record.topic.encode()),
-            ("source-partition", str(record.partition).encode()),
-            ("source-offset", str(record.offset).encode()),
+            ("reason", dead.reason.encode("utf-8")),
+            ("error-kind", dead.kind.encode()),
+            ("source-topic", topic.encode()),
+            ("source-partition", str(partition).encode()),
+            ("source-offset", str(offset).encode()),
         ]
-        checkpoint.dead_letters.append((self.topics.dlq, record.key, record.value or b"", headers))
+        checkpoint.dead_letters.append((self.topics.dlq, key, dead.value, headers))
 
-    def _prefetch(self, decoded: list[tuple[RawRecord, ev.Event]]) -> None:
+    def _prefetch(self, decoded: list[tuple[str, ev.Event]]) -> None:
         donation_ids = {
             e.donation_id for _, e in decoded if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
         }

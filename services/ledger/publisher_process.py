@@ -26,13 +26,12 @@ killed: it first finishes the plans it has.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import signal
 from multiprocessing.connection import Connection
 
 from services.contracts.topics import Topics
+from services.ledger import helper_process
 from services.ledger.publishing import OutputPublisher, PublishPlan, publish_failed
 from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
 
@@ -49,12 +48,8 @@ class PublisherProcess:
     """The ledger's handle on its publisher process; a `Publisher`."""
 
     def __init__(self, bootstrap: str, topics: Topics, window: int = WINDOW) -> None:
-        context = multiprocessing.get_context("spawn")  # the ledger has threads: no fork
-        self._conn, child_end = context.Pipe()
-        self._process = context.Process(
-            target=serve, args=(child_end, bootstrap, topics.prefix), name="ledger-publisher", daemon=True
-        )
-        self._process.start()
+        self._conn, child_end = multiprocessing.Pipe()
+        self._process = helper_process.start("ledger-publisher", serve, (child_end, bootstrap, topics.prefix))
         child_end.close()  # so that the child's exit reads as end-of-file here
         self.window = window
         self._pending = 0
@@ -78,14 +73,7 @@ class PublisherProcess:
 
     def close(self, timeout: float = 30.0) -> None:
         """Let the publisher finish what it has, then stop it."""
-        if self._process.is_alive():
-            with contextlib.suppress(OSError):  # already gone
-                self._conn.send(None)
-        self._process.join(timeout)
-        if self._process.is_alive():
-            log.error("the publisher process did not stop within %.0fs; terminating it", timeout)
-            self._process.terminate()
-            self._process.join(5)
+        helper_process.stop(self._process, self._conn, timeout)
         self._conn.close()
 
     def _await_answer(self) -> None:
@@ -110,9 +98,7 @@ class PublisherProcess:
 
 def serve(conn: Connection, bootstrap: str, topic_prefix: str) -> None:
     """The publisher process: publish each plan received, answer each one."""
-    # Ctrl-C reaches the whole process group; the ledger decides when this stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s ledger-publisher %(levelname)s %(message)s")
+    helper_process.become_helper("ledger-publisher")
     output = RdKafkaOutput(bootstrap, client_id="charity-ledger-publisher")
     publisher = OutputPublisher(output, Topics(topic_prefix))
     try:

@@ -1,66 +1,44 @@
-"""The consumer loop without a broker: which batch failures it retries and which end it."""
+"""The batch loop without a broker: which batch failures it retries and which end it."""
 
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
 
-from services.ledger.consumer import LedgerConsumer
-from services.ledger.ports import RawRecord
+from services.ledger.consumer import LedgerConsumer, StoredPositions
+from services.ledger.intake import Partition, ReadRecord
 from services.platform.rdkafka_output import OutputBroken
+from tests.fixtures import factories as f
 
-PARTITION = TopicPartition("charity.donations", 0)
-
-
-class _Coordinator:
-    def __init__(self) -> None:
-        self.rejoin_needed = False
-
-    def need_rejoin(self) -> bool:
-        return False
-
-    def request_rejoin(self) -> None:
-        self.rejoin_needed = True
+PARTITION = ("charity.donations", 0)
 
 
-class _FakeKafka:
-    """Hands out one record per poll and records the seeks the loop makes."""
+class _Source:
+    """Hands out one read gift per poll and records the rewinds and lag readings."""
 
     def __init__(self) -> None:
-        self._coordinator = _Coordinator()
-        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.offset = 0
+        self.rewinds = 0
+        self.lag_readings = 0
+        self.closed = False
+
+    def poll(self, timeout_ms: int) -> list[ReadRecord]:
+        record: ReadRecord = (*PARTITION, self.offset, b"p1", f.confirmed("p1"), None)
+        self.offset += 1
+        return [record]
+
+    def rewind(self) -> None:
+        self.rewinds += 1
         self.offset = 0
 
-    def subscribe(self, topics: list[str], listener: Any) -> None:
-        self.topics_subscribed = topics
+    def lag(self) -> dict[Partition, int]:
+        self.lag_readings += 1
+        return {PARTITION: 7}
 
-    def topics(self) -> set[str]:
-        return {"charity.donations"}
-
-    def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
-        message = SimpleNamespace(
-            topic=PARTITION.topic, partition=0, offset=self.offset, key=b"p1", value=b"v"
-        )
-        self.offset += 1
-        return {PARTITION: [message]}
-
-    def assignment(self) -> set[TopicPartition]:
-        return {PARTITION}
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.seeks.append((tp, offset))
-
-    def highwater(self, tp: TopicPartition) -> None:
-        return None
-
-
-class _Store:
-    def stored_offsets(self, group_id: str, partitions: Any) -> dict[tuple[str, int], int]:
-        return {(PARTITION.topic, 0): 0}
+    def close(self) -> None:
+        self.closed = True
 
 
 class _FailingProcessor:
@@ -69,10 +47,10 @@ class _FailingProcessor:
     def __init__(self, failures: list[Exception], stop: threading.Event) -> None:
         self.failures = failures
         self.stop = stop
-        self.batches: list[list[RawRecord]] = []
+        self.batches: list[list[ReadRecord]] = []
         self.resets = 0
 
-    def process(self, records: list[RawRecord]) -> None:
+    def apply(self, records: list[ReadRecord]) -> None:
         self.batches.append(records)
         if self.failures:
             raise self.failures.pop(0)
@@ -83,44 +61,65 @@ class _FailingProcessor:
 
 
 @pytest.fixture(autouse=True)
-def _no_gc_freeze(monkeypatch: pytest.MonkeyPatch) -> None:
-    # run() freezes the collector when it owns the main thread: not in pytest's process.
-    monkeypatch.setattr("services.ledger.consumer._freeze_startup_objects", lambda: None)
+def _no_gc_tuning(monkeypatch: pytest.MonkeyPatch) -> None:
+    # run() tunes the collector when it owns the main thread: not in pytest's process.
+    monkeypatch.setattr("services.ledger.consumer.tune_collector", lambda: None)
 
 
-def _loop(failures: list[Exception]) -> tuple[LedgerConsumer, _FakeKafka, _FailingProcessor, threading.Event]:
+def _loop(failures: list[Exception]) -> tuple[LedgerConsumer, _Source, _FailingProcessor, threading.Event]:
     stop = threading.Event()
-    kafka = _FakeKafka()
+    source = _Source()
     processor = _FailingProcessor(failures, stop)
-    loop = LedgerConsumer(kafka, _Store(), processor, ["charity.donations"])  # type: ignore[arg-type]
-    return loop, kafka, processor, stop
+    return LedgerConsumer(source, processor), source, processor, stop  # type: ignore[arg-type]
 
 
 def test_a_failed_batch_is_read_again_from_the_stored_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("services.ledger.consumer.RETRY_PAUSE_S", 0.0)
-    loop, kafka, processor, stop = _loop([RuntimeError("database is down")])
+    loop, source, processor, stop = _loop([RuntimeError("database is down")])
     loop.run(stop)
-    assert len(processor.batches) == 2
-    assert kafka.seeks == [(PARTITION, 0)] and processor.resets == 1
+    assert source.rewinds == 1
+    assert [[r[2] for r in batch] for batch in processor.batches] == [[0], [0]]
 
 
 def test_a_broken_output_ends_the_loop_instead_of_retrying_for_ever() -> None:
-    loop, kafka, processor, stop = _loop([OutputBroken("producer fenced")])
+    loop, source, processor, stop = _loop([OutputBroken("producer fenced")])
     with pytest.raises(OutputBroken, match="producer fenced"):
         loop.run(stop)
-    assert len(processor.batches) == 1 and kafka.seeks == []
+    assert len(processor.batches) == 1 and source.rewinds == 0
 
 
 def test_consumer_lag_is_measured_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     monkeypatch.setattr("services.ledger.consumer.time.monotonic", lambda: clock[0])
-    loop, kafka, _, _ = _loop([])
-    asked: list[TopicPartition] = []
-    kafka.highwater = lambda tp: asked.append(tp)  # type: ignore[method-assign]
+    loop, source, _, _ = _loop([])
     loop._update_lag()
     clock[0] += 0.5
     loop._update_lag()  # half a second later: not again
-    assert asked == [PARTITION]
+    assert source.lag_readings == 1
     clock[0] += 0.5
     loop._update_lag()
-    assert asked == [PARTITION, PARTITION]
+    assert source.lag_readings == 2
+
+
+def test_closing_the_loop_closes_its_source() -> None:
+    loop, source, _, _ = _loop([])
+    loop.close()
+    assert source.closed
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, list[Partition]]] = []
+
+    def stored_offsets(self, group_id: str, partitions: Any) -> dict[Partition, int]:
+        self.asked.append((group_id, list(partitions)))
+        return {PARTITION: 42}
+
+
+def test_stored_positions_resume_where_the_database_says_and_reload_the_state() -> None:
+    store, processor = _Store(), _FailingProcessor([], threading.Event())
+    positions = StoredPositions(store, processor)  # type: ignore[arg-type]
+    other = ("charity.projects", 2)
+    assert positions([PARTITION, other]) == {PARTITION: 42, other: None}  # None: from the beginning
+    assert store.asked == [("ledger", [PARTITION, other])]
+    assert processor.resets == 1

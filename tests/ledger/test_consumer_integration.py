@@ -25,7 +25,6 @@ from services.contracts.codec import EventCodec
 from services.contracts.events import Event
 from services.contracts.topics import INPUT_PARTITIONS, Topics
 from services.ledger import tables as t
-from services.ledger.consumer import LedgerConsumer, make_consumer
 from services.ledger.db import make_engine
 from services.ledger.queries import LedgerQueries
 from services.ledger.store import LedgerStore
@@ -114,8 +113,8 @@ def test_a_starting_ledger_joins_its_group_once_and_owns_every_input_partition(
         produce(kafka_bootstrap, topics, [f.confirmed("p1", 700, 0)])
         eventually(lambda: queries.project("p1").donations_count == 1, what="gift applied")  # type: ignore[union-attr]
         assert assignments_so_far() - before == 1
-        expected = {TopicPartition(topic, p) for topic in topics.inputs for p in range(INPUT_PARTITIONS)}
-        assert running.app.consumer.consumer.assignment() == expected
+        expected = sorted((topic, p) for topic in topics.inputs for p in range(INPUT_PARTITIONS))
+        assert running.app.intake.assignment() == expected
     finally:
         stop_ledger(running)
 
@@ -164,18 +163,6 @@ def test_a_ledger_keeps_consuming_after_input_partitions_are_added(
 BACKLOG = 20_000
 
 
-def test_a_ledger_refuses_to_start_on_input_topics_that_do_not_exist(kafka_bootstrap: str) -> None:
-    nowhere = Topics(prefix=f"missing{time.time_ns()}.")
-    consumer = make_consumer(kafka_bootstrap, "ledger-missing-topics")
-    try:
-        with pytest.raises(
-            RuntimeError, match=r"input topics \[.*missing\d+\.charity\.donations.*\] do not exist"
-        ):
-            LedgerConsumer(consumer, None, None, nowhere.inputs)  # type: ignore[arg-type]
-    finally:
-        consumer.close()
-
-
 # --- crash test -------------------------------------------------------------------
 
 N_EVENTS = 20_000
@@ -217,14 +204,16 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
 
     def producer_thread() -> None:
         # Produced while the ledger is being killed; every 20th gift is sent twice (a redelivery).
+        # At about 600 a second for half a minute: a ledger restarted after a kill catches up
+        # with a backlog within seconds, and all five kills must come while there is work.
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
         for i, g in enumerate(gifts):
             value = codec.encode(g)
             producer.send(topics.donations, key=g.project_id.encode(), value=value)
             if i % 20 == 0:
                 producer.send(topics.donations, key=g.project_id.encode(), value=value)
-            if i % 2000 == 0:
-                time.sleep(0.3)
+            if i % 100 == 0:
+                time.sleep(0.15)
         producer.flush()
         producer.close()
 
