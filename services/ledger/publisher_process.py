@@ -40,6 +40,13 @@ log = logging.getLogger(__name__)
 WINDOW = 2
 # Longer than the publisher's own flush timeout (30 s), after which it answers anyway.
 ANSWER_TIMEOUT_S = 60.0
+# Each plan is flushed as soon as it is produced, and librdkafka's flush sends
+# at once whatever lingers; so a long linger costs no latency here, and a
+# plan's records go to the broker in one request per partition instead of one
+# every 2 ms while the plan is being produced. The broker's share of the two
+# cores fell with it: 100,000 gifts on SQLite ran at 8,416-10,074 events/s
+# (mean 9,149) against 7,157-9,312 (mean 8,375) with 2 ms, four alternated pairs.
+PLAN_LINGER_MS = 50
 BROKEN = "broken"
 FAILED = "failed"
 
@@ -99,7 +106,7 @@ class PublisherProcess:
 def serve(conn: Connection, bootstrap: str, topic_prefix: str) -> None:
     """The publisher process: publish each plan received, answer each one."""
     helper_process.become_helper("ledger-publisher")
-    output = RdKafkaOutput(bootstrap, client_id="charity-ledger-publisher")
+    output = RdKafkaOutput(bootstrap, client_id="charity-ledger-publisher", linger_ms=PLAN_LINGER_MS)
     publisher = OutputPublisher(output, Topics(topic_prefix))
     try:
         while True:

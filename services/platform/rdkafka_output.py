@@ -28,14 +28,14 @@ class OutputBroken(RuntimeError):
     """
 
 
-def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
+def producer_config(bootstrap: str, client_id: str, linger_ms: int = 2) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
         "client.id": client_id,
         # Sent means on every in-sync replica, and a retried send is written once.
         "acks": "all",
         "enable.idempotence": True,
-        "linger.ms": 2,
+        "linger.ms": linger_ms,
         "request.timeout.ms": 10_000,
         # Shorter than flush's 30 s, so a flush that times out has had every
         # record's report: none is left to fail the next batch's flush instead.
@@ -50,8 +50,8 @@ def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
 class RdKafkaOutput:
     """OutputPort on a librdkafka producer: `flush` raises if any send failed."""
 
-    def __init__(self, bootstrap: str, client_id: str = "charity-ledger") -> None:
-        config = producer_config(bootstrap, client_id)
+    def __init__(self, bootstrap: str, client_id: str = "charity-ledger", linger_ms: int = 2) -> None:
+        config = producer_config(bootstrap, client_id, linger_ms)
         config["error_cb"] = self._client_error
         self._producer = Producer(config)
         self._failures: list[str] = []
