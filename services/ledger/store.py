@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from services.contracts.events import field_names
 from services.ledger import tables as t
-from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_of
+from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_of, iso_ms
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.state import DisbursementRecord, DonationRecord, ProjectTotals
 from services.ledger.domain.view import LedgerView
@@ -141,13 +141,14 @@ class LedgerStore:
         # the batch loop on SQLite. recorded_at is the same for the whole batch.
         db_time = journal.bind("effective_at")
         recorded_at = db_time(batch.recorded_at)
+        recorded_iso = iso_ms(batch.recorded_at)
         journal_rows: list[tuple[Any, ...]] = []
         posting_rows: list[tuple[Any, ...]] = []
         leaf_rows: list[tuple[Any, ...]] = []
         records: list[dict[str, Any]] = []
         for entry, source in batch.entries:
             seq += 1
-            record = entry_record(seq, entry, batch.recorded_at)
+            record = entry_record(seq, entry, recorded_iso)
             canonical = canonical_bytes(record)
             entry_hash, leaf = hashes_of(prev, canonical)
             leaf_rows.append((seq, leaf))

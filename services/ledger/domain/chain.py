@@ -26,15 +26,19 @@ def iso_ms(moment: datetime) -> str:
 canonical_bytes = canonical_entry_bytes
 
 
-def entry_record(seq: int, entry: JournalEntry, recorded_at: datetime) -> dict[str, Any]:
-    """Everything a journal entry asserts, as plain JSON values."""
+def entry_record(seq: int, entry: JournalEntry, recorded_at: str) -> dict[str, Any]:
+    """Everything a journal entry asserts, as plain JSON values.
+
+    recorded_at is already `iso_ms` of the batch's time: the same for every
+    entry of a batch, so formatted once (it was 2% of the batch loop).
+    """
     return {
         "seq": seq,
         "entry_id": entry.entry_id,
         "kind": entry.kind,
         "project_id": entry.project_id,
         "effective_at": iso_ms(entry.effective_at),
-        "recorded_at": iso_ms(recorded_at),
+        "recorded_at": recorded_at,
         "decision": entry.decision,
         "reason": entry.reason,
         "body": entry.body,
