@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -43,12 +44,22 @@ def become_helper(name: str) -> None:
     os.nice(HELPER_NICENESS)
 
 
-def stop(process: BaseProcess, control: Connection, timeout: float) -> None:
-    """Tell a helper to stop (None on its control pipe), let it finish, and wait for it."""
+def stop(process: BaseProcess, control: Connection, timeout: float, drain: Connection | None = None) -> None:
+    """Tell a helper to stop (None on its control pipe), let it finish, and wait for it.
+
+    drain: the pipe the helper sends on, if it may be in the middle of sending
+    something larger than the pipe holds; what it still sends is read and
+    dropped, so that it gets to read its stop.
+    """
     if process.is_alive():
         with contextlib.suppress(OSError):  # already gone
             control.send(None)
-    process.join(timeout)
+    deadline = time.monotonic() + timeout
+    while process.is_alive() and time.monotonic() < deadline:
+        process.join(0.05)
+        with contextlib.suppress(EOFError, OSError):  # it has exited
+            while drain is not None and drain.poll(0):
+                drain.recv_bytes()
     if process.is_alive():
         log.error("the %s process did not stop within %.0fs; terminating it", process.name, timeout)
         process.terminate()

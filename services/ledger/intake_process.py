@@ -157,7 +157,7 @@ class IntakeProcess:
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the intake: it leaves the group and exits."""
-        helper_process.stop(self._process, self._control, timeout)
+        helper_process.stop(self._process, self._control, timeout, drain=self._batches)
         self._control.close()
         self._batches.close()
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from kafka import KafkaProducer
 
 from services.contracts.events import Event
 from services.contracts.topics import INPUT_PARTITIONS, Topics
@@ -160,3 +161,21 @@ def test_a_ledger_that_vanishes_leaves_an_intake_that_exits(kafka_bootstrap: str
     intake._batches.close()
     intake._process.join(30)
     assert intake._process.exitcode == 0
+
+
+def test_an_intake_stuck_sending_a_batch_larger_than_the_pipe_still_stops_at_once(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    # Dead letters of 16 kB, 100 a batch: 1.6 MB batches, more than the pipe holds (1 MiB).
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5, max_request_size=4 << 20)
+    for _ in range(300):
+        producer.send(topics.donations, key=b"p1", value=b"\x00" * 16_384)
+    producer.flush()
+    producer.close()
+    intake = start(kafka_bootstrap, topics, Resume(), max_records=100)
+    first = read(intake, 1)  # the intake is up and reading; its next batch will not fit
+    assert first[0][5] is not None and first[0][5].kind == "undecodable"
+    time.sleep(2)
+    started = time.monotonic()
+    intake.close(timeout=20)
+    assert intake._process.exitcode == 0 and time.monotonic() - started < 10
