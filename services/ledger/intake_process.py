@@ -84,14 +84,14 @@ class IntakeProcess:
         self._assignment: list[Partition] = []
         self._next: dict[Partition, int] = {}  # next offset the batch loop reads, where known
         self._ends: dict[Partition, int] = {}
-        context = multiprocessing.get_context("spawn")  # the ledger has threads: no fork
         # Two one-way pipes rather than a socket pair: a pipe's buffer can be widened.
-        self._batches, batches_end = context.Pipe(duplex=False)
-        control_end, self._control = context.Pipe(duplex=False)
+        self._batches, batches_end = multiprocessing.Pipe(duplex=False)
+        control_end, self._control = multiprocessing.Pipe(duplex=False)
         _widen(batches_end)
-        self._process = context.Process(
-            target=serve,
-            args=(
+        self._process = helper_process.start(
+            "ledger-intake",
+            serve,
+            (
                 control_end,
                 batches_end,
                 bootstrap,
@@ -101,10 +101,7 @@ class IntakeProcess:
                 max_records,
                 window,
             ),
-            name="ledger-intake",
-            daemon=True,
         )
-        self._process.start()
         # So that the child's exit reads as end-of-file here, and the ledger's there.
         control_end.close()
         batches_end.close()
