@@ -36,7 +36,7 @@ class Event:
         # The ledger's intake process pickles every input event to the batch
         # loop. The dataclass's own pickling (a __setstate__ that calls
         # dataclasses.fields() and object.__setattr__ per field) took 7 µs to
-        # unpickle a gift; this takes under 3 (docs/benchmarks.md).
+        # unpickle a gift; this takes about 3 (docs/benchmarks.md).
         return (_rebuilt, (type(self), tuple([getattr(self, name) for name in field_names(type(self))])))
 
 
