@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 
 from services.contracts.events import Event
 from services.contracts.topics import INPUT_PARTITIONS, Topics
+from services.ledger.helper_process import HELPER_NICENESS
 from services.ledger.intake import Partition, Positions, ReadRecord
 from services.ledger.intake_process import IntakeBroken, IntakeProcess
 from tests.fixtures import factories as f
@@ -139,6 +140,18 @@ def test_an_intake_on_input_topics_that_do_not_exist_refuses_to_start(kafka_boot
         IntakeBroken, match=r"input topics \[.*missing\d+\.charity\.donations.*\] do not exist"
     ):
         start(kafka_bootstrap, nowhere, Resume())
+
+
+def test_the_intake_runs_at_a_lower_priority_than_the_batch_loop(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    intake = start(kafka_bootstrap, topics, Resume())
+    try:
+        assert intake.pid is not None
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, intake.pid) == min(19, ours + HELPER_NICENESS)
+    finally:
+        intake.close()
 
 
 def test_a_dead_intake_stops_the_ledger_with_intake_broken(kafka_bootstrap: str, topics: Topics) -> None:
