@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]  # (topic, partition)
 # Where reading resumes: the next offset of each partition, None for its beginning.
-Positions = dict[Partition, "int | None"]
+Positions = dict[Partition, int | None]
 
 
 class DeadLetter(NamedTuple):
@@ -37,7 +37,7 @@ class DeadLetter(NamedTuple):
 # NamedTuple: batches cross a process boundary, and a batch of NamedTuples took
 # five times as long to unpickle (13.9 against 2.8 µs a gift, with the events'
 # own fast pickling, events.Event.__reduce__).
-ReadRecord = tuple[str, int, int, "bytes | None", "ev.Event | None", "DeadLetter | None"]
+ReadRecord = tuple[str, int, int, bytes | None, ev.Event | None, DeadLetter | None]
 
 
 def source_of(topic: str, partition: int, offset: int) -> str:

@@ -127,9 +127,9 @@ class IntakeProcess:
             kind = message[0]
             if kind == BATCH:
                 self._send((CREDIT,))
-                epoch, records = message[1], message[2]
+                epoch, records, next_offsets = message[1], message[2], message[3]
                 if epoch == self._epoch:
-                    self._advance(records)
+                    self._next.update(next_offsets)
                     return records  # type: ignore[no-any-return]
                 log.info("dropped a batch of %d records read before the last seek", len(records))
             elif kind == ASSIGNED:
@@ -163,10 +163,6 @@ class IntakeProcess:
         self._epoch += 1
         self._next = {p: offset for p, offset in positions.items() if offset is not None}
         self._send((kind, self._epoch, positions))
-
-    def _advance(self, records: list[ReadRecord]) -> None:
-        for topic, partition, offset, *_ in records:  # in offset order within a partition
-            self._next[(topic, partition)] = offset + 1
 
     def _receive(self, timeout: float) -> Any:
         try:
@@ -228,7 +224,11 @@ class _Ledger:
             self._handle(self._receive())
         if not self.stopped:
             self.credits -= 1
-            self.send((BATCH, epoch, records))
+            # Each partition's next offset after this batch (records come in offset
+            # order within a partition, so the last one wins), worked out here rather
+            # than by the batch loop, whose thread is the ledger's bottleneck.
+            next_offsets = {(record[0], record[1]): record[2] + 1 for record in records}
+            self.send((BATCH, epoch, records, next_offsets))
 
     def positions_for(self, partitions: list[Partition]) -> Positions:
         """Called by the rebalance listener: the stored positions, once the ledger answers."""
