@@ -37,8 +37,8 @@ test-long: $(STAMP) $(JARS)
 	CHARITY_LONG_TESTS=1 $(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
 
 # Display fan-out and latency, then end to end from the API's 202 to the screens
@@ -46,7 +46,7 @@ lint: $(STAMP)
 # rebuild/verify/receipts on 1,000,000 entries (docs/benchmarks.md). The last
 # line is one JSON object with the headline figures of all of them.
 bench: $(STAMP) $(JARS)
-	$(BIN)/python -m services.bench.suite
+	$(BIN)/python -m bench.suite
 
 clean:
 	rm -rf $(VENV) build *.egg-info

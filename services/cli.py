@@ -13,9 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "command",
-        choices=["run", "kafka", "ledger", "api", "display", "bench", "migrate", "verify", "rebuild"],
+        choices=["run", "kafka", "ledger", "api", "display", "migrate", "verify", "rebuild"],
         help="run: everything on embedded defaults; kafka: manage the local broker; "
-        "ledger/api/display: one service; bench: the benchmark; migrate: create/upgrade the database; "
+        "ledger/api/display: one service; migrate: create/upgrade the database; "
         "verify: re-check chain, tree heads, balances, projections; rebuild: recompute projections",
     )
     if not argv or argv[0] in ("-h", "--help"):
@@ -47,23 +47,22 @@ def main(argv: list[str] | None = None) -> int:
         run_display()
         return 0
     if command == "verify":
-        from services.ledger.admin_cli import verify_command
+        from services.ledger.ops.commands import verify_command
 
         return verify_command(rest)
     if command == "rebuild":
-        from services.ledger.admin_cli import rebuild_command
+        from services.ledger.ops.commands import rebuild_command
 
         return rebuild_command(rest)
     if command == "migrate":
-        from services.ledger.db import make_engine
-        from services.ledger.store import LedgerStore
+        from services.ledger.adapters.db import make_engine
+        from services.ledger.adapters.store import LedgerStore
         from services.platform.settings import Settings
 
         LedgerStore(make_engine(Settings().database_url)).migrate()
         return 0
-    from services.bench.main import main as bench_main
-
-    return bench_main(rest)
+    parser.error(f"unknown command {command!r}")
+    return 2
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.api.routes import donations, pages, projects, transparency
-from services.ledger.queries import LedgerQueries
-from services.ledger.transparency import Transparency
+from services.ledger.read import LedgerQueries, Transparency
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
 

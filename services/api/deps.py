@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
-from services.ledger.queries import LedgerQueries
+from services.ledger.read import LedgerQueries
 from services.platform.settings import Settings
 
 # The dependencies are `async def` although they never await: FastAPI runs a plain

@@ -10,14 +10,13 @@ from fastapi import FastAPI
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
-from services.ledger.db import make_engine
-from services.ledger.queries import LedgerQueries
+from services.ledger.read import LedgerQueries, open_read_engine
 from services.platform.health import broker_check, database_check
 from services.platform.settings import Settings
 
 
 def build(settings: Settings) -> FastAPI:
-    engine = make_engine(settings.database_url, writer=False)
+    engine = open_read_engine(settings.database_url)
     publisher = KafkaEventPublisher(
         settings.kafka_bootstrap, Topics(settings.topic_prefix), settings.produce_timeout_s
     )

@@ -14,8 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from services.ledger.domain.state import ProjectStatus, ProjectTotals
-from services.ledger.queries import LedgerQueries
+from services.ledger.read import LedgerQueries, ProjectStatus, ProjectTotals
 
 DEFAULT_TTL_S = 1.0
 

@@ -12,19 +12,20 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
-from services.ledger.consumer import LedgerConsumer, StoredPositions
-from services.ledger.db import make_engine
-from services.ledger.intake_process import IntakeProcess
-from services.ledger.processor import BatchProcessor
-from services.ledger.publisher_process import PublisherProcess
-from services.ledger.publishing import OutputPublisher, SizeRoutedPublisher
-from services.ledger.store import LedgerStore
-from services.ledger.transparency import TreeHeadSigner
-from services.ledger.tree_signing import load_or_create_signing_key
-from services.ledger.wal_checkpointer import WalCheckpointer
+from services.ledger.adapters.db import make_engine
+from services.ledger.adapters.intake_process import IntakeProcess
+from services.ledger.adapters.publisher_process import PublisherProcess
+from services.ledger.adapters.signing import load_or_create_signing_key
+from services.ledger.adapters.sqlite_wal import WalCheckpointer
+from services.ledger.adapters.store import LedgerStore
+from services.ledger.adapters.tree_heads import TreeHeadSigner
+from services.ledger.service.batch_loop import BatchLoop, StoredPositions
+from services.ledger.service.outputs import OutputPublisher, SizeRoutedPublisher
+from services.ledger.service.processor import BatchProcessor
+from services.platform.broken import OutputBroken
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
-from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
+from services.platform.rdkafka_output import RdKafkaOutput
 from services.platform.settings import Settings
 
 log = logging.getLogger("charity.ledger")
@@ -39,7 +40,7 @@ PUBLISHER_PROCESS_FROM = 1_000
 class LedgerApp:
     store: LedgerStore
     processor: BatchProcessor
-    consumer: LedgerConsumer
+    consumer: BatchLoop
     intake: IntakeProcess  # reads, decodes and validates the input
     output: RdKafkaOutput  # dead letters, and the outputs of small batches
     publisher: PublisherProcess  # the outputs of large batches
@@ -83,7 +84,7 @@ def bootstrap(settings: Settings) -> LedgerApp:
         group_instance_id=settings.ledger_instance_id,
         session_timeout_ms=10_000,
     )
-    consumer = LedgerConsumer(intake, processor)
+    consumer = BatchLoop(intake, processor)
     key = load_or_create_signing_key(Path(settings.signing_key_path))
     # The signer has its own producer: it runs in another thread than the batches.
     signer_output = RdKafkaOutput(settings.kafka_bootstrap, client_id="charity-ledger-signer")

@@ -16,16 +16,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from services.platform.broken import OutputBroken
+
 log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
-
-
-class OutputBroken(RuntimeError):
-    """librdkafka reported a fatal error: this producer sends nothing more.
-
-    Only a new producer, i.e. a restarted process, can send again; retrying the
-    batch in place would fail the same way for ever.
-    """
 
 
 def producer_config(bootstrap: str, client_id: str, linger_ms: int = 2) -> dict[str, Any]:

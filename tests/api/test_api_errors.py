@@ -14,15 +14,15 @@ from services.api.app import create_app
 from services.api.producer import BrokerUnavailable, KafkaEventPublisher
 from services.contracts.events import Event
 from services.contracts.topics import Topics
-from services.ledger.db import make_engine
-from services.ledger.processor import BatchProcessor
-from services.ledger.queries import LedgerQueries
-from services.ledger.store import LedgerStore
+from services.ledger.adapters.db import make_engine
+from services.ledger.adapters.store import LedgerStore
+from services.ledger.read.queries import LedgerQueries
+from services.ledger.service.processor import BatchProcessor
 from services.platform.settings import Settings
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
 from tests.fixtures.outputs import RecordingOutput
-from tests.ledger.test_verify_and_rebuild import feed
+from tests.ledger.ops.test_verify_and_rebuild import feed
 
 STAFF = {"Authorization": "Bearer s3cret"}
 

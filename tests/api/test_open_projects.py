@@ -10,14 +10,14 @@ import pytest
 from services.api.open_projects import OpenProjects
 from services.contracts import events as ev
 from services.contracts.topics import Topics
-from services.ledger.db import make_engine
+from services.ledger.adapters.db import make_engine
+from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
-from services.ledger.processor import BatchProcessor
-from services.ledger.queries import LedgerQueries
-from services.ledger.store import LedgerStore
+from services.ledger.read.queries import LedgerQueries
+from services.ledger.service.processor import BatchProcessor
 from tests.fixtures import factories as f
 from tests.fixtures.outputs import RecordingOutput
-from tests.ledger.test_verify_and_rebuild import feed
+from tests.ledger.ops.test_verify_and_rebuild import feed
 
 
 class CountingQueries(LedgerQueries):

@@ -14,9 +14,9 @@ import pytest
 from services.contracts.topics import Topics
 from services.display.main import Gateway
 from services.display.options import DisplayOptions
-from services.display.sample import LedgerEcho
 from services.display.venues import load_catalogue
 from services.platform.settings import Settings
+from tests.fixtures.fake_ledger import LedgerEcho
 from tests.fixtures.kafka import free_ports
 
 VENUES: dict[str, Any] = {

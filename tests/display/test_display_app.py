@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from services.display.app import create_app
 from services.display.options import DisplayOptions
-from services.display.sample import feed_event
 from services.display.venues import load_catalogue
 from services.platform.settings import Settings
+from tests.fixtures.fake_ledger import feed_event
 
 STAFF = {"Authorization": "Bearer staff-secret"}
 

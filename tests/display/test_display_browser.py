@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from services.display.sample import LedgerEcho
 from tests.display.conftest import GatewayFactory
 from tests.display.tcp_proxy import CuttableProxy
+from tests.fixtures.fake_ledger import LedgerEcho
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 from typing import Any
 
 from services.display.channel import ChannelLimits, VenueChannel
-from services.display.sample import feed_event, totals_event
 from services.display.sse import Client
 from services.display.state import FeedEntry, ProjectView
 from services.display.venues import FeedScope, Venue
 from tests.display.fake_screen import FakeScreen
 from tests.display.fake_screen import parse_frames as frames
+from tests.fixtures.fake_ledger import feed_event, totals_event
 
 VENUE = Venue("garden", "花园", "Garden", ("elderly-meals", "charity-plants"))
 

@@ -12,9 +12,9 @@ from services.display.channel import ChannelLimits
 from services.display.decisions import APPROVED
 from services.display.hub import AtCapacity, Hub, NotReady, UnknownVenue, new_epoch, parse_event_id
 from services.display.moderation import ModerationMode, ModerationPolicy
-from services.display.sample import feed_event, totals_event
 from services.display.venues import Venue, VenueCatalogue
 from tests.display.fake_screen import FakeScreen, parse_frames
+from tests.fixtures.fake_ledger import feed_event, totals_event
 
 GARDEN = Venue("garden", "花园", "Garden", ("elderly-meals",))
 HALL = Venue("hall", "大厅", "Hall", ("elderly-meals", "veterans-care"))

@@ -12,11 +12,11 @@ import pytest
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.display.main import Gateway
-from services.display.sample import LedgerEcho, feed_event, totals_event
 from services.platform.kafka_admin import delete_topics, ensure_topics
 from services.platform.kafka_io import make_producer
 from tests.display.conftest import GatewayFactory, wait_ready
 from tests.display.sse_client import SseEvent, SseStream
+from tests.fixtures.fake_ledger import LedgerEcho, feed_event, totals_event
 
 pytestmark = pytest.mark.integration
 

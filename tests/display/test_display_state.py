@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from services.display.decisions import APPROVED
 from services.display.moderation import ModerationMode, ModerationPolicy, Moderator
-from services.display.sample import feed_event, totals_event
 from services.display.state import DisplayState
+from tests.fixtures.fake_ledger import feed_event, totals_event
 
 
 def state(mode: ModerationMode = ModerationMode.OFF) -> DisplayState:

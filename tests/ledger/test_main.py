@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from services.ledger.main import sign_tree_heads
-from services.platform.rdkafka_output import OutputBroken
+from services.platform.broken import OutputBroken
 
 
 class FlakySigner:

@@ -11,9 +11,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import DefaultPartitioner
 
 from services.contracts.topics import TopicSpec
+from services.platform.broken import OutputBroken
+from services.platform.free_ports import free_ports
 from services.platform.kafka_admin import delete_topics, ensure_topics
-from services.platform.ports import free_ports
-from services.platform.rdkafka_output import OutputBroken, RdKafkaOutput
+from services.platform.rdkafka_output import RdKafkaOutput
 
 
 class _Cluster:

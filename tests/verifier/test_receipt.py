@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.ledger.adapters.signing import public_key_pem, sign_tree_head
 from services.ledger.domain import merkle
 from services.ledger.domain.merkle import MerkleTree, TreeHead, canonical_entry_bytes
-from services.ledger.tree_signing import public_key_pem, sign_tree_head
 from services.verifier import receipt as verifier
 from services.verifier.receipt import VerificationResult, verify_consistency_between, verify_receipt
 

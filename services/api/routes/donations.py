@@ -14,9 +14,9 @@ from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import OpenProjectsDep, PublisherDep, StaffDep
 from services.api.models import ConfirmedDonationIn
-from services.api.publishing import publish_or_503
+from services.api.submission import publish_or_503
 from services.contracts import events as ev
-from services.ledger.domain.state import ProjectStatus
+from services.ledger.read import ProjectStatus
 
 router = APIRouter(prefix="/api/internal", tags=["payments (stand-in)"])
 

@@ -9,8 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from services.api.deps import QueriesDep
-from services.ledger.domain.money import Money
-from services.ledger.queries import totals_view
+from services.ledger.read import Money, totals_view
 
 router = APIRouter(tags=["pages"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")

@@ -11,9 +11,9 @@ from fastapi import APIRouter, HTTPException, status
 from services.api.deps import PublisherDep, QueriesDep, StaffDep
 from services.api.models import ProjectIn, TransitionIn
 from services.api.producer import EventPublisher
-from services.api.publishing import publish_or_503
+from services.api.submission import publish_or_503
 from services.contracts import events as ev
-from services.ledger.queries import LedgerQueries, totals_view
+from services.ledger.read import LedgerQueries, totals_view
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 
 from services.api.deps import QueriesDep, SettingsDep
-from services.ledger.queries import LedgerQueries
-from services.ledger.transparency import NotYetCovered, Transparency
-from services.ledger.tree_signing import load_or_create_signing_key, public_key_pem
+from services.ledger.read import LedgerQueries, NotYetCovered, Transparency, published_public_key
 
 router = APIRouter(tags=["transparency"])
 
@@ -24,8 +21,15 @@ def _transparency(request: Request) -> Transparency:
 
 @router.get("/api/transparency/public-key", response_class=PlainTextResponse)
 def public_key(settings: SettingsDep) -> str:
-    """The Ed25519 key that signs tree heads, as PEM."""
-    return public_key_pem(load_or_create_signing_key(Path(settings.signing_key_path)).public_key())
+    """The Ed25519 key that signs tree heads, as PEM, as the ledger published it."""
+    pem = published_public_key(settings.signing_key_path)
+    if pem is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the ledger has not published its public key yet",
+            headers={"Retry-After": "5"},
+        )
+    return pem
 
 
 @router.get("/api/transparency/tree-heads")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.contracts import events as ev
+import services.contracts.events as ev
 from services.ledger.domain import accounts as acc
 from services.ledger.domain import journal as j
 from services.ledger.domain.journal import JournalEntry, Posting, transfer

@@ -1,0 +1,1 @@
+"""Benchmarks, load generators and the fakes only they use; never imported by the product."""

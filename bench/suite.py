@@ -1,0 +1,81 @@
+"""`make bench`: every benchmark of the project, one after another, then one line of figures.
+
+1. the display gateway's fan-out (`python -m bench.display_fanout`: 1,000, 5,000
+   and 10,000 screens, and its own latency under a gift rate);
+2. end-to-end latency from the API's 202 to the venue screens
+   (`python -m bench.end_to_end`: ledger, API, gateway and screens as
+   processes on one broker);
+3. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`).
+
+Each runs as its own process (so no benchmark inherits another's memory or
+threads) and prints its full report; the last line is one JSON object with the
+headline figures of all three.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from bench.measure import summary_line
+
+Figures = dict[str, float | int | str | bool | None]
+
+
+def display_figures(display: dict[str, Any], e2e: dict[str, Any]) -> Figures:
+    """The headline figures of the two display benchmarks' JSON reports."""
+    figures: Figures = {}
+    for run in display.get("fanout", {}).get("runs", []):
+        clients = run["clients"]
+        figures[f"fanout_{clients}_last_client_p99_ms"] = run["last_client_ms"]["p99"]
+        figures[f"fanout_{clients}_gateway_rss_mib"] = run["gateway_rss_mib"]
+        figures[f"fanout_{clients}_delivered_fraction"] = run["delivered_fraction"]
+    for run in e2e.get("runs", []):
+        key = f"e2e_{run['rate_per_s']}_per_s_coalesce_{run['coalesce_ms']}ms"
+        figures[f"{key}_achieved_per_s"] = run["achieved_rate_per_s"]
+        figures[f"{key}_p50_ms"] = run["screen_ms"]["p50"]
+        figures[f"{key}_p99_ms"] = run["screen_ms"]["p99"]
+    return figures
+
+
+def _json_report(module: str) -> dict[str, Any]:
+    """Run `python -m module`, show its report, and return the JSON it printed."""
+    done = subprocess.run([sys.executable, "-m", module], stdout=subprocess.PIPE, text=True, check=True)
+    print(done.stdout, end="", flush=True)
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def _ledger_figures(*args: str) -> Figures:
+    """Run the ledger benchmark with its output streamed (one line behind); return the
+    figures of its last line, which is not shown: they end up in the suite's line."""
+    last = ""
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.ingest", *args], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if last:  # its own last line (its figures) goes into the suite's
+                print(last, end="", flush=True)
+            last = line
+    if proc.returncode != 0:
+        raise SystemExit(f"python -m bench.ingest failed with exit status {proc.returncode}")
+    figures: Figures = json.loads(last)
+    return figures
+
+
+def main() -> int:
+    print("== display gateway: fan-out and latency (python -m bench.display_fanout)", flush=True)
+    display = _json_report("bench.display_fanout")
+    print("== end to end: API 202 → screens (python -m bench.end_to_end)", flush=True)
+    e2e = _json_report("bench.end_to_end")
+    print("== ledger: ingest, rebuild, verify, receipts (python -m bench.ingest)", flush=True)
+    ledger = _ledger_figures()
+    print(summary_line({**ledger, **display_figures(display, e2e)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""`charity-ledger bench`: how fast the real ledger drains a backlog, per database backend."""

@@ -1,0 +1,163 @@
+"""The read models the API may use: read-only views of the ledger database."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select
+
+from services.ledger.adapters import tables as t
+from services.ledger.adapters.journal_reader import StoredEntry, iter_seqs
+from services.ledger.adapters.store import project_from_row
+from services.ledger.domain import accounts as acc
+from services.ledger.domain.disclosure import next_disclosure_due
+from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.lineage import Lineage, trace
+from services.ledger.domain.state import ProjectTotals
+
+
+def totals_view(p: ProjectTotals) -> dict[str, Any]:
+    due, rule = next_disclosure_due(p)
+    return {
+        "project_id": p.project_id,
+        "name": p.plan.get("name", p.project_id),
+        "name_en": p.plan.get("name_en"),
+        "organisation": p.plan.get("organisation"),
+        "certificate_no": p.plan.get("certificate_no"),
+        "status": str(p.status),
+        "currency": p.currency,
+        "goal_fen": p.goal_fen,
+        "raised_fen": p.raised_fen,
+        "gross_fen": p.gross_fen,
+        "fees_fen": p.fees_fen,
+        "net_fen": p.net_fen,
+        "offline_cash_fen": p.offline_cash_fen,
+        "offline_sales_fen": p.offline_sales_fen,
+        "by_channel": p.by_channel,
+        "donations_count": p.donations_count,
+        "refunded_fen": p.refunded_fen,
+        "held_fen": p.held_fen,
+        "disbursed_fen": p.disbursed_fen,
+        "suspense_fen": p.suspense_fen,
+        "leftover_fen": p.leftover_fen,
+        "available_fen": p.fund_fen,
+        "as_of_seq": p.last_entry_seq,
+        "disclosure_due": due.isoformat() if due else None,
+        "disclosure_rule": rule,
+    }
+
+
+class LedgerQueries:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def project(self, project_id: str) -> ProjectTotals | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.project_totals).where(t.project_totals.c.project_id == project_id))
+                .mappings()
+                .first()
+            )
+        return project_from_row(row) if row else None
+
+    def projects(self) -> list[ProjectTotals]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.project_totals).order_by(t.project_totals.c.project_id)).mappings()
+            return [project_from_row(r) for r in rows]
+
+    def journal_size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(t.journal)) or 0)
+
+    def entry(self, entry_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.journal).where(t.journal.c.entry_id == entry_id)).mappings().first()
+            if row is None:
+                return None
+        entry: dict[str, Any] = json.loads(row["canonical"])  # exactly what was hashed
+        return {**entry, "source": row["source"], "entry_hash": row["entry_hash"]}
+
+    def donors_count(self, project_id: str) -> int:
+        """Distinct donors: one per donor_ref, and each gift without a ref counts as one donor."""
+        d = t.donations
+        where = and_(d.c.project_id == project_id, d.c.to_suspense.is_(False))
+        with self.engine.connect() as conn:
+            known = conn.scalar(select(func.count(func.distinct(d.c.donor_ref))).where(where)) or 0
+            anonymous = conn.scalar(select(func.count()).where(where, d.c.donor_ref.is_(None))) or 0
+        return int(known) + int(anonymous)
+
+    def balances_as_of(self, project_id: str, instant: datetime) -> dict[str, int]:
+        """The project's accounts as they stood at an effective time (later corrections included)."""
+        accounts = {"available_fen": acc.project_fund(project_id), "held_fen": acc.project_held(project_id)}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.postings.c.account, func.sum(t.postings.c.amount))
+                .join(t.journal, t.journal.c.seq == t.postings.c.seq)
+                .where(t.postings.c.account.in_(accounts.values()), t.journal.c.effective_at <= instant)
+                .group_by(t.postings.c.account)
+            ).all()
+        sums = {account: int(total) for account, total in rows}
+        return {name: sums.get(account, 0) for name, account in accounts.items()}
+
+    def project_entries(self, project_id: str) -> list[StoredEntry]:
+        with self.engine.connect() as conn:
+            seqs = list(
+                conn.scalars(
+                    select(t.journal.c.seq)
+                    .where(t.journal.c.project_id == project_id)
+                    .order_by(t.journal.c.seq)
+                )
+            )
+        return list(iter_seqs(self.engine, seqs))
+
+    def statement(self, project_id: str) -> list[dict[str, Any]]:
+        """Every entry of the project with its effect on the fund and the running balance."""
+        fund, held = acc.project_fund(project_id), acc.project_held(project_id)
+        balance = 0
+        lines = []
+        for stored in self.project_entries(project_id):
+            r = stored.record
+            change = sum(amount for account, _, amount in r["postings"] if account == fund)
+            held_change = sum(amount for account, _, amount in r["postings"] if account == held)
+            balance += change
+            lines.append(
+                {
+                    "seq": r["seq"],
+                    "entry_id": r["entry_id"],
+                    "kind": r["kind"],
+                    "decision": r["decision"],
+                    "reason": r["reason"],
+                    "effective_at": r["effective_at"],
+                    "recorded_at": r["recorded_at"],
+                    "fund_change_fen": change,
+                    "held_change_fen": held_change,
+                    "available_after_fen": balance,
+                }
+            )
+        return lines
+
+    def lineage(self, project_id: str) -> Lineage:
+        entries: list[JournalEntry] = [
+            s.entry for s in self.project_entries(project_id) if s.entry is not None
+        ]
+        return trace(entries)
+
+    def donation(self, donation_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.donations).where(t.donations.c.donation_id == donation_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            entry_id = conn.scalar(
+                select(t.journal.c.entry_id).where(
+                    t.journal.c.project_id == row["project_id"],
+                    t.journal.c.kind == "DonationConfirmed",
+                    t.journal.c.canonical.contains(f'"donation_id":"{donation_id}"', autoescape=True),
+                )
+            )
+        return {**dict(row), "entry_id": entry_id}

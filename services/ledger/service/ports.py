@@ -1,0 +1,65 @@
+"""What the ledger needs from the outside world, as small interfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.state import ProjectTotals
+from services.ledger.domain.view import LedgerView
+
+Headers = list[tuple[str, bytes]]
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class Batch:
+    """What one committed batch consists of."""
+
+    group_id: str
+    recorded_at: datetime
+    entries: list[tuple[JournalEntry, str]] = field(default_factory=list)  # (entry, source)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as read from an input topic, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+class OutputPort(Protocol):
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None: ...
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until every message sent so far is acknowledged; raise if any failed."""
+
+
+class LedgerStorePort(Protocol):
+    """The journal's storage as the batch loop uses it (`adapters.store.LedgerStore`)."""
+
+    def load_projects(self) -> dict[str, ProjectTotals]: ...
+
+    def known_entry_ids(self, entry_ids: Iterable[str]) -> set[str]: ...
+
+    def prefetch(self, view: LedgerView, donation_ids: set[str], disbursement_ids: set[str]) -> None: ...
+
+    def stored_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
+        """Append the batch's entries, upsert what they changed and store its offsets, atomically."""
+        ...

@@ -1,0 +1,231 @@
+"""Turns a batch of raw input records into one batch commit and commits it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from services.contracts import events as ev
+from services.contracts.codec import EventCodec
+from services.contracts.topics import Topics
+from services.ledger import metrics
+from services.ledger.domain import journal as j
+from services.ledger.domain.book import Policy, decide
+from services.ledger.domain.masking import shown_name
+from services.ledger.domain.projector import apply_entry
+from services.ledger.domain.state import ProjectTotals
+from services.ledger.domain.view import LedgerView
+from services.ledger.service.batch_commit import BatchCommit
+from services.ledger.service.outputs import LEDGER_ACTOR, OutputPublisher, Publisher, PublishPlan
+from services.ledger.service.ports import Batch, LedgerStorePort, OutputPort, RawRecord
+from services.ledger.service.records import DeadLetter, Reader, ReadRecord, source_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        store: LedgerStorePort,
+        outputs: OutputPort,
+        topics: Topics,
+        group_id: str,
+        codec: EventCodec | None = None,
+        policy: Policy | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.store = store
+        self.outputs = outputs
+        self.topics = topics
+        self.group_id = group_id
+        self.codec = codec or EventCodec()
+        self.policy = policy or Policy()
+        self.reader = Reader(topics, self.codec)
+        # Outcomes, feed items and totals; in-process unless the ledger hands
+        # them to a publisher process (services/ledger/main.py).
+        self.publisher = publisher or OutputPublisher(outputs, topics, self.codec)
+        self.view = LedgerView()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget in-memory state (after a failed batch or a rebalance) and reload it."""
+        self.view = LedgerView(projects=self.store.load_projects())
+
+    def process(self, records: list[RawRecord]) -> BatchResult:
+        """Decode, validate and apply raw records (the intake process does the first two)."""
+        read = self.reader.read
+        return self.apply([read(r.topic, r.partition, r.offset, r.key, r.value) for r in records])
+
+    def apply(self, records: list[ReadRecord]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
+        commit = BatchCommit(self.store, self.outputs, batch, self.view)
+        decoded: list[tuple[str, ev.Event]] = []  # (source, event)
+        # Kafka orders a project's events within one topic, not across topics.
+        # Within a batch, lifecycle events go first (a stable sort keeps each
+        # partition's order), so a gift fetched together with the opening of
+        # its project is booked to the open project, not to suspense.
+        projects = self.topics.projects
+        offsets = batch.offsets
+        for topic, partition, offset, key, event, dead in sorted(records, key=lambda r: r[0] != projects):
+            offsets[(topic, partition)] = offset + 1
+            if event is not None:
+                decoded.append((source_of(topic, partition, offset), event))
+            elif dead is not None:
+                self._dead_letter((topic, partition, offset), key, dead, commit)
+        result.dead_letters = len(commit.dead_letters)
+        known = self.store.known_entry_ids(e.event_id for _, e in decoded)
+        self._prefetch(decoded)
+        feed: list[tuple[ev.Event, j.JournalEntry]] = []
+        for source, event in decoded:
+            if event.event_id in known:
+                result.duplicates += 1
+                continue
+            known.add(event.event_id)
+            entry = decide(event, self.view, self.policy)
+            apply_entry(entry, self.view)
+            batch.entries.append((entry, source))
+            if entry.decision == j.POSTED and isinstance(
+                event, ev.DonationConfirmed | ev.OfflineDonationRecorded
+            ):
+                feed.append((event, entry))
+        result.applied = len(batch.entries)
+        commit.after_commit.append(lambda committed: self._publish(committed, feed))
+        try:
+            commit.commit()
+        except Exception:
+            metrics.BATCH_FAILURES.inc()
+            self.reset()
+            raise
+        self.view.clear_dirty()
+        # Referenced records are cheap to reload; keeping them would grow without bound.
+        self.view.donations.clear()
+        self.view.disbursements.clear()
+        self._observe(result, len(records), batch, time.perf_counter() - started)
+        return result
+
+    def _dead_letter(
+        self, at: tuple[str, int, int], key: bytes | None, dead: DeadLetter, commit: BatchCommit
+    ) -> None:
+        topic, partition, offset = at
+        log.warning("dead letter from %s: %s", source_of(*at), dead.reason)
+        metrics.DEAD_LETTERS.labels(dead.kind).inc()
+        headers = [
+            ("reason", dead.reason.encode("utf-8")),
+            ("error-kind", dead.kind.encode()),
+            ("source-topic", topic.encode()),
+            ("source-partition", str(partition).encode()),
+            ("source-offset", str(offset).encode()),
+        ]
+        commit.dead_letters.append((self.topics.dlq, key, dead.value, headers))
+
+    def _prefetch(self, decoded: list[tuple[str, ev.Event]]) -> None:
+        donation_ids = {
+            e.donation_id for _, e in decoded if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
+        }
+        disbursement_ids = {e.disbursement_id for _, e in decoded if hasattr(e, "disbursement_id")}
+        self.store.prefetch(self.view, donation_ids, disbursement_ids)
+
+    # --- outputs, after the commit ------------------------------------------------
+
+    def _publish(self, committed: list[dict[str, Any]], feed: list[tuple[ev.Event, j.JournalEntry]]) -> None:
+        seq_of = {r["entry_id"]: r["seq"] for r in committed}
+        plan = PublishPlan(now=ev.utc_now_ms())
+        plan.outcomes = [
+            (r["entry_id"], r["project_id"], r["kind"], r["decision"], r["reason"], r["seq"])
+            for r in committed
+        ]
+        for event, entry in feed:
+            fields = self._feed_fields(event, seq_of[entry.entry_id])
+            if fields is not None:
+                plan.feed.append(fields)
+        touched = sorted({r["project_id"] for r in committed})
+        plan.totals = [totals_event(self.view.projects[p]) for p in touched if p in self.view.projects]
+        self.publisher.publish(plan)
+
+    def publish_all_totals(self) -> None:
+        """Publish every project's totals and wait for the broker (at start, see main)."""
+        plan = PublishPlan(now=ev.utc_now_ms())
+        plan.totals = [totals_event(project) for project in self.view.projects.values()]
+        self.publisher.publish(plan)
+        self.publisher.drain()
+
+    def _feed_fields(self, event: ev.Event, seq: int) -> dict[str, Any] | None:
+        """The fields of a gift's DonationFeedItem but its id and actor (see publishing.publish_plan)."""
+        project = self.view.projects.get(event.project_id)
+        project_name = project.plan.get("name", event.project_id) if project else event.project_id
+        common: dict[str, Any] = dict(
+            occurred_at=event.occurred_at,
+            project_id=event.project_id,
+            source_event_id=event.event_id,
+            project_name=project_name,
+            seq=seq,
+        )
+        if isinstance(event, ev.DonationConfirmed):
+            name = shown_name(event.anonymity, event.display_name)
+            if name is None:
+                return None
+            return dict(
+                common,
+                amount_fen=event.gross_fen,
+                currency=event.currency,
+                kind="gift",
+                channel=event.channel,
+                venue_id=event.venue_id,
+                shown_name=name,
+                # Shown only after the display's moderation step; never written to the journal.
+                message=event.message,
+            )
+        if isinstance(event, ev.OfflineDonationRecorded):
+            return dict(
+                common,
+                amount_fen=event.amount_fen,
+                currency=event.currency,
+                kind=event.kind,
+                channel="venue",
+                venue_id=event.venue_id,
+                shown_name="",
+                item=event.item,
+            )
+        return None
+
+    def _observe(self, result: BatchResult, size: int, batch: Batch, seconds: float) -> None:
+        metrics.BATCH_SIZE.observe(size)
+        metrics.APPLY_SECONDS.observe(seconds)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for decision, count in Counter(entry.decision for entry, _ in batch.entries).items():
+            metrics.EVENTS_APPLIED.labels(decision).inc(count)
+
+
+def totals_event(project: ProjectTotals) -> ev.TotalsUpdated:
+    return ev.TotalsUpdated(
+        event_id=ev.derived_id(f"totals-{project.last_entry_seq}", project.project_id),
+        occurred_at=ev.utc_now_ms(),
+        actor=LEDGER_ACTOR,
+        project_id=project.project_id,
+        name=project.plan.get("name", project.project_id),
+        name_en=project.plan.get("name_en"),
+        status=str(project.status),
+        currency=project.currency,
+        goal_fen=project.goal_fen,
+        raised_fen=project.raised_fen,
+        gross_fen=project.gross_fen,
+        fees_fen=project.fees_fen,
+        offline_fen=project.offline_cash_fen + project.offline_sales_fen,
+        donations_count=project.donations_count,
+        refunded_fen=project.refunded_fen,
+        disbursed_fen=project.disbursed_fen,
+        available_fen=project.fund_fen,
+        as_of_seq=project.last_entry_seq,
+    )

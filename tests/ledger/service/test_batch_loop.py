@@ -1,0 +1,125 @@
+"""The batch loop without a broker: which batch failures it retries and which end it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from services.ledger.service.batch_loop import BatchLoop, StoredPositions
+from services.ledger.service.records import Partition, ReadRecord
+from services.platform.broken import OutputBroken
+from tests.fixtures import factories as f
+
+PARTITION = ("charity.donations", 0)
+
+
+class _Source:
+    """Hands out one read gift per poll and records the rewinds and lag readings."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.rewinds = 0
+        self.lag_readings = 0
+        self.closed = False
+
+    def poll(self, timeout_ms: int) -> list[ReadRecord]:
+        record: ReadRecord = (*PARTITION, self.offset, b"p1", f.confirmed("p1"), None)
+        self.offset += 1
+        return [record]
+
+    def rewind(self) -> None:
+        self.rewinds += 1
+        self.offset = 0
+
+    def lag(self) -> dict[Partition, int]:
+        self.lag_readings += 1
+        return {PARTITION: 7}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _FailingProcessor:
+    group_id = "ledger"
+
+    def __init__(self, failures: list[Exception], stop: threading.Event) -> None:
+        self.failures = failures
+        self.stop = stop
+        self.batches: list[list[ReadRecord]] = []
+        self.resets = 0
+
+    def apply(self, records: list[ReadRecord]) -> None:
+        self.batches.append(records)
+        if self.failures:
+            raise self.failures.pop(0)
+        self.stop.set()  # the first batch that goes through ends the test
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+@pytest.fixture(autouse=True)
+def _no_gc_tuning(monkeypatch: pytest.MonkeyPatch) -> None:
+    # run() tunes the collector when it owns the main thread: not in pytest's process.
+    monkeypatch.setattr("services.ledger.service.batch_loop.tune_collector", lambda: None)
+
+
+def _loop(failures: list[Exception]) -> tuple[BatchLoop, _Source, _FailingProcessor, threading.Event]:
+    stop = threading.Event()
+    source = _Source()
+    processor = _FailingProcessor(failures, stop)
+    return BatchLoop(source, processor), source, processor, stop  # type: ignore[arg-type]
+
+
+def test_a_failed_batch_is_read_again_from_the_stored_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.ledger.service.batch_loop.RETRY_PAUSE_S", 0.0)
+    loop, source, processor, stop = _loop([RuntimeError("database is down")])
+    loop.run(stop)
+    assert source.rewinds == 1
+    assert [[r[2] for r in batch] for batch in processor.batches] == [[0], [0]]
+
+
+def test_a_broken_output_ends_the_loop_instead_of_retrying_for_ever() -> None:
+    loop, source, processor, stop = _loop([OutputBroken("producer fenced")])
+    with pytest.raises(OutputBroken, match="producer fenced"):
+        loop.run(stop)
+    assert len(processor.batches) == 1 and source.rewinds == 0
+
+
+def test_consumer_lag_is_measured_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("services.ledger.service.batch_loop.time.monotonic", lambda: clock[0])
+    loop, source, _, _ = _loop([])
+    loop._update_lag()
+    clock[0] += 0.5
+    loop._update_lag()  # half a second later: not again
+    assert source.lag_readings == 1
+    clock[0] += 0.5
+    loop._update_lag()
+    assert source.lag_readings == 2
+
+
+def test_closing_the_loop_closes_its_source() -> None:
+    loop, source, _, _ = _loop([])
+    loop.close()
+    assert source.closed
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, list[Partition]]] = []
+
+    def stored_offsets(self, group_id: str, partitions: Any) -> dict[Partition, int]:
+        self.asked.append((group_id, list(partitions)))
+        return {PARTITION: 42}
+
+
+def test_stored_positions_resume_where_the_database_says_and_reload_the_state() -> None:
+    store, processor = _Store(), _FailingProcessor([], threading.Event())
+    positions = StoredPositions(store, processor)  # type: ignore[arg-type]
+    other = ("charity.projects", 2)
+    assert positions([PARTITION, other]) == {PARTITION: 42, other: None}  # None: from the beginning
+    assert store.asked == [("ledger", [PARTITION, other])]
+    assert processor.resets == 1
