@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """Fields every event carries (DESIGN.md §2)."""
+    """Fields every event carries: a unique id, when it happened, and who did it."""
 
     topic_base: ClassVar[str] = ""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Input topics are keyed by project_id and must share one partition count, so
-# that one ledger instance owns every event of a project (DESIGN.md §2).
+# that one ledger instance owns every event of a project (docs/architecture.md).
 INPUT_PARTITIONS = 3
 
 

@@ -121,7 +121,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
 
     Existing topics are left alone, but one with a different partition count is an
     error: input topics must share a partition count so that one ledger instance owns
-    every event of a project (DESIGN.md §2), and Kafka cannot shrink a topic later.
+    every event of a project (docs/architecture.md), and Kafka cannot shrink a topic later.
     """
     if not specs:
         return

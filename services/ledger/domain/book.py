@@ -49,7 +49,7 @@ class EntryMaker(Protocol):
 
 @dataclass(frozen=True)
 class Policy:
-    # Disbursements at or above this need two distinct approvers (DESIGN.md §5).
+    # Disbursements at or above this need two distinct approvers (docs/ledger.md).
     dual_approval_threshold_fen: int = 1_000_000
 
 

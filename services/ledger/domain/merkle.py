@@ -2,7 +2,7 @@
 
 Hash chains prove order only to whoever holds the whole log; a donor holds one
 receipt. So every journal entry is also a leaf of a Merkle tree, signed tree
-heads are published, and each receipt carries an inclusion proof (DESIGN.md §4).
+heads are published, and each receipt carries an inclusion proof (docs/ledger.md).
 
 Two implementations live here on purpose:
 
@@ -64,7 +64,7 @@ def canonical_entry_bytes(entry: Mapping[str, object]) -> bytes:
     ensure_ascii=False), which the standalone verifier uses; orjson writes the
     same bytes more than ten times faster, 0.55 µs against 7.2 µs for a gift).
     Floats are refused because languages print them differently (and money is
-    never a float, DESIGN.md §3), which would make a genuine receipt unverifiable.
+    never a float, docs/ledger.md), which would make a genuine receipt unverifiable.
     """
     _reject_floats(entry)
     try:
