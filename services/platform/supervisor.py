@@ -1,7 +1,13 @@
-"""`charity-ledger run`: the whole system on one machine, stopped as one by Ctrl-C."""
+"""`charity-ledger run`: the whole system on one machine, stopped as one by Ctrl-C.
+
+Stopping never depends on anyone reading our output: `make run | tee run.log` and
+Ctrl-C kill tee too, usually before the supervisor's first word about stopping, and a
+print to that dead pipe must not keep the children or the broker alive.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -9,6 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
 
 import httpx
 
@@ -17,6 +24,24 @@ from services.platform import demo
 from services.platform.kafka_admin import ensure_topics
 from services.platform.kafka_launcher import LocalKafka
 from services.platform.settings import VAR_DIR, Settings
+
+
+def say(text: str) -> None:
+    """Print for the person at the terminal, and never fail because nobody reads any more."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):  # BrokenPipeError, or stdout closed
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so later prints and the final flush at exit don't fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 class Supervisor:
@@ -35,63 +60,105 @@ class Supervisor:
     def watch(self) -> None:
         """Stop everything if a child dies: a half-running ledger is worse than none."""
         while not self.stop.wait(1.0):
-            for name, child in self.children.items():
+            for name, child in list(self.children.items()):
                 if child.poll() is not None:
-                    print(
-                        f"\n{name} exited with {child.returncode}; see {VAR_DIR / (name + '.log')}",
-                        flush=True,
-                    )
+                    say(f"\n{name} exited with {child.returncode}; see {VAR_DIR / (name + '.log')}")
                     self.stop.set()
                     return
 
     def terminate(self) -> None:
+        """SIGTERM to every child still running, then wait for each (SIGKILL after 15 s)."""
         for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            # A child may exit between poll and signal (Ctrl-C reached it too).
+            with contextlib.suppress(ProcessLookupError):
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
         for name, child in self.children.items():
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in time; killing it", flush=True)
-                child.kill()
+                say(f"{name} did not stop in time; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=5)
+
+
+class _Signals:
+    """SIGINT and SIGTERM ask for a stop. While starting, the first one also interrupts
+    whatever is waiting (the broker's start, the API's readiness); after that they only
+    set the stop event, so nothing interrupts the stop sequence itself."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.interrupt = True
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        if self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self)
+
+
+def kafka_ports(env: dict[str, str]) -> tuple[int, int]:
+    """The local broker's client and controller ports: CHARITY_KAFKA_PORT (9092) and
+    CHARITY_KAFKA_CONTROLLER_PORT (the client port + 1)."""
+    port = int(env.get("CHARITY_KAFKA_PORT") or "9092")
+    return port, int(env.get("CHARITY_KAFKA_CONTROLLER_PORT") or str(port + 1))
 
 
 def run(demo_data: bool = True, trickle_s: float = 3.0) -> int:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("CHARITY_STAFF_TOKEN", secrets.token_urlsafe(18))
-    port = int(env.get("CHARITY_KAFKA_PORT", "9092"))
+    port, controller_port = kafka_ports(env)
     env.setdefault("CHARITY_KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")
     os.environ.update(env)
     settings = Settings()
-    broker = LocalKafka(VAR_DIR / "kafka", port=port, controller_port=port + 1)
-    print("starting Kafka (first run downloads the broker jars with Maven)…", flush=True)
-    broker.start(timeout=120)
-    ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix).specs())
+    broker = LocalKafka(VAR_DIR / "kafka", port=port, controller_port=controller_port)
     services = ["ledger", "api"] + (["display"] if _display_available() else [])
     sup = Supervisor(settings, services)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sup.stop.set())
+    signals = _Signals(sup.stop)
+    signals.install()
     try:
+        say("starting Kafka (first run downloads the broker jars with Maven)…")
+        broker.start(timeout=120)
+        ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix).specs())
         for name in services:
             sup.spawn(name, env)
         api = f"http://{settings.api_host}:{settings.api_port}"
-        if not demo.wait_until(lambda: _ready(api), timeout=60):
-            print(f"the API did not become ready; see {VAR_DIR / 'api.log'}", flush=True)
+        if not demo.wait_until(lambda: _ready(api) or sup.stop.is_set(), timeout=60):
+            say(f"the API did not become ready; see {VAR_DIR / 'api.log'}")
             return 1
-        if demo_data:
+        if demo_data and not sup.stop.is_set():
             demo.load_demo(api, settings.staff_token)
-        _print_urls(settings, services)
+        signals.interrupt = False
+        if not sup.stop.is_set():
+            _print_urls(settings, services)
         threading.Thread(target=sup.watch, daemon=True).start()
         if demo_data and trickle_s > 0:
             _trickle(api, settings.staff_token, sup.stop, trickle_s)
         sup.stop.wait()
         return 0
+    except KeyboardInterrupt:
+        return 0  # stopped while starting
     finally:
-        print("\nstopping…", flush=True)
+        signals.interrupt = False
+        _stop_all(sup, broker)
+
+
+def _stop_all(sup: Supervisor, broker: LocalKafka) -> None:
+    """The children first (they use the broker), then the broker, whatever fails on the way."""
+    try:
+        say("\nstopping…")
         sup.terminate()
+    finally:
         broker.stop()
-        print("stopped.", flush=True)
+        say("stopped.")
 
 
 def _display_available() -> bool:
@@ -112,7 +179,7 @@ def _trickle(api: str, token: str, stop: threading.Event, every_s: float) -> Non
             try:
                 demo.post_random_donation(http)
             except httpx.HTTPError as exc:
-                print(f"demo donation failed: {exc}", flush=True)
+                say(f"demo donation failed: {exc}")
 
 
 def _print_urls(settings: Settings, services: list[str]) -> None:
@@ -135,4 +202,4 @@ def _print_urls(settings: Settings, services: list[str]) -> None:
         "  A demo donation is posted every few seconds. Ctrl-C stops everything.",
         "",
     ]
-    print("\n".join(lines), flush=True)
+    say("\n".join(lines))
