@@ -1,5 +1,10 @@
 """Every version of every event schema in schemas/, indexed by fingerprint.
 
+The .avsc files live in the repository's top-level schemas/ directory, which
+pyproject.toml builds into the package ``services.contracts.schemas``: they are
+package data, read through importlib.resources, so a checkout (editable
+install) and an installed wheel find the same files.
+
 No schema registry is needed: a writer schema is identified by the CRC-64-AVRO
 fingerprint of its Parsing Canonical Form, which single-object encoding puts in
 front of every record, and all versions ship with the code.
@@ -11,13 +16,14 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_PACKAGE = "services.contracts.schemas"
 _FILE_NAME = re.compile(r"^(?P<name>[A-Za-z]+)\.v(?P<version>\d+)\.avsc$")
 
 
@@ -42,9 +48,12 @@ class SchemaCatalog:
             self._versions.setdefault(v.name, []).append(v)
 
     @classmethod
-    def load(cls, directory: Path = SCHEMA_DIR) -> SchemaCatalog:
+    def load(cls, directory: Traversable | None = None) -> SchemaCatalog:
+        directory = schema_files() if directory is None else directory
         versions = []
-        for path in sorted(directory.glob("*.avsc")):
+        for path in sorted(directory.iterdir(), key=lambda entry: entry.name):
+            if not path.name.endswith(".avsc"):
+                continue
             match = _FILE_NAME.match(path.name)
             if match is None:
                 raise ValueError(f"schema file {path.name} is not named <Event>.v<N>.avsc")
@@ -74,6 +83,11 @@ class SchemaCatalog:
 
     def by_fingerprint(self, fp: bytes) -> SchemaVersion | None:
         return self._by_fingerprint.get(fp)
+
+
+def schema_files() -> Traversable:
+    """The schemas/ directory as installed with the code."""
+    return files(SCHEMA_PACKAGE)
 
 
 @cache

@@ -7,7 +7,7 @@ import avro.schema
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from services.contracts.schema_catalog import SCHEMA_DIR, SchemaCatalog
+from services.contracts.schema_catalog import SchemaCatalog, schema_files
 
 catalog = SchemaCatalog.load()
 PAIRS = [
@@ -44,7 +44,7 @@ def test_the_checker_does_catch_an_incompatible_change() -> None:
 
 
 def test_fingerprints_are_pinned() -> None:
-    golden = json.loads((SCHEMA_DIR / "fingerprints.json").read_text())
+    golden = json.loads((schema_files() / "fingerprints.json").read_text(encoding="utf-8"))
     actual = {f"{n}.v{v.version}": v.fingerprint.hex() for n in catalog.names() for v in catalog.versions(n)}
     assert actual == golden, "a schema file changed: add a new version instead of editing a published one"
 
@@ -52,4 +52,12 @@ def test_fingerprints_are_pinned() -> None:
 def test_versions_are_numbered_without_gaps() -> None:
     for name in catalog.names():
         assert [v.version for v in catalog.versions(name)] == list(range(1, len(catalog.versions(name)) + 1))
-    assert all(p.suffix == ".avsc" for p in Path(SCHEMA_DIR).glob("*.avsc"))
+
+
+def test_the_catalogue_is_the_top_level_schemas_directory() -> None:
+    # pyproject.toml builds services.contracts.schemas from schemas/; an editable
+    # install must read those very files, not a copy that could drift.
+    top_level = Path(__file__).resolve().parents[2] / "schemas"
+    assert Path(str(schema_files())).resolve() == top_level
+    files = sorted(p.name for p in top_level.glob("*.avsc"))
+    assert files == sorted(f"{n}.v{v.version}.avsc" for n in catalog.names() for v in catalog.versions(n))
