@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Alembic's "package:resource" form: it finds the scripts with importlib.resources,
+# so they are read from wherever the package is installed.
+MIGRATIONS = "services.ledger.adapters:migrations"
 
 
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", MIGRATIONS)
     cfg.attributes["engine"] = engine
     return cfg
 
