@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from services.display.moderation import ModerationMode, ModerationPolicy
 from services.platform.settings import REPO_ROOT
 
+# The checkout's venues. An installed wheel ships no venue configuration (the
+# venues are the deployment's, not the code's): it needs CHARITY_VENUES_FILE.
 DEFAULT_VENUES_FILE = REPO_ROOT / "deploy" / "venues.json"
 _VENUE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
@@ -81,7 +83,7 @@ def load_catalogue(path: Path) -> VenueCatalogue:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise VenueConfigError(f"{path}: no such file") from exc
+        raise VenueConfigError(f"{path}: no such file (CHARITY_VENUES_FILE names the venue file)") from exc
     except json.JSONDecodeError as exc:
         raise VenueConfigError(f"{path}: not JSON: {exc}") from exc
     try:
