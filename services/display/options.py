@@ -5,38 +5,35 @@ Kept apart from the shared Settings because only this process reads them.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.display.venues import venues_file
-from services.platform.settings import VAR_DIR
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from services.display.venues import DEFAULT_VENUES_FILE
+from services.platform.settings import VAR_DIR, settings_config
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"CHARITY_DISPLAY_{name}", default)
+class DisplayOptions(BaseSettings):
+    model_config = settings_config("CHARITY_DISPLAY_")
 
-
-@dataclass(frozen=True)
-class DisplayOptions:
-    venues_path: Path = field(default_factory=venues_file)
+    venues_path: Path = Field(default=DEFAULT_VENUES_FILE, validation_alias="CHARITY_VENUES_FILE")
     # Screens sit on the venue network, so production sets 0.0.0.0 explicitly.
-    host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
-    max_clients: int = field(default_factory=lambda: int(_env("MAX_CLIENTS", "12000")))
+    host: str = "127.0.0.1"
+    max_clients: int = 12000
     # Frames a screen may have waiting; at 4 updates/s plus heartbeats that is ~8 s of backlog.
-    client_queue: int = field(default_factory=lambda: int(_env("CLIENT_QUEUE", "32")))
-    coalesce_ms: int = field(default_factory=lambda: int(_env("COALESCE_MS", "250")))
-    heartbeat_s: float = field(default_factory=lambda: float(_env("HEARTBEAT_S", "15")))
+    client_queue: int = 32
+    coalesce_ms: int = 250
+    heartbeat_s: float = 15.0
     # Messages kept per venue for Last-Event-ID resumes: 256 at 4/s is about a minute.
-    history: int = field(default_factory=lambda: int(_env("HISTORY", "256")))
-    feed_backlog: int = field(default_factory=lambda: int(_env("FEED_BACKLOG", "2000")))
-    retry_after_s: int = field(default_factory=lambda: int(_env("RETRY_AFTER_S", "5")))
+    history: int = 256
+    feed_backlog: int = 2000
+    retry_after_s: int = 5
     # The broker counts as unreachable (screens say "paused") after this long without an answer.
-    stale_after_s: float = field(default_factory=lambda: float(_env("STALE_AFTER_S", "20")))
-    reload_poll_s: float = field(default_factory=lambda: float(_env("RELOAD_POLL_S", "5")))
+    stale_after_s: float = 20.0
+    reload_poll_s: float = 5.0
     # Staff decisions on held messages, shared by the gateways of this host (decisions.py).
-    decisions_path: Path = field(
-        default_factory=lambda: Path(
-            _env("DECISIONS_FILE", str(VAR_DIR / "display" / "moderation-decisions.jsonl"))
-        )
+    decisions_path: Path = Field(
+        default=VAR_DIR / "display" / "moderation-decisions.jsonl",
+        validation_alias="CHARITY_DISPLAY_DECISIONS_FILE",
     )

@@ -75,10 +75,6 @@ class VenueCatalogue:
     moderation: ModerationPolicy = field(default_factory=ModerationPolicy)
 
 
-def venues_file() -> Path:
-    return Path(os.environ.get("CHARITY_VENUES_FILE", str(DEFAULT_VENUES_FILE)))
-
-
 def load_catalogue(path: Path) -> VenueCatalogue:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
