@@ -1,69 +1,124 @@
-"""The `charity-ledger` command: one subcommand per part of the system."""
+"""The `charity-ledger` command: one subcommand per part of the system.
+
+Each command imports its service when it runs, so `--help` loads none of them.
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from services.platform import kafka_cli
+from services.platform.settings import describe_error
+
+app = typer.Typer(
+    name="charity-ledger",
+    help="慈善捐赠账本 · charity donation ledger",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(kafka_cli.app, name="kafka")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="The ledger database (default: CHARITY_DATABASE_URL, else var/ledger.db)."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="charity-ledger", description="慈善捐赠账本 · charity donation ledger"
-    )
-    parser.add_argument(
-        "command",
-        choices=["run", "kafka", "ledger", "api", "display", "migrate", "verify", "rebuild"],
-        help="run: everything on embedded defaults; kafka: manage the local broker; "
-        "ledger/api/display: one service; migrate: create/upgrade the database; "
-        "verify: re-check chain, tree heads, balances, projections; rebuild: recompute projections",
-    )
-    if not argv or argv[0] in ("-h", "--help"):
-        parser.print_help()
-        return 0
-    command, rest = argv[0], argv[1:]
-    parser.parse_args([command])
-    if command == "kafka":
-        from services.platform.kafka_cli import kafka_command
+def _exit(status: int) -> None:
+    if status:
+        raise typer.Exit(status)
 
-        return kafka_command(rest)
-    if command == "run":
-        from services.platform.supervisor import run
 
-        return run(demo_data="--no-demo" not in rest)
-    if command == "ledger":
-        from services.ledger.main import run as run_ledger
+@app.callback(invoke_without_command=True)
+def _top(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
 
-        run_ledger()
-        return 0
-    if command == "api":
-        from services.api.main import run as run_api
 
-        run_api()
-        return 0
-    if command == "display":
-        from services.display.main import run as run_display
+@app.command()
+def run(
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Start empty: no demo data.")] = False,
+) -> None:
+    """Everything on one machine with embedded defaults: Kafka, ledger, API, display."""
+    from services.platform.supervisor import run as run_all
 
-        run_display()
-        return 0
-    if command == "verify":
-        from services.ledger.ops.commands import verify_command
+    _exit(run_all(demo_data=not no_demo))
 
-        return verify_command(rest)
-    if command == "rebuild":
-        from services.ledger.ops.commands import rebuild_command
 
-        return rebuild_command(rest)
-    if command == "migrate":
-        from services.ledger.adapters.db import make_engine
-        from services.ledger.adapters.store import LedgerStore
-        from services.platform.settings import Settings
+@app.command()
+def ledger() -> None:
+    """The ledger service: consumes the input topics, writes the journal."""
+    from services.ledger.main import run as run_ledger
 
-        LedgerStore(make_engine(Settings().database_url)).migrate()
-        return 0
-    parser.error(f"unknown command {command!r}")
-    return 2
+    run_ledger()
+
+
+@app.command()
+def api() -> None:
+    """The HTTP API."""
+    from services.api.main import run as run_api
+
+    run_api()
+
+
+@app.command()
+def display() -> None:
+    """The venue display gateway."""
+    from services.display.main import run as run_display
+
+    run_display()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the ledger database."""
+    from services.ledger.adapters.db import make_engine
+    from services.ledger.adapters.store import LedgerStore
+    from services.platform.settings import Settings
+
+    LedgerStore(make_engine(Settings().database_url)).migrate()
+
+
+@app.command()
+def verify(
+    database_url: DatabaseUrl = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM of the tree-head key (default: the local signing key's)."),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Re-check the hash chain, tree heads, balances and projections."""
+    from services.ledger.ops.commands import verify_command
+
+    _exit(verify_command(database_url, public_key, quiet))
+
+
+@app.command()
+def rebuild(
+    database_url: DatabaseUrl = None,
+    check: Annotated[bool, typer.Option("--check", help="Only compare with the live projections.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Recompute every projection from the journal."""
+    from services.ledger.ops.commands import rebuild_command
+
+    _exit(rebuild_command(database_url, check, quiet))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The entry point; exits with the command's status, 2 for bad usage or bad settings."""
+    try:
+        app(args=argv, prog_name="charity-ledger")
+    except ValidationError as error:
+        typer.echo(f"charity-ledger: {describe_error(error)}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

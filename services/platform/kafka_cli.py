@@ -1,77 +1,156 @@
-"""`charity-ledger kafka start|stop|status|format|topics`: the local broker from a shell."""
+"""`charity-ledger kafka start|stop|status|format|topics`: the local broker from a shell.
+
+The broker's modules are imported by the commands, not here, so `charity-ledger --help`
+does not load the Kafka client.
+"""
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from kafka.errors import KafkaError
+import typer
 
-from services.contracts.topics import INPUT_PARTITIONS, Topics
-from services.platform.kafka_admin import ensure_topics
-from services.platform.kafka_launcher import REPO_ROOT, KafkaStartError, LocalKafka
+from services.contracts.topics import INPUT_PARTITIONS
+from services.platform.settings import REPO_ROOT, Settings
+
+if TYPE_CHECKING:
+    from services.platform.kafka_launcher import LocalKafka
 
 DEFAULT_DATA_DIR = REPO_ROOT / "var" / "kafka"
-PORT_ENV = "CHARITY_KAFKA_PORT"
+
+app = typer.Typer(
+    name="kafka",
+    help="The local Kafka broker.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    # The default port is read when the parser is built, not at import, so a
-    # CHARITY_KAFKA_PORT exported after import still counts.
-    default_port = int(os.environ.get(PORT_ENV, "9092"))
-    parser = argparse.ArgumentParser(prog="charity-ledger kafka", description="The local Kafka broker.")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="default: %(default)s")
-    parser.add_argument(
-        "--port", type=int, default=default_port, help=f"client port (env {PORT_ENV}, default %(default)s)"
-    )
-    parser.add_argument(
-        "--controller-port", type=int, default=None, help="KRaft controller port (default: port + 1)"
-    )
-    parser.add_argument("--heap", default="512m", help="JVM heap, e.g. 512m (default %(default)s)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default %(default)s)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("start", help="start the broker (no-op if ours is running) and wait until ready")
-    commands.add_parser("stop", help="stop the broker this data directory's pid file names")
-    commands.add_parser("status", help="exit 0 if the broker is running, 1 if not")
-    commands.add_parser("format", help="write the configuration and format the storage (once)")
-    topics = commands.add_parser("topics", help="create the topic catalogue on the running broker")
-    topics.add_argument("--prefix", default="", help="topic name prefix, e.g. 'bench.'")
-    topics.add_argument("--input-partitions", type=int, default=INPUT_PARTITIONS)
-    return parser
+@dataclass(frozen=True)
+class BrokerOptions:
+    data_dir: Path
+    port: int | None
+    controller_port: int | None
+    heap: str
+    timeout: float
+
+    def broker(self) -> LocalKafka:
+        from services.platform.kafka_launcher import LocalKafka
+
+        # The default port is read when a command runs, so a CHARITY_KAFKA_PORT
+        # exported after import still counts.
+        port = self.port or Settings().kafka_port
+        return LocalKafka(self.data_dir, port, self.controller_port or port + 1, heap=self.heap)
+
+
+@app.callback()
+def broker_options(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Option(help="The broker's configuration, data and pid file.")] = (
+        DEFAULT_DATA_DIR
+    ),
+    port: Annotated[
+        int | None, typer.Option(help="Client port (default: CHARITY_KAFKA_PORT, else 9092).")
+    ] = None,
+    controller_port: Annotated[
+        int | None, typer.Option(help="KRaft controller port (default: port + 1).")
+    ] = None,
+    heap: Annotated[str, typer.Option(help="JVM heap, e.g. 512m.")] = "512m",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60.0,
+) -> None:
+    """The local Kafka broker; the options come before the command."""
+    ctx.obj = BrokerOptions(data_dir, port, controller_port, heap, timeout)
+
+
+@contextmanager
+def _reported(command: str) -> Iterator[None]:
+    """A broker failure as one line on stderr and exit status 1, not a traceback."""
+    from kafka.errors import KafkaError
+
+    from services.platform.kafka_launcher import KafkaStartError
+
+    try:
+        yield
+    except (KafkaStartError, KafkaError, TimeoutError, RuntimeError) as error:
+        typer.echo(f"kafka {command}: {error}", err=True)
+        raise typer.Exit(1) from error
+
+
+@app.command()
+def start(ctx: typer.Context) -> None:
+    """Start the broker (no-op if ours is running) and wait until it is ready."""
+    options: BrokerOptions = ctx.obj
+    broker = options.broker()
+    with _reported("start"):
+        broker.start(timeout=options.timeout)
+    typer.echo(f"kafka running at {broker.bootstrap} (data in {broker.data_dir})")
+
+
+@app.command()
+def stop(ctx: typer.Context) -> None:
+    """Stop the broker this data directory's pid file names."""
+    options: BrokerOptions = ctx.obj
+    with _reported("stop"):
+        options.broker().stop(timeout=options.timeout)
+    typer.echo("kafka stopped")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Exit 0 if the broker is running, 1 if not."""
+    options: BrokerOptions = ctx.obj
+    broker = options.broker()
+    with _reported("status"):
+        running = broker.is_running()
+    typer.echo(f"kafka {'running' if running else 'stopped'} at {broker.bootstrap} ({broker.data_dir})")
+    if not running:
+        raise typer.Exit(1)
+
+
+@app.command("format")
+def format_storage(ctx: typer.Context) -> None:
+    """Write the configuration and format the storage (once)."""
+    options: BrokerOptions = ctx.obj
+    broker = options.broker()
+    with _reported("format"):
+        broker.ensure_jars()
+        broker.configure()
+        cluster_id = broker.format()
+    typer.echo(f"cluster id {cluster_id} in {broker.data_dir / 'data'}")
+
+
+@app.command()
+def topics(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Option(help="Topic name prefix, e.g. 'bench.'.")] = "",
+    input_partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = INPUT_PARTITIONS,
+) -> None:
+    """Create the topic catalogue on the running broker."""
+    from services.contracts.topics import Topics
+    from services.platform.kafka_admin import ensure_topics
+
+    options: BrokerOptions = ctx.obj
+    specs = Topics(prefix).specs(input_partitions)
+    with _reported("topics"):
+        ensure_topics(options.broker().bootstrap, specs, timeout=options.timeout)
+    for spec in specs:
+        layout = "compacted" if spec.compacted else ""
+        typer.echo(f"{spec.name}\t{spec.partitions}\t{layout}".rstrip())
 
 
 def kafka_command(args: list[str]) -> int:
-    options = _parser().parse_args(args)
-    controller_port = options.controller_port or options.port + 1
-    broker = LocalKafka(options.data_dir, options.port, controller_port, heap=options.heap)
+    """Run `charity-ledger kafka <args>` in this process and return its exit status."""
     try:
-        if options.command == "start":
-            broker.start(timeout=options.timeout)
-            print(f"kafka running at {broker.bootstrap} (data in {broker.data_dir})")
-        elif options.command == "stop":
-            broker.stop(timeout=options.timeout)
-            print("kafka stopped")
-        elif options.command == "status":
-            running = broker.is_running()
-            print(f"kafka {'running' if running else 'stopped'} at {broker.bootstrap} ({broker.data_dir})")
-            return 0 if running else 1
-        elif options.command == "format":
-            broker.ensure_jars()
-            broker.configure()
-            print(f"cluster id {broker.format()} in {broker.data_dir / 'data'}")
-        elif options.command == "topics":
-            specs = Topics(options.prefix).specs(options.input_partitions)
-            ensure_topics(broker.bootstrap, specs, timeout=options.timeout)
-            for spec in specs:
-                layout = "compacted" if spec.compacted else ""
-                print(f"{spec.name}\t{spec.partitions}\t{layout}".rstrip())
-    except (KafkaStartError, KafkaError, TimeoutError, RuntimeError) as error:
-        print(f"kafka {options.command}: {error}", file=sys.stderr)
-        return 1
+        app(args=args, prog_name="charity-ledger kafka")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(kafka_command(sys.argv[1:]))
+    app(prog_name="charity-ledger kafka")

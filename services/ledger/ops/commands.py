@@ -1,13 +1,28 @@
-"""`charity-ledger verify` and `charity-ledger rebuild`: operator commands on the ledger DB."""
+"""`charity-ledger verify` and `charity-ledger rebuild`: operator commands on the ledger DB.
+
+services/cli.py declares their options; these functions do the work and return the exit status.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.signing import load_or_create_signing_key, load_public_key_pem
@@ -16,44 +31,34 @@ from services.ledger.ops.verify import verify
 from services.platform.settings import Settings
 
 
-class ProgressBar:
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.started = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        rate = done / max(time.monotonic() - self.started, 1e-9)
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:,.0f}/s)"
-        )
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f}/s")
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"charity-ledger {prog}", description=description)
-    parser.add_argument("--database-url", default=None, help="default: CHARITY_DATABASE_URL or var/ledger.db")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+@contextmanager
+def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None] | None]:
+    """A `progress(done, total)` callback drawing a bar on stderr, or None when quiet."""
+    if quiet:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def verify_command(argv: list[str]) -> int:
-    parser = _parser("verify", "re-check the hash chain, tree heads, balances and projections")
-    parser.add_argument(
-        "--public-key", type=Path, help="PEM of the tree-head key (default: from the local signing key)"
-    )
-    args = parser.parse_args(argv)
+def verify_command(
+    database_url: str | None = None, public_key: Path | None = None, quiet: bool = False
+) -> int:
     settings = Settings()
-    engine = make_engine(args.database_url or settings.database_url, writer=False)
-    public_key: Ed25519PublicKey
+    engine = make_engine(database_url or settings.database_url, writer=False)
+    key: Ed25519PublicKey
     key_path = Path(settings.signing_key_path)
-    if args.public_key:
-        public_key = load_public_key_pem(args.public_key.read_text())
+    if public_key:
+        key = load_public_key_pem(public_key.read_text())
     elif key_path.exists():
-        public_key = load_or_create_signing_key(key_path).public_key()
+        key = load_or_create_signing_key(key_path).public_key()
     else:
         # A fresh key would make every published signature look forged.
         print(
@@ -63,7 +68,8 @@ def verify_command(argv: list[str]) -> int:
         )
         return 2
     started = time.monotonic()
-    report = verify(engine, public_key, None if args.quiet else ProgressBar("verify"))
+    with progress_bar("verify", quiet) as progress:
+        report = verify(engine, key, progress)
     seconds = time.monotonic() - started
     if not report.ok:
         print(f"FAILED: {report.problems[0]}")
@@ -77,13 +83,11 @@ def verify_command(argv: list[str]) -> int:
     return 0
 
 
-def rebuild_command(argv: list[str]) -> int:
-    parser = _parser("rebuild", "recompute every projection from the journal")
-    parser.add_argument("--check", action="store_true", help="only compare with the live projections")
-    args = parser.parse_args(argv)
-    engine = make_engine(args.database_url or Settings().database_url)
+def rebuild_command(database_url: str | None = None, check: bool = False, quiet: bool = False) -> int:
+    engine = make_engine(database_url or Settings().database_url)
     started = time.monotonic()
-    rebuilt = replay(engine, None if args.quiet else ProgressBar("rebuild"))
+    with progress_bar("rebuild", quiet) as progress:
+        rebuilt = replay(engine, progress)
     comparison = compare_with_live(engine, rebuilt)
     seconds = time.monotonic() - started
     if comparison.equal:
@@ -92,7 +96,7 @@ def rebuild_command(argv: list[str]) -> int:
         print(f"rebuilt projections differ from the live ones in {len(comparison.differences)} places:")
         for line in comparison.differences[:20]:
             print(f"  {line}")
-    if args.check:
+    if check:
         return 0 if comparison.equal else 1
     replace_live(engine, rebuilt)
     print("live projections replaced by the rebuild")

@@ -9,7 +9,7 @@ import pytest
 from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.signing import load_or_create_signing_key
 from services.ledger.adapters.store import LedgerStore
-from services.ledger.ops.commands import verify_command
+from services.ledger.ops.commands import progress_bar, verify_command
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_verify_without_any_key_refuses_instead_of_making_one(
 ) -> None:
     key = tmp_path / "keys" / "absent.pem"
     monkeypatch.setenv("CHARITY_SIGNING_KEY", str(key))
-    assert verify_command(["--database-url", empty_ledger, "--quiet"]) == 2
+    assert verify_command(database_url=empty_ledger, quiet=True) == 2
     assert "--public-key" in capsys.readouterr().err
     assert not key.exists()
 
@@ -35,5 +35,17 @@ def test_verify_uses_the_local_key_when_there_is_one(
     key = tmp_path / "keys" / "present.pem"
     load_or_create_signing_key(key)
     monkeypatch.setenv("CHARITY_SIGNING_KEY", str(key))
-    assert verify_command(["--database-url", empty_ledger, "--quiet"]) == 0
+    assert verify_command(database_url=empty_ledger, quiet=True) == 0
     assert capsys.readouterr().out.startswith("OK: 0 entries")
+
+
+def test_the_progress_bar_draws_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    with progress_bar("rebuild") as progress:
+        assert progress is not None
+        progress(5, 10)
+        progress(10, 10)
+    captured = capsys.readouterr()
+    assert "rebuild" in captured.err and "10/10" in captured.err
+    assert captured.out == ""
+    with progress_bar("rebuild", quiet=True) as progress:
+        assert progress is None
