@@ -8,7 +8,7 @@ contain only what our own API wrote.
 from __future__ import annotations
 
 import re
-import uuid
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,9 +37,17 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 _LONG_TEXT_FIELDS: Final = frozenset(
     {"purpose", "beneficiaries", "use_of_funds", "summary", "note", "message", "description"}
 )
+# Ids, and names that become part of an account name (`clearing:<provider>`):
+# bounded so that every account name fits its column.
 _ID_FIELDS: Final = frozenset(
-    {"project_id", "donation_id", "disbursement_id", "refund_id", "record_id", "venue_id"}
+    {"project_id", "donation_id", "disbursement_id", "refund_id", "record_id", "venue_id", "provider"}
 )
+# Characters no free text may hold: C0 and C1 controls (a NUL byte, a terminal
+# escape), and the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) with which a name like "\u202eedirrevo" shows reversed on a screen.
+# Multi-line fields may hold a line feed (and a tab); nothing else of the kind.
+_FORBIDDEN_IN_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_FORBIDDEN_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class InvalidEvent(ValueError):
@@ -55,6 +63,7 @@ class _FieldRules:
     name: str
     is_id: bool
     text_limit: int
+    forbidden: re.Pattern[str]
     is_currency: bool
     is_amount: bool
     is_sha256: bool
@@ -71,6 +80,7 @@ def _rules_of(cls: type) -> tuple[_FieldRules, ...]:
                 name=name,
                 is_id=name in _ID_FIELDS,
                 text_limit=MAX_TEXT if name in _LONG_TEXT_FIELDS else MAX_SHORT_TEXT,
+                forbidden=_FORBIDDEN_IN_LONG_TEXT if name in _LONG_TEXT_FIELDS else _FORBIDDEN_IN_TEXT,
                 is_currency=name == "currency",
                 is_amount=name.endswith("_fen"),
                 is_sha256=name == "document_sha256",
@@ -82,11 +92,12 @@ def _rules_of(cls: type) -> tuple[_FieldRules, ...]:
 
 def problems_with(event: Event) -> list[str]:
     problems: list[str] = []
-    if not _CANONICAL_UUID.match(event.event_id):  # the usual form; uuid.UUID takes others too
-        try:
-            uuid.UUID(event.event_id)
-        except ValueError:
-            problems.append(f"event_id {event.event_id!r} is not a UUID")
+    if not _CANONICAL_UUID.match(event.event_id):
+        # The form the journal stores (36 characters, lower case): another spelling
+        # of the same UUID would be a second id for one event, and too long a column.
+        problems.append(
+            f"event_id {event.event_id!r} is not a UUID in canonical form (lower-case 8-4-4-4-12 hex)"
+        )
     if event.occurred_at.tzinfo is None:
         problems.append("occurred_at has no time zone")
     for rule in _rules_of(type(event)):
@@ -96,8 +107,8 @@ def problems_with(event: Event) -> list[str]:
             problems.append(f"{name} is a float; money and counts are integers")
         if rule.is_id and value is not None and not _ID.match(value):
             problems.append(f"{name} {value!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . : -)")
-        elif isinstance(value, str) and len(value) > rule.text_limit:
-            problems.append(f"{name} is {len(value)} characters long; the limit is {rule.text_limit}")
+        elif isinstance(value, str):
+            problems.extend(_text_problems(rule, value))
         if rule.is_currency and value not in CURRENCIES:
             problems.append(f"unknown currency {value!r}; accepted: {', '.join(sorted(CURRENCIES))}")
         if rule.is_amount and isinstance(value, int):
@@ -105,6 +116,23 @@ def problems_with(event: Event) -> list[str]:
         if rule.is_sha256 and not _SHA256.match(value):
             problems.append("document_sha256 must be 64 lowercase hex digits")
     problems.extend(_specific_problems(event))
+    return problems
+
+
+def _text_problems(rule: _FieldRules, value: str) -> list[str]:
+    """The one policy for every free-text field: bounded, no control or bidirectional
+    formatting characters, and in Unicode normal form C (so one name has one spelling)."""
+    problems: list[str] = []
+    if len(value) > rule.text_limit:
+        problems.append(f"{rule.name} is {len(value)} characters long; the limit is {rule.text_limit}")
+    bad = rule.forbidden.search(value)
+    if bad is not None:
+        problems.append(
+            f"{rule.name} holds the control or formatting character U+{ord(bad.group()):04X}, "
+            "which no text may hold"
+        )
+    elif not unicodedata.is_normalized("NFC", value):
+        problems.append(f"{rule.name} is not in Unicode normal form C (NFC)")
     return problems
 
 

@@ -43,10 +43,18 @@ def test_each_problem_is_named(change: dict[str, object], expected: str) -> None
         "0F3C2A4E-9A1B-4C7D-8E2F-5A6B7C8D9E0F",
         "{0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f}",
         "0f3c2a4e9a1b4c7d8e2f5a6b7c8d9e0f",
+        "urn:uuid:0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f",
     ],
 )
-def test_event_ids_in_any_form_uuid_reads_are_accepted(event_id: str) -> None:
-    assert problems_with(dataclasses.replace(f.confirmed("p1"), event_id=event_id)) == []
+def test_event_ids_only_in_the_canonical_form_the_journal_stores(event_id: str) -> None:
+    problems = problems_with(dataclasses.replace(f.confirmed("p1"), event_id=event_id))
+    assert problems == [f"event_id {event_id!r} is not a UUID in canonical form (lower-case 8-4-4-4-12 hex)"]
+
+
+def test_a_provider_is_bounded_like_an_id_since_it_names_accounts() -> None:
+    problems = problems_with(dataclasses.replace(f.confirmed("p1"), provider="p" * 119))
+    assert any("provider" in p and "is not a valid id" in p for p in problems), problems
+    assert problems_with(dataclasses.replace(f.confirmed("p1"), provider="wechat_pay")) == []
 
 
 def test_offline_kinds_and_registration_rules() -> None:
