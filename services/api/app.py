@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
-from services.api.routes import donations, pages, projects, transparency
+from services.api.routes import docs, donations, pages, projects, transparency
 from services.ledger.read import LedgerQueries, Transparency
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
@@ -31,7 +31,13 @@ def create_app(
         yield
         publisher.close()  # waits for any record still in flight
 
-    app = FastAPI(title="慈善捐赠账本 · Charity donation ledger", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="慈善捐赠账本 · Charity donation ledger",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py, without a CDN
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.queries = queries
     app.state.open_projects = OpenProjects(queries)
@@ -48,5 +54,6 @@ def create_app(
     app.include_router(projects.router)
     app.include_router(donations.router)
     app.include_router(transparency.router)
+    app.include_router(docs.router)
     app.include_router(health_router(checks))
     return app
