@@ -95,6 +95,16 @@ def bootstrap(settings: Settings) -> LedgerApp:
     )
 
 
+def batches_check(loop: BatchLoop) -> Check:
+    """Not ready while the batch loop is waiting out a failure (it retries by itself)."""
+
+    def check() -> None:
+        if not loop.healthy:
+            raise RuntimeError("the last attempt to apply a batch failed; retrying with back-off")
+
+    return check
+
+
 def sign_tree_heads(
     signer: TreeHeadSigner, stop: threading.Event, every_s: float, broken: list[OutputBroken]
 ) -> None:
@@ -129,6 +139,7 @@ def run(settings: Settings | None = None) -> None:
             {
                 "database": database_check(app.store.engine),
                 "kafka": broker_check(settings.kafka_bootstrap),
+                "batches": batches_check(app.consumer),
             }
         )
     )

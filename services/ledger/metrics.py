@@ -18,7 +18,20 @@ APPLY_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 CONSUMER_LAG = Gauge("ledger_consumer_lag", "Records not yet applied", ["topic", "partition"])
-BATCH_FAILURES = Counter("ledger_batch_failures_total", "Batches that failed and were retried")
+BATCH_FAILURES = Counter("ledger_batch_failures_total", "Batches whose commit failed")
+BATCH_SPLITS = Counter(
+    "ledger_batch_splits_total",
+    "Batches refused for their data and split to find the record to dead-letter",
+)
+BATCH_RETRIES = Counter(
+    "ledger_batch_retries_total",
+    "Batches retried after a transient failure, by what failed (store, broker, other)",
+    ["cause"],
+)
+SECONDS_SINCE_COMMIT = Gauge(
+    "ledger_seconds_since_last_commit",
+    "Seconds since the ledger last committed a batch (rises while it is stalled)",
+)
 PARTITION_ASSIGNMENTS = Counter(
     "ledger_partition_assignments_total",
     "Group rebalances that handed this ledger its partitions; more than one per start means churn",

@@ -75,6 +75,10 @@ class IntakeProcess:
     ) -> None:
         self.resume = resume
         self._epoch = 0
+        # A seek the intake is owed but that failed (the stored positions could not
+        # be read): POSITIONS after an assignment, which the intake waits for, or
+        # SEEK after a failed batch. Settled before anything else is read.
+        self._owed: str | None = None
         self._assignment: list[Partition] = []
         self._next: dict[Partition, int] = {}  # next offset the batch loop reads, where known
         self._ends: dict[Partition, int] = {}
@@ -114,6 +118,7 @@ class IntakeProcess:
     def poll(self, timeout_ms: int) -> list[ReadRecord]:
         """The next batch read from the current positions, or [] when none came in time."""
         deadline = time.monotonic() + timeout_ms / 1000
+        self._settle()
         while True:
             message = self._receive(max(0.0, deadline - time.monotonic()))
             if message is None:
@@ -129,7 +134,8 @@ class IntakeProcess:
             elif kind == ASSIGNED:
                 metrics.PARTITION_ASSIGNMENTS.inc()
                 self._assignment = list(message[1])
-                self._seek(POSITIONS, self._assignment)
+                self._owed = POSITIONS
+                self._settle()
             elif kind == REVOKED:
                 self._assignment = []
                 self._send((REVOKED_OK,))
@@ -139,8 +145,14 @@ class IntakeProcess:
                 raise IntakeBroken(f"the intake process failed: {message[1]}")
 
     def rewind(self) -> None:
-        """Read the assigned partitions again from `resume`'s positions (after a failed batch)."""
-        self._seek(SEEK, self._assignment)
+        """Read the assigned partitions again from `resume`'s positions (after a failed batch).
+
+        If the positions cannot be read now, the seek stays owed: the next `rewind`
+        or `poll` tries again before anything else is read.
+        """
+        if self._owed != POSITIONS:  # the intake waits for that answer; it rewinds too
+            self._owed = SEEK
+        self._settle()
 
     def lag(self) -> dict[Partition, int]:
         """Records not yet handed to the batch loop, per partition whose end and position are known."""
@@ -152,11 +164,15 @@ class IntakeProcess:
         self._control.close()
         self._batches.close()
 
-    def _seek(self, kind: str, partitions: list[Partition]) -> None:
-        positions = self.resume(partitions)
+    def _settle(self) -> None:
+        """Send the seek the intake is owed, reading the stored positions (which may raise)."""
+        if self._owed is None:
+            return
+        positions = self.resume(self._assignment)
         self._epoch += 1
         self._next = {p: offset for p, offset in positions.items() if offset is not None}
-        self._send((kind, self._epoch, positions))
+        self._send((self._owed, self._epoch, positions))
+        self._owed = None
 
     def _receive(self, timeout: float) -> Any:
         try:

@@ -7,12 +7,14 @@ partition the batch read, so a crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Engine, Table, any_, bindparam, select, update
+from sqlalchemy import Column, ColumnElement, Engine, String, Table, any_, bindparam, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 
@@ -22,7 +24,7 @@ from services.ledger.adapters.migrate import upgrade
 from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_of, iso_ms
 from services.ledger.domain.state import DisbursementRecord, DonationRecord, ProjectTotals
 from services.ledger.domain.view import LedgerView
-from services.ledger.service.ports import Batch, TopicPartition
+from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable, TopicPartition
 
 JOURNAL_COLUMNS = (
     "seq",
@@ -39,6 +41,42 @@ JOURNAL_COLUMNS = (
     "entry_hash",
 )
 _JSON_PROJECT_FIELDS = ("plan", "by_channel")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def translated(method: _F) -> _F:
+    """Turn the database's errors into the two the batch loop tells apart.
+
+    Integrity and data errors (a unique or check constraint, a value too long or
+    out of range for its column) are tied to the records: `RecordRefused`, and the
+    batch loop finds the one record and dead-letters it. Everything the database
+    says about itself (connection lost, locked, shutting down, out of space) is
+    `StoreUnavailable`: retried with back-off, never dead-lettered. The message
+    is the driver's own, without the statement and its parameters.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+            raise RecordRefused(_driver_message(exc)) from exc
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            raise StoreUnavailable(_driver_message(exc)) from exc
+        except sa_exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(_driver_message(exc)) from exc
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _driver_message(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {first_line}"
+
+
 _JSON_DISBURSEMENT_FIELDS = ("approvers", "evidence")
 
 
@@ -59,11 +97,13 @@ class LedgerStore:
 
     # --- reads the consumer needs -------------------------------------------------
 
+    @translated
     def load_projects(self) -> dict[str, ProjectTotals]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.project_totals)).mappings().all()
         return {r["project_id"]: project_from_row(r) for r in rows}
 
+    @translated
     def known_entry_ids(self, entry_ids: Iterable[str]) -> set[str]:
         ids = list(entry_ids)
         if not ids:
@@ -78,6 +118,7 @@ class LedgerStore:
             return column == any_(bindparam("ids", type_=postgresql.ARRAY(column.type)))
         return column.in_(bindparam("ids", expanding=True))
 
+    @translated
     def prefetch(self, view: LedgerView, donation_ids: set[str], disbursement_ids: set[str]) -> None:
         """Load the records a batch's events refer to, unless the view holds them already."""
         missing_donations = [d for d in donation_ids if d not in view.donations]
@@ -94,6 +135,7 @@ class LedgerStore:
                 for r in rows:
                     view.disbursements[r["disbursement_id"]] = disbursement_from_row(r)
 
+    @translated
     def stored_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition]
     ) -> dict[TopicPartition, int]:
@@ -107,6 +149,7 @@ class LedgerStore:
 
     # --- the write ---------------------------------------------------------------
 
+    @translated
     def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
         """Append the batch's entries, upsert what they changed, store offsets: atomically.
 
@@ -239,7 +282,7 @@ class _RowWriter:
         names = ", ".join(quote(c) for c in columns)
         by_column = dialect.name == "postgresql"
         if by_column:
-            arrays = ", ".join(f"%b::{c.type.compile(dialect=dialect)}[]" for c in table.columns)
+            arrays = ", ".join(f"%b::{_array_element_type(c, dialect)}[]" for c in table.columns)
             sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"
         else:
             sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join('?' for _ in columns)})"
@@ -285,6 +328,18 @@ class _RowWriter:
             conn.exec_driver_sql(self.sql, tuple(list(column) for column in zip(*values, strict=True)))
         else:
             conn.exec_driver_sql(self.sql, values)
+
+
+def _array_element_type(column: Column[Any], dialect: Dialect) -> str:
+    """The type a column's array is cast to: a bounded string as an unbounded one.
+
+    An explicit cast to varchar(n) cuts a longer value short without a word; the
+    INSERT's own assignment to the varchar(n) column refuses it instead, which is
+    what must happen to a value that does not fit (it becomes a dead letter).
+    """
+    if isinstance(column.type, String) and column.type.length is not None:
+        return String().compile(dialect=dialect)
+    return column.type.compile(dialect=dialect)
 
 
 def _identity(value: Any) -> Any:

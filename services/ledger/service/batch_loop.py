@@ -15,13 +15,16 @@ from typing import Protocol
 
 from services.ledger import metrics
 from services.ledger.service.gc_tuning import tune_collector
-from services.ledger.service.ports import LedgerStorePort
+from services.ledger.service.ports import LedgerStorePort, StoreUnavailable
 from services.ledger.service.processor import BatchProcessor
 from services.ledger.service.records import IDLE_POLL_MS, Partition, Positions, ReadRecord
-from services.platform.broken import OutputBroken
+from services.platform.broken import IntakeBroken, OutputBroken
 
 log = logging.getLogger(__name__)
-RETRY_PAUSE_S = 1.0
+# Back-off between retries after a transient failure: 0.5 s, doubling, at most
+# 30 s, so an outage of any length is waited out without hammering the store.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
 # Consumer lag is a gauge scraped every few seconds; measuring it after every
 # batch cost a small batch more than its own bookkeeping.
 LAG_EVERY_S = 1.0
@@ -64,23 +67,48 @@ class BatchLoop:
         self.processor = processor
         self.idle_poll_ms = idle_poll_ms
         self._lag_measured_at = -LAG_EVERY_S
+        self.healthy = True  # False from a failed attempt until the next one succeeds
+        self.last_commit = time.monotonic()
 
     def run(self, stop: threading.Event) -> None:
+        """Apply batches until `stop`; wait out every transient failure.
+
+        A failed step (reading the stored positions, applying, committing) is
+        retried with capped exponential back-off from the stored offsets, for as
+        long as it takes; `healthy` is False meanwhile (the ledger's /readyz).
+        Only a broken helper process (`IntakeBroken`, `OutputBroken`) ends the
+        loop: the ledger then exits to be restarted with new ones.
+        """
         if threading.current_thread() is threading.main_thread():
             tune_collector()
+        failures = 0
         while not stop.is_set():
-            records = self.source.poll(self.idle_poll_ms)
-            if records:
-                try:
-                    self.processor.apply(records)
-                except OutputBroken:
-                    raise  # retrying cannot help; the process must restart with a new producer
-                except Exception:
-                    log.exception(
-                        "batch of %d records failed; retrying from the stored offsets", len(records)
-                    )
-                    stop.wait(RETRY_PAUSE_S)
+            try:
+                if failures:
                     self.source.rewind()
+                records = self.source.poll(self.idle_poll_ms)
+                if records:
+                    self.processor.apply(records)
+                    self.last_commit = time.monotonic()
+                if failures:
+                    log.info("the ledger recovered after %d failed attempts", failures)
+                failures = 0
+                self.healthy = True
+            except (IntakeBroken, OutputBroken):
+                raise  # retrying cannot help; the process must restart with new helpers
+            except Exception as exc:
+                failures += 1
+                self.healthy = False
+                metrics.BATCH_RETRIES.labels(_cause(exc)).inc()
+                delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(failures - 1, 16))
+                log.warning(
+                    "the ledger cannot go on (%s: %s); retrying from the stored offsets in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=failures == 1,
+                )
+                stop.wait(delay)
             self._update_lag()
 
     def _update_lag(self) -> None:
@@ -88,8 +116,17 @@ class BatchLoop:
         if now - self._lag_measured_at < LAG_EVERY_S:
             return
         self._lag_measured_at = now
+        metrics.SECONDS_SINCE_COMMIT.set(now - self.last_commit)
         for (topic, partition), lag in self.source.lag().items():
             metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
     def close(self) -> None:
         self.source.close()
+
+
+def _cause(exc: Exception) -> str:
+    if isinstance(exc, StoreUnavailable):
+        return "store"
+    if "kafka" in type(exc).__module__.lower():
+        return "broker"
+    return "other"

@@ -15,6 +15,15 @@ Headers = list[tuple[str, bytes]]
 TopicPartition = tuple[str, int]
 
 
+class RecordRefused(Exception):
+    """The store refused what a batch holds (a constraint, a type, a length): the
+    same records would be refused again, so retrying them cannot help."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached, or is busy, now: the same batch may succeed later."""
+
+
 @dataclass
 class Batch:
     """What one committed batch consists of."""

@@ -20,10 +20,15 @@ from services.ledger.domain.state import ProjectTotals
 from services.ledger.domain.view import LedgerView
 from services.ledger.service.batch_commit import BatchCommit
 from services.ledger.service.outputs import LEDGER_ACTOR, OutputPublisher, Publisher, PublishPlan
-from services.ledger.service.ports import Batch, LedgerStorePort, OutputPort, RawRecord
+from services.ledger.service.ports import Batch, LedgerStorePort, OutputPort, RawRecord, RecordRefused
 from services.ledger.service.records import DeadLetter, Reader, ReadRecord, source_of
 
 log = logging.getLogger(__name__)
+
+
+# Errors tied to a batch's records rather than to the moment: the same records
+# would fail the same way again.
+DATA_ERRORS = (RecordRefused, ValueError, TypeError, ArithmeticError, LookupError)
 
 
 @dataclass
@@ -31,6 +36,13 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+
+    def add(self, other: BatchResult) -> BatchResult:
+        return BatchResult(
+            self.applied + other.applied,
+            self.duplicates + other.duplicates,
+            self.dead_letters + other.dead_letters,
+        )
 
 
 class BatchProcessor:
@@ -67,18 +79,51 @@ class BatchProcessor:
         return self.apply([read(r.topic, r.partition, r.offset, r.key, r.value) for r in records])
 
     def apply(self, records: list[ReadRecord]) -> BatchResult:
-        started = time.perf_counter()
-        result = BatchResult()
-        batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
-        commit = BatchCommit(self.store, self.outputs, batch, self.view)
-        decoded: list[tuple[str, ev.Event]] = []  # (source, event)
+        """Apply a batch; a record the ledger cannot apply for what it holds goes to the DLQ.
+
+        When the store refuses the batch for its data (`RecordRefused`), or the
+        rules fail on a value (`ValueError` and kin), the batch is split in halves
+        until the one offending record is found; that record is dead-lettered with
+        the reason, the rest is applied. Each half is a prefix of every partition's
+        records (the split keeps their order), so the stored offsets only move
+        forward. Any other error (the store or the broker away) propagates, for the
+        batch loop to retry the whole batch later.
+        """
+        ordered = self._in_apply_order(records)
+        try:
+            return self._apply_once(ordered)
+        except DATA_ERRORS as exc:
+            self.reset()  # the rules may have changed the in-memory view before failing
+            if len(ordered) == 1:
+                return self._apply_once([self._refused(ordered[0], exc)])
+            log.warning("a batch of %d records was refused (%s); splitting it", len(ordered), exc)
+            metrics.BATCH_SPLITS.inc()
+            middle = len(ordered) // 2
+            return self.apply(ordered[:middle]).add(self.apply(ordered[middle:]))
+
+    def _in_apply_order(self, records: list[ReadRecord]) -> list[ReadRecord]:
         # Kafka orders a project's events within one topic, not across topics.
         # Within a batch, lifecycle events go first (a stable sort keeps each
         # partition's order), so a gift fetched together with the opening of
         # its project is booked to the open project, not to suspense.
         projects = self.topics.projects
+        return sorted(records, key=lambda r: r[0] != projects)
+
+    def _refused(self, record: ReadRecord, exc: Exception) -> ReadRecord:
+        """The record as a dead letter: the event as the ledger read it, and why."""
+        topic, partition, offset, key, event, _ = record
+        assert event is not None  # a dead letter is applied without touching the store's data
+        reason = f"the ledger could not apply it: {exc}"
+        return (topic, partition, offset, key, None, DeadLetter("refused", reason, self.codec.encode(event)))
+
+    def _apply_once(self, records: list[ReadRecord]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
+        commit = BatchCommit(self.store, self.outputs, batch, self.view)
+        decoded: list[tuple[str, ev.Event]] = []  # (source, event)
         offsets = batch.offsets
-        for topic, partition, offset, key, event, dead in sorted(records, key=lambda r: r[0] != projects):
+        for topic, partition, offset, key, event, dead in records:
             offsets[(topic, partition)] = offset + 1
             if event is not None:
                 decoded.append((source_of(topic, partition, offset), event))

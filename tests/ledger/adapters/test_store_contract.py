@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.contracts.events import utc_now_ms
@@ -18,7 +19,7 @@ from services.ledger.domain.chain import GENESIS_HASH, canonical_bytes, hashes_o
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
-from services.ledger.service.ports import Batch
+from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable
 from tests.fixtures import factories as f
 
 pytestmark = pytest.mark.integration  # needs the PostgreSQL server
@@ -104,8 +105,9 @@ def test_a_failing_batch_leaves_nothing_behind(store: LedgerStore) -> None:
     fine = decide(f.confirmed("p1"), view)
     batch = Batch(group_id="g", recorded_at=utc_now_ms(), offsets={("in", 0): 99})
     batch.entries = [(fine, "in/0/3"), (duplicate, "in/0/4")]
-    with pytest.raises(IntegrityError):
+    with pytest.raises(RecordRefused) as refused:
         store.commit_batch(batch, view)
+    assert isinstance(refused.value.__cause__, IntegrityError)
     assert store.stored_offsets("g", [("in", 0)]) == {("in", 0): 3}
     assert store.known_entry_ids([fine.entry_id]) == set()
     with store.engine.connect() as conn:
@@ -143,3 +145,23 @@ def test_migrating_twice_is_harmless_and_reaches_the_head_revision(store: Ledger
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
     with store.engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head == "0002"
+
+
+def test_a_record_the_database_refuses_is_told_apart_from_a_database_that_is_away(
+    store: LedgerStore,
+) -> None:
+    view = LedgerView()
+    gift = f.confirmed("p1", donation_id="d1")
+    commit(store, view, [*f.opened_project("p1"), gift])
+    again = LedgerView(projects=store.load_projects())
+    # The same entry once more (the batch loop's dedup bypassed): the unique constraint.
+    with pytest.raises(RecordRefused, match=r"IntegrityError|UniqueViolation"):
+        commit(store, again, [gift])
+    if store.engine.dialect.name == "postgresql":
+        # A value longer than its column: PostgreSQL refuses it, as it did braced UUIDs.
+        long_id = dataclasses.replace(f.confirmed("p1"), event_id="{" + gift.event_id + "}")
+        with pytest.raises(RecordRefused, match="StringDataRightTruncation"):
+            commit(store, LedgerView(projects=store.load_projects()), [long_id])
+    away = LedgerStore(create_engine("postgresql+psycopg://nobody:x@127.0.0.1:1/none"))
+    with pytest.raises(StoreUnavailable, match="OperationalError"):
+        away.load_projects()

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from services.ledger.service.batch_loop import BatchLoop, StoredPositions
+from services.ledger.service.ports import StoreUnavailable
 from services.ledger.service.records import Partition, ReadRecord
-from services.platform.broken import OutputBroken
+from services.platform.broken import IntakeBroken, OutputBroken
 from tests.fixtures import factories as f
 
 PARTITION = ("charity.donations", 0)
@@ -23,6 +24,7 @@ class _Source:
         self.rewinds = 0
         self.lag_readings = 0
         self.closed = False
+        self.rewind_failures: list[Exception] = []
 
     def poll(self, timeout_ms: int) -> list[ReadRecord]:
         record: ReadRecord = (*PARTITION, self.offset, b"p1", f.confirmed("p1"), None)
@@ -31,6 +33,8 @@ class _Source:
 
     def rewind(self) -> None:
         self.rewinds += 1
+        if self.rewind_failures:
+            raise self.rewind_failures.pop(0)
         self.offset = 0
 
     def lag(self) -> dict[Partition, int]:
@@ -74,16 +78,52 @@ def _loop(failures: list[Exception]) -> tuple[BatchLoop, _Source, _FailingProces
 
 
 def test_a_failed_batch_is_read_again_from_the_stored_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.ledger.service.batch_loop.RETRY_PAUSE_S", 0.0)
-    loop, source, processor, stop = _loop([RuntimeError("database is down")])
+    monkeypatch.setattr("services.ledger.service.batch_loop.RETRY_FIRST_S", 0.0)
+    loop, source, processor, stop = _loop([StoreUnavailable("database is down")])
     loop.run(stop)
     assert source.rewinds == 1
     assert [[r[2] for r in batch] for batch in processor.batches] == [[0], [0]]
+    assert loop.healthy
 
 
-def test_a_broken_output_ends_the_loop_instead_of_retrying_for_ever() -> None:
-    loop, source, processor, stop = _loop([OutputBroken("producer fenced")])
-    with pytest.raises(OutputBroken, match="producer fenced"):
+class _RecordingStop(threading.Event):
+    """A stop event whose waits return at once and are remembered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return self.is_set()
+
+
+def test_an_outage_of_any_length_is_waited_out_with_capped_back_off() -> None:
+    """Failing batches and failing rewinds (the stored offsets unreadable) alike."""
+    stop = _RecordingStop()
+    source = _Source()
+    processor = _FailingProcessor([StoreUnavailable("refused")] * 3, stop)
+    source.rewind_failures = [StoreUnavailable("refused")] * 8
+    loop = BatchLoop(source, processor)  # type: ignore[arg-type]
+    healthy_while_failing: list[bool] = []
+    original_wait = stop.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        healthy_while_failing.append(loop.healthy)
+        return original_wait(timeout)
+
+    stop.wait = wait  # type: ignore[method-assign]
+    loop.run(stop)
+    assert stop.waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0]
+    assert not any(healthy_while_failing)
+    assert loop.healthy and len(processor.batches) == 4  # three failed, the fourth went through
+    assert source.rewinds == 11  # one after each failure: eight of them failed themselves
+
+
+@pytest.mark.parametrize("broken", [OutputBroken("producer fenced"), IntakeBroken("intake exited")])
+def test_a_broken_helper_ends_the_loop_instead_of_retrying_for_ever(broken: Exception) -> None:
+    loop, source, processor, stop = _loop([broken])
+    with pytest.raises(type(broken), match=str(broken)):
         loop.run(stop)
     assert len(processor.batches) == 1 and source.rewinds == 0
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from services.contracts import events as ev
+from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
+from services.ledger.domain.view import LedgerView
+from services.ledger.service import processor as processor_module
+from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable
 from services.ledger.service.processor import BatchProcessor
+from services.ledger.service.records import ReadRecord
 from tests.fixtures import factories as f
 from tests.fixtures.outputs import RecordingOutput
 from tests.ledger.ops.test_verify_and_rebuild import feed
@@ -74,3 +82,81 @@ def test_dead_letters_name_the_reason_and_the_source(tmp_path: Path) -> None:
         b"41",
     )
     assert p.store.stored_offsets("g", [("charity.donations", 2)]) == {("charity.donations", 2): 42}
+
+
+class _RefusingStore(LedgerStore):
+    """The real store, but the database refuses any batch holding one of `poison`'s ids,
+    as PostgreSQL refuses a value too long for its column."""
+
+    def __init__(self, store: LedgerStore, poison: set[str]) -> None:
+        super().__init__(store.engine)
+        self.poison = poison
+        self.commits: list[int] = []
+
+    def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
+        self.commits.append(len(batch.entries))
+        if any(entry.entry_id in self.poison for entry, _ in batch.entries):
+            raise RecordRefused("StringDataRightTruncation: value too long for type character varying(36)")
+        return super().commit_batch(batch, view)
+
+
+def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_applied(tmp_path: Path) -> None:
+    p, out = processor(tmp_path)
+    feed(p, f.opened_project("p1"))
+    gifts = [f.confirmed("p1", 100 + i, 0) for i in range(9)]
+    poison = gifts[5]
+    store = _RefusingStore(p.store, {poison.event_id})  # type: ignore[arg-type]
+    p.store = store
+    records: list[ReadRecord] = [
+        ("charity.donations", 0, 10 + i, b"p1", gift, None) for i, gift in enumerate(gifts)
+    ]
+    result = p.apply(records)
+    assert (result.applied, result.dead_letters) == (8, 1)
+    assert sum(project.raised_fen for project in p.view.projects.values()) == sum(
+        g.gross_fen for g in gifts if g is not poison
+    )
+    [(_, value, headers)] = out.sent["charity.dlq"]
+    assert EventCodec().decode(value) == poison
+    named = {k: v.decode() for k, v in headers}
+    assert named["error-kind"] == "refused" and named["source-offset"] == "15"
+    assert "value too long for type character varying(36)" in named["reason"]
+    # Every record's offset is stored, the dead letter's too: nothing is read again.
+    assert p.store.stored_offsets("g", [("charity.donations", 0)]) == {("charity.donations", 0): 19}
+    assert len(store.commits) > 2  # it split
+
+
+def test_a_value_the_rules_cannot_handle_is_dead_lettered_like_a_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, out = processor(tmp_path)
+    feed(p, f.opened_project("p1"))
+    good, bad = f.confirmed("p1", 500, 0), f.confirmed("p1", 700, 0)
+    real_decide = processor_module.decide
+
+    def decide(event: ev.Event, view: LedgerView, policy: Any) -> Any:
+        if event.event_id == bad.event_id:
+            raise ValueError("amount overflows the account")
+        return real_decide(event, view, policy)
+
+    monkeypatch.setattr(processor_module, "decide", decide)
+    result = p.apply(
+        [("charity.donations", 0, 0, b"p1", bad, None), ("charity.donations", 0, 1, b"p1", good, None)]
+    )
+    assert (result.applied, result.dead_letters) == (1, 1)
+    assert p.view.projects["p1"].raised_fen == 500  # the failed record left nothing behind in memory
+    [(_, _, headers)] = out.sent["charity.dlq"]
+    assert "amount overflows the account" in dict(headers)["reason"].decode()
+
+
+def test_a_store_that_is_away_is_not_a_reason_to_dead_letter(tmp_path: Path) -> None:
+    p, out = processor(tmp_path)
+    feed(p, f.opened_project("p1"))
+
+    class _Away(LedgerStore):
+        def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
+            raise StoreUnavailable("OperationalError: connection refused")
+
+    p.store = _Away(p.store.engine)  # type: ignore[attr-defined]
+    with pytest.raises(StoreUnavailable):
+        p.apply([("charity.donations", 0, 0, b"p1", f.confirmed("p1", 500, 0), None)])
+    assert out.sent["charity.dlq"] == []
