@@ -8,6 +8,10 @@ EVENTS_APPLIED = Counter(
     "ledger_events_applied_total", "Input events turned into journal entries", ["decision"]
 )
 DUPLICATES = Counter("ledger_duplicate_events_total", "Redelivered events skipped by event id")
+CONFLICTING_DUPLICATES = Counter(
+    "ledger_conflicting_duplicates_total",
+    "Events whose id was applied before with another body: dead-lettered, the first stands",
+)
 DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the DLQ", ["reason"])
 BATCH_SIZE = Histogram(
     "ledger_batch_size", "Records per committed batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)

@@ -111,6 +111,18 @@ class LedgerStore:
         with self.engine.connect() as conn:
             return set(conn.scalars(self._known_entries, {"ids": ids}))
 
+    @translated
+    def recorded_entries(self, entry_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The canonical records of the journal entries with these ids (for duplicates only)."""
+        ids = list(entry_ids)
+        if not ids:
+            return {}
+        query = select(t.journal.c.entry_id, t.journal.c.canonical).where(self._one_of(t.journal.c.entry_id))
+        with self.engine.connect() as conn:
+            return {
+                entry_id: json.loads(canonical) for entry_id, canonical in conn.execute(query, {"ids": ids})
+            }
+
     def _one_of(self, column: Column[str]) -> ColumnElement[bool]:
         """``column IN (:ids)``, the list given at execution; on PostgreSQL as
         ``= ANY(:ids)``, one array parameter instead of hundreds."""

@@ -63,6 +63,10 @@ class LedgerStorePort(Protocol):
 
     def known_entry_ids(self, entry_ids: Iterable[str]) -> set[str]: ...
 
+    def recorded_entries(self, entry_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The canonical records of the journal entries with these ids."""
+        ...
+
     def prefetch(self, view: LedgerView, donation_ids: set[str], disbursement_ids: set[str]) -> None: ...
 
     def stored_offsets(

@@ -14,6 +14,7 @@ from services.contracts.topics import Topics
 from services.ledger import metrics
 from services.ledger.domain import journal as j
 from services.ledger.domain.book import Policy, decide
+from services.ledger.domain.duplicates import changes, differences
 from services.ledger.domain.masking import shown_name
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.state import ProjectTotals
@@ -121,31 +122,45 @@ class BatchProcessor:
         result = BatchResult()
         batch = Batch(group_id=self.group_id, recorded_at=ev.utc_now_ms())
         commit = BatchCommit(self.store, self.outputs, batch, self.view)
-        decoded: list[tuple[str, ev.Event]] = []  # (source, event)
+        decoded: list[ReadRecord] = []
         offsets = batch.offsets
-        for topic, partition, offset, key, event, dead in records:
+        for record in records:
+            topic, partition, offset, key, event, dead = record
             offsets[(topic, partition)] = offset + 1
             if event is not None:
-                decoded.append((source_of(topic, partition, offset), event))
+                decoded.append(record)
             elif dead is not None:
                 self._dead_letter((topic, partition, offset), key, dead, commit)
-        result.dead_letters = len(commit.dead_letters)
-        known = self.store.known_entry_ids(e.event_id for _, e in decoded)
-        self._prefetch(decoded)
+        events = [record[4] for record in decoded if record[4] is not None]
+        known = self.store.known_entry_ids(e.event_id for e in events)
+        recorded = self.store.recorded_entries(known) if known else {}
+        self._prefetch(events)
         feed: list[tuple[ev.Event, j.JournalEntry]] = []
-        for source, event in decoded:
-            if event.event_id in known:
-                result.duplicates += 1
+        first: dict[str, ev.Event] = {}  # this batch's events by id, to compare duplicates with
+        for topic, partition, offset, key, event, _ in decoded:
+            assert event is not None
+            event_id = event.event_id
+            if event_id in known:
+                earlier = first.get(event_id)
+                changed = (
+                    differences(event, recorded[event_id]) if earlier is None else changes(earlier, event)
+                )
+                if changed:
+                    self._conflicting_duplicate((topic, partition, offset), key, event, changed, commit)
+                else:
+                    result.duplicates += 1  # a redelivery: applied once already
                 continue
-            known.add(event.event_id)
+            known.add(event_id)
+            first[event_id] = event
             entry = decide(event, self.view, self.policy)
             apply_entry(entry, self.view)
-            batch.entries.append((entry, source))
+            batch.entries.append((entry, source_of(topic, partition, offset)))
             if entry.decision == j.POSTED and isinstance(
                 event, ev.DonationConfirmed | ev.OfflineDonationRecorded
             ):
                 feed.append((event, entry))
         result.applied = len(batch.entries)
+        result.dead_letters = len(commit.dead_letters)
         commit.after_commit.append(lambda committed: self._publish(committed, feed))
         try:
             commit.commit()
@@ -175,11 +190,28 @@ class BatchProcessor:
         ]
         commit.dead_letters.append((self.topics.dlq, key, dead.value, headers))
 
-    def _prefetch(self, decoded: list[tuple[str, ev.Event]]) -> None:
+    def _conflicting_duplicate(
+        self,
+        at: tuple[str, int, int],
+        key: bytes | None,
+        event: ev.Event,
+        changed: list[str],
+        commit: BatchCommit,
+    ) -> None:
+        """An event id seen before with another body: the first stands, this one is a dead letter."""
+        metrics.CONFLICTING_DUPLICATES.inc()
+        reason = (
+            f"conflicting duplicate: event {event.event_id} was applied before "
+            f"with other {', '.join(changed)}"
+        )
+        dead = DeadLetter("conflicting_duplicate", reason, self.codec.encode(event))
+        self._dead_letter(at, key, dead, commit)
+
+    def _prefetch(self, events: list[ev.Event]) -> None:
         donation_ids = {
-            e.donation_id for _, e in decoded if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
+            e.donation_id for e in events if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
         }
-        disbursement_ids = {e.disbursement_id for _, e in decoded if hasattr(e, "disbursement_id")}
+        disbursement_ids = {e.disbursement_id for e in events if hasattr(e, "disbursement_id")}
         self.store.prefetch(self.view, donation_ids, disbursement_ids)
 
     # --- outputs, after the commit ------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,41 @@ def test_a_store_that_is_away_is_not_a_reason_to_dead_letter(tmp_path: Path) -> 
     with pytest.raises(StoreUnavailable):
         p.apply([("charity.donations", 0, 0, b"p1", f.confirmed("p1", 500, 0), None)])
     assert out.sent["charity.dlq"] == []
+
+
+def test_an_event_id_seen_before_with_another_body_is_a_conflicting_duplicate(tmp_path: Path) -> None:
+    p, out = processor(tmp_path)
+    feed(p, f.opened_project("p1"))
+    gift = f.confirmed("p1", 5000, 0)
+    at = ("charity.donations", 1)
+    p.apply([(*at, 0, b"p1", gift, None)])
+    redelivered = p.apply([(*at, 0, b"p1", gift, None)])  # the same record again: silent
+    assert (redelivered.applied, redelivered.duplicates, redelivered.dead_letters) == (0, 1, 0)
+    other_amount = dataclasses.replace(gift, gross_fen=9000)
+    result = p.apply([(*at, 1, b"p1", other_amount, None)])
+    assert (result.applied, result.duplicates, result.dead_letters) == (0, 0, 1)
+    assert p.view.projects["p1"].raised_fen == 5000  # the first stands
+    [(_, value, headers)] = out.sent["charity.dlq"]
+    assert EventCodec().decode(value) == other_amount
+    named = {k: v.decode() for k, v in headers}
+    assert named["error-kind"] == "conflicting_duplicate"
+    assert named["reason"] == (
+        f"conflicting duplicate: event {gift.event_id} was applied before with other gross_fen"
+    )
+
+
+def test_a_conflicting_duplicate_within_one_batch_is_caught_too(tmp_path: Path) -> None:
+    p, out = processor(tmp_path)
+    feed(p, f.opened_project("p1"))
+    gift = f.confirmed("p1", 5000, 0, display_name="王五", anonymity="masked")
+    renamed = dataclasses.replace(gift, display_name="李四")  # a personal field: compared within a batch
+    result = p.apply(
+        [
+            ("charity.donations", 0, 0, b"p1", gift, None),
+            ("charity.donations", 0, 1, b"p1", gift, None),
+            ("charity.donations", 0, 2, b"p1", renamed, None),
+        ]
+    )
+    assert (result.applied, result.duplicates, result.dead_letters) == (1, 1, 1)
+    [(_, _, headers)] = out.sent["charity.dlq"]
+    assert dict(headers)["reason"].decode().endswith("with other display_name")
