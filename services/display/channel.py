@@ -32,7 +32,7 @@ VENUE_CURRENCY = "CNY"
 
 @dataclass
 class ChannelLimits:
-    interval_s: float = 0.25  # at most 4 messages per second per venue, hence per screen
+    interval_s: float = 0.2  # at most 5 messages per second per venue, hence per screen
     history: int = 256
     feed_size: int = 20  # gifts in a snapshot: more than a screen shows
     # A screen shows a dozen gifts; at hundreds per second it gets the newest of each message.

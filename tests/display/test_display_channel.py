@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from services.display.channel import ChannelLimits, VenueChannel
+from services.display.options import DisplayOptions
 from services.display.sse import Client
 from services.display.state import FeedEntry, ProjectView
 from services.display.venues import FeedScope, Venue
@@ -31,7 +32,13 @@ def gift(project: str, amount: int, seq: int, **kw: Any) -> FeedEntry:
     return FeedEntry.from_event(feed_event(project, amount_fen=amount, seq=seq, **kw))
 
 
-def test_the_first_change_goes_out_at_once_and_later_ones_are_coalesced_to_four_a_second() -> None:
+def test_venues_get_at_most_five_updates_a_second_by_default() -> None:
+    # The p99 ≤ 250 ms target from a payment to the screens needs 200 ms (docs/display.md).
+    assert DisplayOptions.model_fields["coalesce_ms"].default == 200
+    assert ChannelLimits().interval_s == 0.2
+
+
+def test_the_first_change_goes_out_at_once_and_later_ones_are_coalesced_to_five_a_second() -> None:
     async def body() -> None:
         channel = VenueChannel(VENUE, "e1")
         client = Client("garden", 1000)
@@ -42,12 +49,14 @@ def test_the_first_change_goes_out_at_once_and_later_ones_are_coalesced_to_four_
         for i in range(1, 201):  # 200 changes over a second
             channel.offer_totals(view("elderly-meals", i * 100, i))
             await asyncio.sleep(0.005)
+        offering_s = loop.time() - started
         await asyncio.sleep(0.3)
         sent_at = [t - started for t in screen.sent_at]
         assert sent_at[0] < 0.05  # leading edge
         gaps = [b - a for a, b in itertools.pairwise(sent_at)]
-        assert all(gap >= 0.24 for gap in gaps), gaps
-        assert len(sent_at) <= 6
+        assert all(gap >= 0.19 for gap in gaps), gaps
+        # The leading edge, one message per 200 ms while changes come, and the trailing one.
+        assert len(sent_at) <= 2 + offering_s / 0.2
         assert screen.frames()[-1][2]["projects"][0]["raised_fen"] == 200 * 100  # the last value went out
 
     run(body)
