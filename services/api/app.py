@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 
+from services.api.errors import install_error_handlers
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.api.routes import docs, donations, pages, projects, transparency
@@ -17,10 +18,43 @@ from services.ledger.read import LedgerQueries, Transparency
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
 
+# What the shared operations routes answer beyond what their signatures say.
+_OPERATIONS_DOCUMENTED: dict[str, dict[str, Any]] = {
+    "/readyz": {
+        "responses": {
+            503: {
+                "description": "a dependency is not usable; `failing` names each with its error",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "status": {"const": "not ready"},
+                                "failing": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                            "required": ["status", "failing"],
+                        }
+                    }
+                },
+            }
+        }
+    },
+    # Prometheus' text exposition format, not JSON.
+    "/metrics": {"response_class": PlainTextResponse},
+}
 
-def _readable(error: dict[str, Any]) -> dict[str, str]:
-    field = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-    return {"field": field or "body", "problem": str(error.get("msg", "invalid"))}
+
+def _include_operations(app: FastAPI, checks: dict[str, Check]) -> None:
+    """/healthz, /readyz and /metrics as every service serves them, documented as they answer."""
+    for route in health_router(checks).routes:
+        assert isinstance(route, APIRoute)
+        app.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            tags=list(route.tags),
+            **_OPERATIONS_DOCUMENTED.get(route.path, {}),
+        )
 
 
 def create_app(
@@ -43,17 +77,12 @@ def create_app(
     app.state.open_projects = OpenProjects(queries)
     app.state.publisher = publisher
     app.state.transparency = Transparency(queries.engine)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [_readable(e) for e in exc.errors()]
-        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        return JSONResponse(status_code=422, content={"detail": summary, "problems": problems})
+    install_error_handlers(app)
 
     app.include_router(pages.router)
     app.include_router(projects.router)
     app.include_router(donations.router)
     app.include_router(transparency.router)
     app.include_router(docs.router)
-    app.include_router(health_router(checks))
+    _include_operations(app, checks)
     return app

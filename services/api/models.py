@@ -1,47 +1,176 @@
-"""Request bodies. Strict types: a float or a numeric string is never money."""
+"""Request bodies. Strict types: a fraction, a string or a boolean is never money.
+
+Every bound is stated in the OpenAPI document: the accepted codes as an enum,
+each integer with its range, the characters free text may not hold as a pattern.
+Rules across fields, which a JSON schema cannot state, are in the model's
+description. Free text is taken in any Unicode normal form and kept in NFC, the
+form every event's text is in (services/contracts/validation.py).
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from fastapi import Path
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from services.contracts.validation import ANONYMITY_MODES, CHANNELS, CURRENCIES, MAX_AMOUNT_FEN
 
-Id = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", description="1-64 of A-Z a-z 0-9 _ . : -")
+# The largest integer the databases store (SQLite's INTEGER, PostgreSQL's BIGINT).
+MAX_INT64 = 2**63 - 1
+
+
+class _StringRule:
+    """A rule on a string that pydantic checks after the string's own constraints, and that the
+    JSON schema states beside them."""
+
+    def check(self, value: str) -> str:
+        raise NotImplementedError
+
+    def describe(self, json_schema: JsonSchemaValue) -> None:
+        raise NotImplementedError
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        check: Callable[[str], str] = self.check
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        self.describe(json_schema)
+        return json_schema
+
+
+@dataclass(frozen=True)
+class OneOf(_StringRule):
+    """A string that must be one of `accepted`: an enum in the schema, the project's message if not."""
+
+    what: str
+    accepted: frozenset[str]
+
+    def check(self, value: str) -> str:
+        if value not in self.accepted:
+            raise ValueError(f"unknown {self.what} {value!r}; accepted: {', '.join(sorted(self.accepted))}")
+        return value
+
+    def describe(self, json_schema: JsonSchemaValue) -> None:
+        json_schema["enum"] = sorted(self.accepted)
+
+
+# The characters the event rules refuse in free text (services/contracts/validation.py):
+# C0 and C1 controls and the bidirectional overrides and isolates; multi-line text keeps
+# tabs and line feeds. Written as regex classes that Python, Rust and JSON Schema read alike.
+CONTROLS = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+CONTROLS_BUT_LINES = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+
+
+@dataclass(frozen=True)
+class Text(_StringRule):
+    """Free text: none of the refused characters (a pattern in the schema), then kept in NFC."""
+
+    multiline: bool = False
+
+    @property
+    def refused(self) -> str:
+        return CONTROLS_BUT_LINES if self.multiline else CONTROLS
+
+    def check(self, value: str) -> str:
+        bad = re.search(f"[{self.refused}]", value)
+        if bad is not None:
+            raise ValueError(
+                f"holds the control or formatting character U+{ord(bad.group()):04X}, which no text may hold"
+            )
+        return unicodedata.normalize("NFC", value)
+
+    def describe(self, json_schema: JsonSchemaValue) -> None:
+        if "pattern" in json_schema:  # a schema has one pattern; both must match
+            json_schema["allOf"] = [{"pattern": json_schema.pop("pattern")}]
+        json_schema["pattern"] = f"^[^{self.refused}]*$"
+
+
+def _whole(value: object) -> object:
+    """JSON has one number type: 5000.0 is the integer 5000, as JSON Schema counts it; 50.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After a StrictInt and its bounds: an integer as JSON Schema's `integer` has it (5000 or
+# 5000.0), never 50.5, "5000" or true. (Placed before the bounds, it would hide them from the schema.)
+WHOLE = BeforeValidator(_whole)
+
+
+def _not_a_number(value: object) -> object:
+    """Pydantic reads a number as seconds since 1970; the document promises an RFC 3339 date-time."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("a date-time such as 2026-06-30T23:59:59Z is needed, not a number")
+    return value
+
+
+# A date-time with its time zone, written as one (2026-06-30T23:59:59+08:00).
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ . : -")]
+# Ids in a path: every id the ledger holds has this form, anything else is nobody's.
+PathId = Annotated[str, Path(pattern=ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ . : -")]
+Short = Annotated[str, Field(min_length=1, max_length=200), Text()]
+Long = Annotated[str, Field(min_length=1, max_length=2000), Text(multiline=True)]
+Fen = Annotated[
+    StrictInt, Field(gt=0, le=MAX_AMOUNT_FEN, description="integer fen (1 yuan = 100 fen)"), WHOLE
 ]
-Short = Annotated[str, Field(min_length=1, max_length=200)]
-Long = Annotated[str, Field(min_length=1, max_length=2000)]
-Fen = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT_FEN, description="integer fen (1 yuan = 100 fen)")]
+Currency = Annotated[str, OneOf("currency", CURRENCIES)]
+Channel = Annotated[str, OneOf("channel", CHANNELS)]
+Anonymity = Annotated[str, OneOf("anonymity", ANONYMITY_MODES)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    @field_validator("currency", check_fields=False)
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        if value not in CURRENCIES:
-            raise ValueError(f"unknown currency {value!r}; accepted: {', '.join(sorted(CURRENCIES))}")
-        return value
-
 
 class ProjectIn(_Strict):
+    """A project's plan, as registered with the civil-affairs bureau. `ends_on` is not before `starts_on`."""
+
     project_id: Id
-    name: Short
-    name_en: Annotated[str, Field(max_length=200)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S", description="not blank"), Text()]
+    name_en: Annotated[str, Field(max_length=200), Text()] | None = None
     organisation: Short
     certificate_no: Short
     purpose: Long
     goal_fen: Fen
-    currency: str = "CNY"
+    currency: Currency = "CNY"
     starts_on: date
     ends_on: date
     beneficiaries: Long
     use_of_funds: Long
-    cost_cap_bp: Annotated[StrictInt, Field(ge=0, le=10_000)] = 1000
+    cost_cap_bp: Annotated[
+        StrictInt, Field(ge=0, le=10_000, description="basis points of the gifts"), WHOLE
+    ] = 1000
     leftover_handling: Short
     emergency: StrictBool = False
 
@@ -53,32 +182,40 @@ class ProjectIn(_Strict):
 
 
 class ConfirmedDonationIn(_Strict):
+    """A gift the payment provider confirmed. `fee_fen` is at most `gross_fen`; `anonymity` 'named'
+    needs the `display_name` the donor consented to show."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"anonymity": {"const": "named"}}, "required": ["anonymity"]},
+            "then": {
+                "properties": {"display_name": {"type": "string", "minLength": 1}},
+                "required": ["display_name"],
+            },
+        }
+    )
     project_id: Id
     donation_id: Id
     provider: Id = "sandbox"
     provider_charge_id: Short
     gross_fen: Fen
-    fee_fen: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_FEN)] = 0
-    currency: str = "CNY"
-    channel: str = "web"
+    fee_fen: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_FEN), WHOLE] = 0
+    currency: Currency = "CNY"
+    channel: Channel = "web"
     venue_id: Id | None = None
-    anonymity: str = "anonymous"
-    display_name: Annotated[str, Field(max_length=50)] | None = None
-    message: Annotated[str, Field(max_length=200)] | None = None
+    anonymity: Anonymity = "anonymous"
+    display_name: Annotated[str, Field(max_length=50), Text()] | None = None
+    message: Annotated[str, Field(max_length=200), Text(multiline=True)] | None = None
     donor_ref: Id | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ConfirmedDonationIn:
-        if self.channel not in CHANNELS:
-            raise ValueError(f"unknown channel {self.channel!r}; accepted: {', '.join(sorted(CHANNELS))}")
-        if self.anonymity not in ANONYMITY_MODES:
-            raise ValueError(
-                f"unknown anonymity {self.anonymity!r}; accepted: {', '.join(sorted(ANONYMITY_MODES))}"
-            )
         if self.fee_fen > self.gross_fen:
             raise ValueError("fee_fen exceeds gross_fen")
+        if self.anonymity == "named" and not self.display_name:
+            raise ValueError("anonymity 'named' needs the display_name the donor consented to show")
         return self
 
 
 class TransitionIn(_Strict):
-    reason: Annotated[str, Field(max_length=200)] = ""
+    reason: Annotated[str, Field(max_length=200), Text()] = ""

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import HTTPException, status
 
+from services.api.errors import RETRY_AFTER_S, Invalid, Problem
 from services.api.producer import BrokerUnavailable, EventPublisher
 from services.contracts.events import Event
 from services.contracts.validation import problems_with
 
-RETRY_AFTER_S = "5"
-
 
 async def publish_or_503(publisher: EventPublisher, event: Event) -> None:
+    # The request models check the same rules, field by field: this is the backstop.
     problems = problems_with(event)
     if problems:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, {"error": "invalid event", "problems": problems}
+        raise Invalid(
+            f"invalid event: {'; '.join(problems)}", [Problem(field="body", problem=p) for p in problems]
         )
     try:
         await publisher.publish(event)
@@ -29,5 +29,5 @@ async def publish_or_503(publisher: EventPublisher, event: Event) -> None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"the event log is unavailable, {what} ({exc})",
-            headers={"Retry-After": RETRY_AFTER_S},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -12,13 +13,14 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.api.producer import BrokerUnavailable, KafkaEventPublisher
-from services.contracts.events import Event
+from services.contracts.events import Event, ProjectRegistered
 from services.contracts.topics import Topics
 from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.read.queries import LedgerQueries
 from services.ledger.service.processor import BatchProcessor
 from services.platform.settings import Settings
+from tests.api.test_end_to_end import project_body
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
 from tests.fixtures.outputs import RecordingOutput
@@ -72,7 +74,11 @@ def gift(**overrides: object) -> dict[str, object]:
         ({"donation_id": "x" * 65}, "donation_id", "pattern"),
         ({"display_name": "名" * 51}, "display_name", "at most 50"),
         ({"fee_fen": 6000}, "body", "fee_fen exceeds gross_fen"),
-        ({"channel": "fax"}, "body", "unknown channel 'fax'"),
+        ({"channel": "fax"}, "channel", "unknown channel 'fax'"),
+        ({"anonymity": "loud"}, "anonymity", "unknown anonymity 'loud'"),
+        ({"anonymity": "named"}, "body", "needs the display_name"),
+        ({"display_name": "王\x1b[2J"}, "display_name", "U+001B"),
+        ({"message": "\u202eevil"}, "message", "U+202E"),
         ({"surprise": 1}, "surprise", "Extra inputs"),
     ],
 )
@@ -152,19 +158,7 @@ def test_a_request_waiting_for_the_broker_does_not_hold_up_others(http: TestClie
 
 
 def test_registration_validates_the_plan(http: TestClient) -> None:
-    body = {
-        "project_id": "p9",
-        "name": "",
-        "organisation": "o",
-        "certificate_no": "c",
-        "purpose": "p",
-        "goal_fen": 1.0,
-        "starts_on": "2026-05-01",
-        "ends_on": "2026-01-01",
-        "beneficiaries": "b",
-        "use_of_funds": "u",
-        "leftover_handling": "l",
-    }
+    body = plan("p9", name="", goal_fen=1.5, starts_on="2026-05-01", ends_on="2026-01-01")
     problems = http.post("/api/projects", json=body, headers=STAFF).json()["problems"]
     fields = {p["field"] for p in problems}
     assert {"name", "goal_fen"} <= fields
@@ -182,3 +176,109 @@ def test_staff_endpoints_are_closed_without_a_configured_token(tmp_path: Path) -
     with TestClient(app) as client:
         response = client.post("/api/internal/donations/confirmed", json=gift(), headers=STAFF)
     assert response.status_code == 403 and "disabled" in response.json()["detail"]
+
+
+def test_every_error_has_the_same_body(http: TestClient) -> None:
+    """detail and problems, whatever answered: a route, the validation, or the router."""
+    for response in (
+        http.post("/api/internal/donations/confirmed", json=gift(currency="RMB"), headers=STAFF),
+        http.post("/api/internal/donations/confirmed", json=gift()),
+        http.get("/api/projects/ghost/totals"),
+        http.get("/no/such/page"),
+        http.delete("/api/projects"),
+    ):
+        body = response.json()
+        assert set(body) == {"detail", "problems"} and isinstance(body["detail"], str), response
+
+
+def test_an_unknown_currency_is_refused_naming_the_field(http: TestClient) -> None:
+    response = http.post("/api/projects", json=plan("p9", currency="RMB"), headers=STAFF)
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        {"field": "currency", "problem": "Value error, unknown currency 'RMB'; accepted: CNY, EUR, HKD, USD"}
+    ]
+
+
+def test_a_gift_in_another_currency_than_the_projects_is_a_conflict(http: TestClient) -> None:
+    response = http.post("/api/internal/donations/confirmed", json=gift(currency="HKD"), headers=STAFF)
+    assert response.status_code == 409
+    assert response.json()["detail"] == "currency HKD does not match the project's CNY"
+
+
+def test_tree_sizes_beyond_64_bits_are_refused_not_a_server_error(http: TestClient) -> None:
+    for first, second in ((2**63, 1), (1, 2**63), (10**40, 10**40)):
+        response = http.get("/api/transparency/consistency", params={"first": first, "second": second})
+        assert response.status_code == 422, response.text
+        assert response.json()["problems"][0]["problem"].startswith("Input should be less than or equal to")
+    # The largest size a database integer holds is a valid question: no such head.
+    response = http.get("/api/transparency/consistency", params={"first": 2**63 - 1, "second": 2**63 - 1})
+    assert response.status_code == 404
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+def test_whole_numbers_are_integers_fractions_are_not(tmp_path: Path) -> None:
+    """JSON has one number type: 5000.0 is the integer 5000, as the schema's `integer` says."""
+    with recording_client(tmp_path) as (client, published):
+        accepted = client.post("/api/projects", json=plan("p1", goal_fen=100_000.0), headers=STAFF)
+        assert accepted.status_code == 202
+        for goal in (100_000.5, "100000", True):
+            refused = client.post("/api/projects", json=plan("p2", goal_fen=goal), headers=STAFF)
+            assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "goal_fen"
+    [event] = published.events
+    assert isinstance(event, ProjectRegistered) and type(event.goal_fen) is int and event.goal_fen == 100_000
+
+
+def test_text_is_kept_in_normal_form_c(tmp_path: Path) -> None:
+    """An e and a combining acute accent are é: the event gets the composed form events must have."""
+    with recording_client(tmp_path) as (client, published):
+        response = client.post("/api/projects", json=plan("p1", name="Cafe\u0301 ok"), headers=STAFF)
+        assert response.status_code == 202, response.text
+    [event] = published.events
+    assert isinstance(event, ProjectRegistered) and event.name == "Caf\u00e9 ok"
+
+
+def test_balances_need_a_date_time_not_a_number(http: TestClient) -> None:
+    for as_of in ("0.5", "1700000000", "2026-06-30T23:59:59"):
+        response = http.get("/api/projects/open/balances", params={"as_of": as_of})
+        assert response.status_code == 422 and response.json()["problems"][0]["field"] == "query.as_of"
+    response = http.get("/api/projects/open/balances", params={"as_of": "2026-06-30T23:59:59Z"})
+    assert response.status_code == 200
+
+
+def test_ids_in_paths_have_the_form_of_ids(http: TestClient) -> None:
+    """A NUL or a space is nobody's id: refused before PostgreSQL would choke on it."""
+    for path in ("/api/projects/a%00b/totals", "/api/donations/a%20b", "/api/receipts/a%00"):
+        response = http.get(path)
+        assert response.status_code == 422, (path, response.text)
+
+
+def test_405_names_every_method_the_path_has(http: TestClient) -> None:
+    response = http.delete("/api/projects")
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, POST"
+    response = http.put("/api/projects/open/totals")
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+
+
+@contextmanager
+def recording_client(tmp_path: Path) -> Iterator[tuple[TestClient, RecordingPublisher]]:
+    url = f"sqlite:///{tmp_path / 'recorded.db'}"
+    LedgerStore(make_engine(url)).migrate()
+    published = RecordingPublisher()
+    settings = Settings(database_url=url, staff_token="s3cret")
+    app = create_app(settings, LedgerQueries(make_engine(url, writer=False)), published, {})
+    with TestClient(app) as client:
+        yield client, published
+
+
+def plan(project_id: str, **overrides: object) -> dict[str, object]:
+    return {**project_body(project_id), **overrides}

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import OpenProjectsDep, PublisherDep, StaffDep
+from services.api.errors import INVALID_BODY, PUBLISHES, STAFF_ONLY, errors
 from services.api.models import ConfirmedDonationIn
 from services.api.submission import publish_or_503
 from services.contracts import events as ev
@@ -21,7 +22,19 @@ from services.ledger.read import ProjectStatus
 router = APIRouter(prefix="/api/internal", tags=["payments (stand-in)"])
 
 
-@router.post("/donations/confirmed", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/donations/confirmed",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(
+        {
+            **STAFF_ONLY,
+            404: "no project with this project_id is registered",
+            409: "the project does not take gifts now (not fundraising), or takes them in another currency",
+            **INVALID_BODY,
+            **PUBLISHES,
+        }
+    ),
+)
 async def confirm_donation(
     body: ConfirmedDonationIn, _staff: StaffDep, publisher: PublisherDep, open_projects: OpenProjectsDep
 ) -> dict[str, Any]:
@@ -33,8 +46,9 @@ async def confirm_donation(
             status.HTTP_409_CONFLICT, f"project {body.project_id!r} is {project.status}, not fundraising"
         )
     if body.currency != project.currency:
+        # A valid currency, but not the project's: a conflict with the project, like its status.
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status.HTTP_409_CONFLICT,
             f"currency {body.currency} does not match the project's {project.currency}",
         )
     event = ev.DonationConfirmed(

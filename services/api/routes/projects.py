@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import PublisherDep, QueriesDep, StaffDep
-from services.api.models import ProjectIn, TransitionIn
+from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ONLY, errors
+from services.api.models import PathId, ProjectIn, TransitionIn
 from services.api.producer import EventPublisher
 from services.api.submission import publish_or_503
 from services.contracts import events as ev
@@ -17,8 +18,20 @@ from services.ledger.read import LedgerQueries, totals_view
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
+UNKNOWN_PROJECT = {404: "no project with this id is registered"}
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(
+        {
+            **STAFF_ONLY,
+            **INVALID_BODY,
+            **PUBLISHES,
+        }
+    ),
+)
 async def register_project(body: ProjectIn, actor: StaffDep, publisher: PublisherDep) -> dict[str, Any]:
     event = ev.ProjectRegistered(
         # Derived from what the request names, so a retried request is the same event.
@@ -49,24 +62,33 @@ async def _transition(
     return {"accepted": True, "event_id": event.event_id, "event": event.type_name}
 
 
-@router.post("/{project_id}/approve", status_code=status.HTTP_202_ACCEPTED)
+TRANSITION_ERRORS = errors({**STAFF_ONLY, **UNKNOWN_PROJECT, **INVALID, **PUBLISHES})
+
+
+@router.post("/{project_id}/approve", status_code=status.HTTP_202_ACCEPTED, responses=TRANSITION_ERRORS)
 async def approve(
-    project_id: str, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    project_id: PathId, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     ref = f"APPROVAL-{project_id}"
     return await _transition(project_id, ev.ProjectApproved, actor, publisher, queries, approval_ref=ref)
 
 
-@router.post("/{project_id}/open-fundraising", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{project_id}/open-fundraising", status_code=status.HTTP_202_ACCEPTED, responses=TRANSITION_ERRORS
+)
 async def open_fundraising(
-    project_id: str, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    project_id: PathId, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     return await _transition(project_id, ev.FundraisingOpened, actor, publisher, queries)
 
 
-@router.post("/{project_id}/close-fundraising", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{project_id}/close-fundraising",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors({**STAFF_ONLY, **UNKNOWN_PROJECT, **INVALID_BODY, **PUBLISHES}),
+)
 async def close_fundraising(
-    project_id: str, body: TransitionIn, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    project_id: PathId, body: TransitionIn, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     return await _transition(project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason)
 
@@ -76,8 +98,8 @@ def list_projects(queries: QueriesDep) -> list[dict[str, Any]]:
     return [totals_view(p) for p in queries.projects()]
 
 
-@router.get("/{project_id}/totals")
-def project_totals(project_id: str, queries: QueriesDep) -> dict[str, Any]:
+@router.get("/{project_id}/totals", responses=errors({**UNKNOWN_PROJECT, **INVALID}))
+def project_totals(project_id: PathId, queries: QueriesDep) -> dict[str, Any]:
     project = queries.project(project_id)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")

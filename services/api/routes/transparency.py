@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import PlainTextResponse
 
 from services.api.deps import QueriesDep, SettingsDep
+from services.api.errors import INVALID, RETRY_AFTER_S, errors
+from services.api.models import MAX_INT64, Instant, PathId
+from services.api.routes.projects import UNKNOWN_PROJECT
 from services.ledger.read import LedgerQueries, NotYetCovered, Transparency, published_public_key
 
 router = APIRouter(tags=["transparency"])
+
+# A tree size counts journal entries: at least 1, at most what the database's integers hold.
+TreeSize = Annotated[int, Query(ge=1, le=MAX_INT64)]
+# Entry ids are event ids: UUIDs, in any form Python's uuid.UUID reads.
+EntryId = Annotated[str, Path(pattern=r"^[A-Za-z0-9{}:-]{1,64}$", description="a journal entry's id")]
 
 
 def _transparency(request: Request) -> Transparency:
@@ -19,7 +26,11 @@ def _transparency(request: Request) -> Transparency:
     return transparency
 
 
-@router.get("/api/transparency/public-key", response_class=PlainTextResponse)
+@router.get(
+    "/api/transparency/public-key",
+    response_class=PlainTextResponse,
+    responses=errors({503: "the ledger has not published its public key yet"}, json_route=False),
+)
 def public_key(settings: SettingsDep) -> str:
     """The Ed25519 key that signs tree heads, as PEM, as the ledger published it."""
     pem = published_public_key(settings.signing_key_path)
@@ -27,20 +38,28 @@ def public_key(settings: SettingsDep) -> str:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "the ledger has not published its public key yet",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     return pem
 
 
-@router.get("/api/transparency/tree-heads")
+@router.get("/api/transparency/tree-heads", responses=errors(INVALID))
 def tree_heads(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
     return _transparency(request).heads(limit)
 
 
-@router.get("/api/transparency/consistency")
-def consistency(
-    request: Request, first: Annotated[int, Query(ge=1)], second: Annotated[int, Query(ge=1)]
-) -> dict[str, Any]:
+@router.get(
+    "/api/transparency/consistency",
+    responses=errors(
+        {
+            404: "`first` or `second` is not the size of a published tree head",
+            422: "invalid sizes, or `first` is greater than `second`",
+        }
+    ),
+)
+def consistency(request: Request, first: TreeSize, second: TreeSize) -> dict[str, Any]:
+    """A proof that the tree head of size `second` extends the one of size `first` (`first` is not
+    greater than `second`)."""
     t = _transparency(request)
     old, new = t.head(first), t.head(second)
     if old is None or new is None:
@@ -52,8 +71,18 @@ def consistency(
     return {"first": old, "second": new, "consistency_proof": proof}
 
 
-@router.get("/api/receipts/{entry_id}")
-def receipt(request: Request, entry_id: str) -> dict[str, Any]:
+@router.get(
+    "/api/receipts/{entry_id}",
+    responses=errors(
+        {
+            404: "no journal entry with this id",
+            409: "the entry is recorded but no signed tree head covers it yet; retry after `Retry-After`",
+            **INVALID,
+        },
+        retry_after=(409,),
+    ),
+)
+def receipt(request: Request, entry_id: EntryId) -> dict[str, Any]:
     """A receipt anyone can check with services/verifier/receipt.py and the public key."""
     try:
         found = _transparency(request).receipt(entry_id)
@@ -61,7 +90,7 @@ def receipt(request: Request, entry_id: str) -> dict[str, Any]:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"{exc}; tree heads are signed every few seconds",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from exc
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no journal entry {entry_id!r}")
@@ -73,25 +102,25 @@ def _project_or_404(queries: LedgerQueries, project_id: str) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
 
 
-@router.get("/api/projects/{project_id}/statement")
-def statement(project_id: str, queries: QueriesDep) -> dict[str, Any]:
+@router.get("/api/projects/{project_id}/statement", responses=errors({**UNKNOWN_PROJECT, **INVALID}))
+def statement(project_id: PathId, queries: QueriesDep) -> dict[str, Any]:
     _project_or_404(queries, project_id)
     return {"project_id": project_id, "lines": queries.statement(project_id)}
 
 
-@router.get("/api/projects/{project_id}/balances")
-def balances_as_of(project_id: str, queries: QueriesDep, as_of: datetime) -> dict[str, Any]:
+@router.get("/api/projects/{project_id}/balances", responses=errors({**UNKNOWN_PROJECT, **INVALID}))
+def balances_as_of(
+    project_id: PathId,
+    queries: QueriesDep,
+    as_of: Annotated[Instant, Query(description="with its time zone, e.g. ...Z or +08:00")],
+) -> dict[str, Any]:
     """Point-in-time balances: ?as_of=2026-06-30T23:59:59Z."""
     _project_or_404(queries, project_id)
-    if as_of.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "as_of needs a time zone, e.g. ...Z or +08:00"
-        )
     return {"project_id": project_id, "as_of": as_of.isoformat(), **queries.balances_as_of(project_id, as_of)}
 
 
-@router.get("/api/projects/{project_id}/lineage")
-def lineage(project_id: str, queries: QueriesDep) -> dict[str, Any]:
+@router.get("/api/projects/{project_id}/lineage", responses=errors({**UNKNOWN_PROJECT, **INVALID}))
+def lineage(project_id: PathId, queries: QueriesDep) -> dict[str, Any]:
     _project_or_404(queries, project_id)
     traced = queries.lineage(project_id)
     return {
@@ -105,8 +134,11 @@ def lineage(project_id: str, queries: QueriesDep) -> dict[str, Any]:
     }
 
 
-@router.get("/api/donations/{donation_id}")
-def donation(donation_id: str, queries: QueriesDep) -> dict[str, Any]:
+@router.get(
+    "/api/donations/{donation_id}",
+    responses=errors({404: "no confirmed donation with this id", **INVALID}),
+)
+def donation(donation_id: PathId, queries: QueriesDep) -> dict[str, Any]:
     """For a donor: the gift, where it went, and the id of its receipt."""
     found = queries.donation(donation_id)
     if found is None:
