@@ -199,6 +199,14 @@ def test_an_unknown_currency_is_refused_naming_the_field(http: TestClient) -> No
     ]
 
 
+def test_a_project_id_already_registered_is_refused_with_409(http: TestClient) -> None:
+    """Checked before anything is published: the dead broker of this fixture is never asked."""
+    for taken in ("open", "new"):
+        response = http.post("/api/projects", json=plan(taken), headers=STAFF)
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"] == f"project {taken!r} is already registered; nothing was published"
+
+
 def test_a_gift_in_another_currency_than_the_projects_is_a_conflict(http: TestClient) -> None:
     response = http.post("/api/internal/donations/confirmed", json=gift(currency="HKD"), headers=STAFF)
     assert response.status_code == 409

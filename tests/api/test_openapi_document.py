@@ -68,7 +68,7 @@ def test_every_error_answer_is_declared_with_the_error_body(document: dict[str, 
 @pytest.mark.parametrize(
     ("path", "method", "codes"),
     [
-        ("/api/projects", "POST", {"202", "400", "401", "403", "422", "503"}),
+        ("/api/projects", "POST", {"202", "400", "401", "403", "409", "422", "503"}),
         ("/api/projects/{project_id}/approve", "POST", {"202", "401", "403", "404", "422", "503"}),
         (
             "/api/internal/donations/confirmed",

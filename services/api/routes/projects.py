@@ -27,12 +27,30 @@ UNKNOWN_PROJECT = {404: "no project with this id is registered"}
     responses=errors(
         {
             **STAFF_ONLY,
+            409: "a project with this project_id is already registered",
             **INVALID_BODY,
             **PUBLISHES,
         }
     ),
 )
-async def register_project(body: ProjectIn, actor: StaffDep, publisher: PublisherDep) -> dict[str, Any]:
+async def register_project(
+    body: ProjectIn, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+) -> dict[str, Any]:
+    """Registers a project; 409 if a project with this id is already registered.
+
+    The check reads what the ledger has applied, so it cannot see a registration
+    still on its way: two registrations of one new id sent at about the same
+    moment can both be answered 202. The ledger still keeps only the first. Both
+    carry the event id derived from the project id, so the later one is skipped
+    as a redelivery or, differing in any field (its time included), dead-lettered
+    as a conflicting duplicate; a registration of a known id under another event
+    id is journaled as rejected.
+    """
+    if await asyncio.to_thread(queries.project, body.project_id) is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"project {body.project_id!r} is already registered; nothing was published",
+        )
     event = ev.ProjectRegistered(
         # Derived from what the request names, so a retried request is the same event.
         event_id=ev.derived_id("registered", body.project_id),
