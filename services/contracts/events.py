@@ -354,7 +354,21 @@ class TreeHeadPublished(Event):
     key_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalEntryCommitted(Event):
+    """One committed journal entry, on the journal topic in the order of record."""
+
+    topic_base: ClassVar[str] = "charity.ledger.journal"
+
+    seq: int
+    entry_id: str
+    canonical: str  # the entry's canonical JSON, which its hash covers
+    prev_hash: str
+    entry_hash: str
+
+
 OUTPUT_EVENT_TYPES: dict[str, type[Event]] = {
+    "JournalEntryCommitted": JournalEntryCommitted,
     "TreeHeadPublished": TreeHeadPublished,
     "TotalsUpdated": TotalsUpdated,
     "DonationFeedItem": DonationFeedItem,

@@ -18,6 +18,8 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    # Kept for ever: the journal topic is the order of record others mirror.
+    forever: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class Topics:
         return self._name("charity.ledger.checkpoints")
 
     @property
+    def journal(self) -> str:
+        return self._name("charity.ledger.journal")
+
+    @property
     def dlq(self) -> str:
         return self._name("charity.dlq")
 
@@ -72,5 +78,7 @@ class Topics:
             TopicSpec(self.feed, 1),
             TopicSpec(self.outcomes, input_partitions),
             TopicSpec(self.checkpoints, 1),
+            # One partition: the journal's order is global, not per project.
+            TopicSpec(self.journal, 1, forever=True),
             TopicSpec(self.dlq, 1),
         ]

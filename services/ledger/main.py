@@ -144,8 +144,6 @@ def run(settings: Settings | None = None) -> None:
         )
     )
     server = serve_in_thread(http, "127.0.0.1", settings.ledger_http_port)
-    # The compacted totals topic may miss what a crash interrupted: republish all.
-    app.processor.publish_all_totals()
     signer_broken: list[OutputBroken] = []
     threading.Thread(
         target=sign_tree_heads,

@@ -44,6 +44,10 @@ WAL_FRAMES = Gauge(
     "ledger_sqlite_wal_frames",
     "Pages in the SQLite write-ahead log at the last background checkpoint (SQLite only)",
 )
+CAUGHT_UP = Counter(
+    "ledger_outputs_caught_up_total",
+    "Committed entries whose outputs were published again from the stored watermark",
+)
 PUBLISH_FAILURES = Counter(
     "ledger_publish_failures_total",
     "Committed batches whose outcomes, feed items or totals the broker did not all acknowledge",

@@ -112,7 +112,11 @@ def topic_request(spec: TopicSpec) -> dict[str, Any]:
     return {
         "num_partitions": spec.partitions,
         "replication_factor": 1,
-        "configs": dict(COMPACTED_TOPIC_CONFIG) if spec.compacted else {},
+        "configs": dict(COMPACTED_TOPIC_CONFIG)
+        if spec.compacted
+        else {"retention.ms": "-1", "retention.bytes": "-1"}
+        if spec.forever
+        else {},
     }
 
 

@@ -13,26 +13,27 @@ be acknowledged (sent and acked by the broker) before it hands over another,
 so a slow broker slows the ledger down instead of piling plans up in memory.
 
 Failure handling is the same as for the small plans the ledger publishes
-itself (`publishing.SizeRoutedPublisher`):
-- a record the broker refused is logged and counted
-  (`ledger_publish_failures_total`); what is lost is an outcome or feed item of
-  an already committed entry, never money, and totals are republished whole
-  on the next start;
+itself (`outputs.OutputPublisher`):
+- a plan the broker did not acknowledge raises `OutputsNotAcknowledged` in the
+  ledger (counted in `ledger_publish_failures_total`): the batch loop publishes
+  again from the stored outputs watermark, so nothing derived goes missing;
 - a producer that failed for good, or a publisher process that died, raises
-  `OutputBroken` in the ledger, which stops to be restarted.
+  `OutputBroken` in the ledger, which stops to be restarted (and publishes
+  from the watermark when it starts).
 The publisher exits when the ledger closes the pipe, also when the ledger was
 killed: it first finishes the plans it has.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing
 from multiprocessing.connection import Connection
 
 from services.contracts.topics import Topics
 from services.ledger.adapters import helper_process
-from services.ledger.service.outputs import OutputPublisher, PublishPlan, publish_failed
+from services.ledger.service.outputs import OutputPublisher, PublishPlan, TracksAcknowledged
 from services.platform.broken import OutputBroken
 from services.platform.rdkafka_output import RdKafkaOutput
 
@@ -52,7 +53,7 @@ BROKEN = "broken"
 FAILED = "failed"
 
 
-class PublisherProcess:
+class PublisherProcess(TracksAcknowledged):
     """The ledger's handle on its publisher process; a `Publisher`."""
 
     def __init__(self, bootstrap: str, topics: Topics, window: int = WINDOW) -> None:
@@ -60,23 +61,23 @@ class PublisherProcess:
         self._process = helper_process.start("ledger-publisher", serve, (child_end, bootstrap, topics.prefix))
         child_end.close()  # so that the child's exit reads as end-of-file here
         self.window = window
-        self._pending = 0
+        self._in_flight: collections.deque[int] = collections.deque()  # each plan's last_seq
 
     @property
     def pid(self) -> int | None:
         return self._process.pid
 
     def publish(self, plan: PublishPlan) -> None:
-        while self._pending >= self.window:
+        while len(self._in_flight) >= self.window:
             self._await_answer()
         try:
             self._conn.send(plan)
         except OSError as exc:
             raise self._broken(f"cannot hand it a plan: {exc}") from exc
-        self._pending += 1
+        self._in_flight.append(plan.last_seq)
 
     def drain(self) -> None:
-        while self._pending:
+        while self._in_flight:
             self._await_answer()
 
     def close(self, timeout: float = 30.0) -> None:
@@ -91,13 +92,14 @@ class PublisherProcess:
             answer = self._conn.recv()
         except (EOFError, OSError) as exc:
             raise self._broken("it exited") from exc
-        self._pending -= 1
+        last_seq = self._in_flight.popleft()
         if answer is None:
+            self._plan_acknowledged(last_seq)
             return
         kind, reason = answer
         if kind == BROKEN:
             raise OutputBroken(reason)
-        publish_failed(reason)
+        raise self._plan_failed(reason)
 
     def _broken(self, what: str) -> OutputBroken:
         self._process.join(0.1)

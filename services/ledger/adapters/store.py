@@ -11,8 +11,10 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Column, ColumnElement, Engine, String, Table, any_, bindparam, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
@@ -24,7 +26,13 @@ from services.ledger.adapters.migrate import upgrade
 from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_of, iso_ms
 from services.ledger.domain.state import DisbursementRecord, DonationRecord, ProjectTotals
 from services.ledger.domain.view import LedgerView
-from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable, TopicPartition
+from services.ledger.service.ports import (
+    Batch,
+    CommittedRow,
+    RecordRefused,
+    StoreUnavailable,
+    TopicPartition,
+)
 
 JOURNAL_COLUMNS = (
     "seq",
@@ -40,6 +48,8 @@ JOURNAL_COLUMNS = (
     "prev_hash",
     "entry_hash",
 )
+JOURNAL_STREAM = "journal"
+TREE_HEADS_STREAM = "tree-heads"
 _JSON_PROJECT_FIELDS = ("plan", "by_channel")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -162,18 +172,59 @@ class LedgerStore:
     # --- the write ---------------------------------------------------------------
 
     @translated
-    def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
-        """Append the batch's entries, upsert what they changed, store offsets: atomically.
+    def commit_batch(self, batch: Batch, view: LedgerView) -> list[CommittedRow]:
+        """Append the batch's entries (and its gifts' feed items to the outbox), upsert what
+        they changed, store the offsets and the outputs watermark: atomically.
 
-        Returns the canonical records of the appended entries (with their seq).
+        Returns the appended entries as the relay publishes them.
         """
         with self.engine.begin() as conn:
-            records = self._append(conn, batch, view) if batch.entries else []
+            committed = self._append(conn, batch, view) if batch.entries else []
             self.write_projections(conn, view)
             self._store_offsets(conn, batch)
-        return records
+            if batch.acknowledged is not None:
+                write_watermark(conn, JOURNAL_STREAM, batch.acknowledged)
+        return committed
 
-    def _append(self, conn: Connection, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
+    @translated
+    def output_watermark(self, stream: str) -> int:
+        with self.engine.connect() as conn:
+            return read_watermark(conn, stream)
+
+    @translated
+    def store_watermark(self, stream: str, seq: int) -> None:
+        with self.engine.begin() as conn:
+            write_watermark(conn, stream, seq)
+
+    @translated
+    def committed_after(self, seq: int, limit: int) -> tuple[list[CommittedRow], dict[int, dict[str, Any]]]:
+        j = t.journal
+        query = (
+            select(
+                j.c.seq,
+                j.c.entry_id,
+                j.c.project_id,
+                j.c.kind,
+                j.c.decision,
+                j.c.reason,
+                j.c.canonical,
+                j.c.prev_hash,
+                j.c.entry_hash,
+            )
+            .where(j.c.seq > seq)
+            .order_by(j.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(query)]
+            if not rows:
+                return [], {}
+            outbox = conn.execute(
+                select(t.feed_outbox).where(t.feed_outbox.c.seq.between(rows[0][0], rows[-1][0]))
+            ).all()
+        return rows, {r.seq: feed_fields_from_json(r.fields) for r in outbox}
+
+    def _append(self, conn: Connection, batch: Batch, view: LedgerView) -> list[CommittedRow]:
         # Serialises writers (several ledger instances share one chain); SQLite
         # already holds its write lock from BEGIN IMMEDIATE.
         head = conn.execute(select(t.chain_head).where(t.chain_head.c.id == 1).with_for_update()).one()
@@ -188,11 +239,14 @@ class LedgerStore:
         journal_rows: list[tuple[Any, ...]] = []
         posting_rows: list[tuple[Any, ...]] = []
         leaf_rows: list[tuple[Any, ...]] = []
-        records: list[dict[str, Any]] = []
+        outbox_rows: list[tuple[Any, ...]] = []
+        committed: list[CommittedRow] = []
+        feed = batch.feed
         for entry, source in batch.entries:
             seq += 1
             record = entry_record(seq, entry, recorded_iso)
             canonical = canonical_bytes(record)
+            text = canonical.decode("utf-8")
             entry_hash, leaf = hashes_of(prev, canonical)
             leaf_rows.append((seq, leaf))
             journal_rows.append(
@@ -205,7 +259,7 @@ class LedgerStore:
                     recorded_at,
                     entry.decision,
                     entry.reason,
-                    canonical.decode("utf-8"),
+                    text,
                     source,
                     prev,
                     entry_hash,
@@ -215,7 +269,22 @@ class LedgerStore:
                 (seq, leg, p.account, p.amount.currency, p.amount.minor)
                 for leg, p in enumerate(entry.postings)
             )
-            records.append(record)
+            committed.append(
+                (
+                    seq,
+                    entry.entry_id,
+                    entry.project_id,
+                    entry.kind,
+                    entry.decision,
+                    entry.reason,
+                    text,
+                    prev,
+                    entry_hash,
+                )
+            )
+            fields = feed.get(entry.entry_id)
+            if fields is not None:
+                outbox_rows.append((seq, feed_fields_json(fields)))
             prev = entry_hash
             project = view.projects.get(entry.project_id)
             if project is not None:
@@ -224,8 +293,9 @@ class LedgerStore:
         journal.write_tuples(conn, JOURNAL_COLUMNS, journal_rows, bound=("effective_at", "recorded_at"))
         leaves.write_tuples(conn, ("seq", "leaf_hash"), leaf_rows)
         postings.write_tuples(conn, ("seq", "leg", "account", "currency", "amount"), posting_rows)
+        self._rows(t.feed_outbox).write_tuples(conn, ("seq", "fields"), outbox_rows)
         conn.execute(update(t.chain_head).where(t.chain_head.c.id == 1).values(seq=seq, entry_hash=prev))
-        return records
+        return committed
 
     def _rows(self, table: Table, conflict_key: tuple[str, ...] = ()) -> _RowWriter:
         writer = self._writers.get(table.name)
@@ -352,6 +422,33 @@ def _array_element_type(column: Column[Any], dialect: Dialect) -> str:
     if isinstance(column.type, String) and column.type.length is not None:
         return String().compile(dialect=dialect)
     return column.type.compile(dialect=dialect)
+
+
+def read_watermark(conn: Connection, stream: str) -> int:
+    """How far the broker acknowledged an output stream (0: nothing yet)."""
+    marks = t.output_watermarks
+    return int(conn.scalar(select(marks.c.seq).where(marks.c.stream == stream)) or 0)
+
+
+def write_watermark(conn: Connection, stream: str, seq: int) -> None:
+    """Move a stream's watermark forward, never back. Feed items published up to it
+    leave the outbox: their personal data is kept no longer than needed."""
+    marks = t.output_watermarks
+    moved = conn.execute(update(marks).where(marks.c.stream == stream, marks.c.seq < seq).values(seq=seq))
+    if moved.rowcount == 0 and conn.scalar(select(marks.c.seq).where(marks.c.stream == stream)) is None:
+        conn.execute(marks.insert().values(stream=stream, seq=seq))
+    if stream == JOURNAL_STREAM:
+        conn.execute(t.feed_outbox.delete().where(t.feed_outbox.c.seq <= seq))
+
+
+def feed_fields_json(fields: dict[str, Any]) -> str:
+    return orjson.dumps(fields).decode("utf-8")
+
+
+def feed_fields_from_json(text: str) -> dict[str, Any]:
+    fields: dict[str, Any] = orjson.loads(text)
+    fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"])
+    return fields
 
 
 def _identity(value: Any) -> Any:

@@ -139,4 +139,22 @@ tree_heads = Table(
     Column("signature", String(200), nullable=False),  # Ed25519, base64
 )
 
+# How far the broker acknowledged each output stream ('journal': a journal seq,
+# 'tree-heads': a tree size); the relay publishes what lies beyond.
+output_watermarks = Table(
+    "output_watermarks",
+    metadata,
+    Column("stream", String(40), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+# A gift's feed item (masked name, message) until the broker acknowledged it;
+# personal data never enters the journal, so it waits here, and is deleted then.
+feed_outbox = Table(
+    "feed_outbox",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("fields", Text, nullable=False),  # JSON: the DonationFeedItem's fields but id, actor, seq
+)
+
 APPEND_ONLY_TABLES = ("journal", "postings", "merkle_leaves", "tree_heads")

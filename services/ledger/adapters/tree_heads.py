@@ -18,6 +18,7 @@ from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.signing import sign_tree_head
+from services.ledger.adapters.store import TREE_HEADS_STREAM, read_watermark, write_watermark
 from services.ledger.domain.merkle import MerkleTree, TreeHead
 from services.ledger.service.ports import OutputPort
 
@@ -67,6 +68,14 @@ class TreeHeadSigner:
         self.codec = EventCodec()
 
     def publish_if_grown(self) -> TreeHead | None:
+        """Send the stored heads the broker has not acknowledged yet, then sign a new head
+        if the journal has grown since the last one (stored first, then sent).
+
+        A head is stored before it is sent, so a head whose send failed is still in
+        `tree_heads`: the 'tree-heads' watermark says how far the broker has
+        acknowledged them, and the next call sends what lies beyond it.
+        """
+        self._send_unsent()
         catch_up(self.engine, self.tree)
         with self.engine.connect() as conn:
             last = conn.scalar(
@@ -86,17 +95,31 @@ class TreeHeadSigner:
                     signature=signature,
                 )
             )
-        published = ev.TreeHeadPublished(
-            event_id=ev.derived_id("tree-head", str(head.size)),
-            occurred_at=now,
-            actor="ledger",
-            project_id="ledger",
-            tree_size=head.size,
-            root_hash=head.root.hex(),
-            timestamp_ms=head.timestamp_ms,
-            signature=signature,
-            key_id=key_id(self.key.public_key()),
-        )
-        self.output.send(self.topics.checkpoints, b"ledger", self.codec.encode(published))
-        self.output.flush()
+        self._send_unsent()
         return head
+
+    def _send_unsent(self) -> None:
+        with self.engine.connect() as conn:
+            sent = read_watermark(conn, TREE_HEADS_STREAM)
+            unsent = conn.execute(
+                select(t.tree_heads).where(t.tree_heads.c.tree_size > sent).order_by(t.tree_heads.c.tree_size)
+            ).all()
+        if not unsent:
+            return
+        key = key_id(self.key.public_key())
+        for row in unsent:
+            published = ev.TreeHeadPublished(
+                event_id=ev.derived_id("tree-head", str(row.tree_size)),
+                occurred_at=ev.utc_now_ms(),
+                actor="ledger",
+                project_id="ledger",
+                tree_size=row.tree_size,
+                root_hash=row.root_hash,
+                timestamp_ms=row.timestamp_ms,
+                signature=row.signature,
+                key_id=key,
+            )
+            self.output.send(self.topics.checkpoints, b"ledger", self.codec.encode(published))
+        self.output.flush()
+        with self.engine.begin() as conn:
+            write_watermark(conn, TREE_HEADS_STREAM, unsent[-1].tree_size)

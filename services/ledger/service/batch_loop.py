@@ -73,7 +73,9 @@ class BatchLoop:
     def run(self, stop: threading.Event) -> None:
         """Apply batches until `stop`; wait out every transient failure.
 
-        A failed step (reading the stored positions, applying, committing) is
+        First, and after every failure, the outputs of whatever was committed
+        beyond the stored outputs watermark are published (again). A failed step
+        (publishing, reading the stored positions, applying, committing) is
         retried with capped exponential back-off from the stored offsets, for as
         long as it takes; `healthy` is False meanwhile (the ledger's /readyz).
         Only a broken helper process (`IntakeBroken`, `OutputBroken`) ends the
@@ -82,8 +84,12 @@ class BatchLoop:
         if threading.current_thread() is threading.main_thread():
             tune_collector()
         failures = 0
+        catch_up = True  # at start, and after any failure: it may have come after a commit
         while not stop.is_set():
             try:
+                if catch_up:
+                    self.processor.catch_up_outputs()
+                    catch_up = False
                 if failures:
                     self.source.rewind()
                 records = self.source.poll(self.idle_poll_ms)
@@ -98,6 +104,7 @@ class BatchLoop:
                 raise  # retrying cannot help; the process must restart with new helpers
             except Exception as exc:
                 failures += 1
+                catch_up = True
                 self.healthy = False
                 metrics.BATCH_RETRIES.labels(_cause(exc)).inc()
                 delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(failures - 1, 16))

@@ -32,6 +32,15 @@ class Batch:
     recorded_at: datetime
     entries: list[tuple[JournalEntry, str]] = field(default_factory=list)  # (entry, source)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to read
+    # Feed items of this batch's gifts by entry id, for the outbox (see PublishPlan.feed).
+    feed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The journal seq up to which the broker has acknowledged every output, if it moved.
+    acknowledged: int | None = None
+
+
+# One committed entry as the relay publishes it on the journal topic:
+# (seq, entry_id, project_id, kind, decision, reason, canonical JSON, prev_hash, entry_hash).
+CommittedRow = tuple[int, str, str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,19 @@ class LedgerStorePort(Protocol):
         self, group_id: str, partitions: Iterable[TopicPartition]
     ) -> dict[TopicPartition, int]: ...
 
-    def commit_batch(self, batch: Batch, view: LedgerView) -> list[dict[str, Any]]:
-        """Append the batch's entries, upsert what they changed and store its offsets, atomically."""
+    def commit_batch(self, batch: Batch, view: LedgerView) -> list[CommittedRow]:
+        """Append the batch's entries and its feed items, upsert what they changed, store its
+        offsets and the outputs watermark: atomically. Returns the appended entries."""
+        ...
+
+    def output_watermark(self, stream: str) -> int:
+        """How far the broker acknowledged an output stream ('journal': a seq)."""
+        ...
+
+    def store_watermark(self, stream: str, seq: int) -> None:
+        """Move a stream's watermark forward (never back); publish beyond it after a restart."""
+        ...
+
+    def committed_after(self, seq: int, limit: int) -> tuple[list[CommittedRow], dict[int, dict[str, Any]]]:
+        """Up to `limit` committed entries after `seq`, and the outbox's feed items among them."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -20,13 +21,28 @@ from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.state import ProjectTotals
 from services.ledger.domain.view import LedgerView
 from services.ledger.service.batch_commit import BatchCommit
-from services.ledger.service.outputs import LEDGER_ACTOR, OutputPublisher, Publisher, PublishPlan
-from services.ledger.service.ports import Batch, LedgerStorePort, OutputPort, RawRecord, RecordRefused
+from services.ledger.service.outputs import (
+    LEDGER_ACTOR,
+    OutputPublisher,
+    OutputsNotAcknowledged,
+    Publisher,
+    PublishPlan,
+)
+from services.ledger.service.ports import (
+    Batch,
+    CommittedRow,
+    LedgerStorePort,
+    OutputPort,
+    RawRecord,
+    RecordRefused,
+)
 from services.ledger.service.records import DeadLetter, Reader, ReadRecord, source_of
 
 log = logging.getLogger(__name__)
 
 
+JOURNAL = "journal"  # the outputs watermark's stream
+CATCH_UP_CHUNK = 2000
 # Errors tied to a batch's records rather than to the moment: the same records
 # would fail the same way again.
 DATA_ERRORS = (RecordRefused, ValueError, TypeError, ArithmeticError, LookupError)
@@ -68,6 +84,8 @@ class BatchProcessor:
         # them to a publisher process (services/ledger/main.py).
         self.publisher = publisher or OutputPublisher(outputs, topics, self.codec)
         self.view = LedgerView()
+        self._watermark = 0  # the outputs watermark as last stored
+        self._all_totals_published = False
         self.reset()
 
     def reset(self) -> None:
@@ -135,7 +153,7 @@ class BatchProcessor:
         known = self.store.known_entry_ids(e.event_id for e in events)
         recorded = self.store.recorded_entries(known) if known else {}
         self._prefetch(events)
-        feed: list[tuple[ev.Event, j.JournalEntry]] = []
+        feed = batch.feed
         first: dict[str, ev.Event] = {}  # this batch's events by id, to compare duplicates with
         for topic, partition, offset, key, event, _ in decoded:
             assert event is not None
@@ -158,9 +176,13 @@ class BatchProcessor:
             if entry.decision == j.POSTED and isinstance(
                 event, ev.DonationConfirmed | ev.OfflineDonationRecorded
             ):
-                feed.append((event, entry))
+                fields = self._feed_fields(event)
+                if fields is not None:
+                    feed[event_id] = fields
         result.applied = len(batch.entries)
         result.dead_letters = len(commit.dead_letters)
+        if self.publisher.acknowledged > self._watermark:
+            batch.acknowledged = self.publisher.acknowledged
         commit.after_commit.append(lambda committed: self._publish(committed, feed))
         try:
             commit.commit()
@@ -168,6 +190,8 @@ class BatchProcessor:
             metrics.BATCH_FAILURES.inc()
             self.reset()
             raise
+        if batch.acknowledged is not None:
+            self._watermark = batch.acknowledged
         self.view.clear_dirty()
         # Referenced records are cheap to reload; keeping them would grow without bound.
         self.view.donations.clear()
@@ -216,20 +240,49 @@ class BatchProcessor:
 
     # --- outputs, after the commit ------------------------------------------------
 
-    def _publish(self, committed: list[dict[str, Any]], feed: list[tuple[ev.Event, j.JournalEntry]]) -> None:
-        seq_of = {r["entry_id"]: r["seq"] for r in committed}
-        plan = PublishPlan(now=ev.utc_now_ms())
-        plan.outcomes = [
-            (r["entry_id"], r["project_id"], r["kind"], r["decision"], r["reason"], r["seq"])
-            for r in committed
-        ]
-        for event, entry in feed:
-            fields = self._feed_fields(event, seq_of[entry.entry_id])
-            if fields is not None:
-                plan.feed.append(fields)
-        touched = sorted({r["project_id"] for r in committed})
-        plan.totals = [totals_event(self.view.projects[p]) for p in touched if p in self.view.projects]
-        self.publisher.publish(plan)
+    def _publish(self, committed: list[CommittedRow], feed: dict[str, dict[str, Any]]) -> None:
+        by_seq = {row[0]: feed[row[1]] for row in committed if row[1] in feed}
+        self.publisher.publish(self._plan(committed, by_seq))
+
+    def _plan(self, committed: list[CommittedRow], feed_by_seq: dict[int, dict[str, Any]]) -> PublishPlan:
+        """Everything derived from these committed entries: journal records, outcomes,
+        feed items, and the totals of every project they touched."""
+        plan = PublishPlan(now=ev.utc_now_ms(), entries=committed)
+        plan.feed = [dict(fields, seq=seq) for seq, fields in sorted(feed_by_seq.items())]
+        projects = self.view.projects
+        touched = sorted({row[2] for row in committed})
+        plan.totals = [totals_event(projects[p]) for p in touched if p in projects]
+        return plan
+
+    def catch_up_outputs(self) -> int:
+        """Publish everything committed beyond the stored outputs watermark, and move it.
+
+        At start and after a publish the broker did not acknowledge: the journal
+        is the source, so what a crash or a broker failure interrupted is sent
+        again (consumers skip repeats by id). Returns the new watermark.
+        """
+        with contextlib.suppress(OutputsNotAcknowledged):
+            self.publisher.drain()  # what is under way may be acknowledged yet; it is sent again anyway
+        if not self._all_totals_published:
+            # The compacted totals topic is the screens' state: make sure it has every project.
+            self.publish_all_totals()
+            self._all_totals_published = True
+        seq = self.store.output_watermark(JOURNAL)
+        caught_up = 0
+        while True:
+            committed, feed = self.store.committed_after(seq, CATCH_UP_CHUNK)
+            if not committed:
+                break
+            self.publisher.publish(self._plan(committed, feed))
+            self.publisher.drain()
+            seq = committed[-1][0]
+            self.store.store_watermark(JOURNAL, seq)
+            caught_up += len(committed)
+        self.publisher.acknowledged = self._watermark = seq
+        if caught_up:
+            log.info("published the outputs of %d committed entries again, up to seq %d", caught_up, seq)
+        metrics.CAUGHT_UP.inc(caught_up)
+        return seq
 
     def publish_all_totals(self) -> None:
         """Publish every project's totals and wait for the broker (at start, see main)."""
@@ -238,8 +291,8 @@ class BatchProcessor:
         self.publisher.publish(plan)
         self.publisher.drain()
 
-    def _feed_fields(self, event: ev.Event, seq: int) -> dict[str, Any] | None:
-        """The fields of a gift's DonationFeedItem but its id and actor (see publishing.publish_plan)."""
+    def _feed_fields(self, event: ev.Event) -> dict[str, Any] | None:
+        """The fields of a gift's DonationFeedItem but its id, actor and seq (see outputs.publish_plan)."""
         project = self.view.projects.get(event.project_id)
         project_name = project.plan.get("name", event.project_id) if project else event.project_id
         common: dict[str, Any] = dict(
@@ -247,7 +300,6 @@ class BatchProcessor:
             project_id=event.project_id,
             source_event_id=event.event_id,
             project_name=project_name,
-            seq=seq,
         )
         if isinstance(event, ev.DonationConfirmed):
             name = shown_name(event.anonymity, event.display_name)

@@ -37,7 +37,9 @@ def events_on(bootstrap: str, topic: str, expected: int) -> list[ev.Event]:
 def plan(first_seq: int, count: int) -> PublishPlan:
     p = PublishPlan(now=NOW)
     for seq in range(first_seq, first_seq + count):
-        p.outcomes.append((f"e-{seq}", "meals", "DonationConfirmed", "posted", "", seq))
+        p.entries.append(
+            (seq, f"e-{seq}", "meals", "DonationConfirmed", "posted", "", "{}", "0" * 64, f"{seq:064x}")
+        )
     p.feed.append(
         dict(
             occurred_at=NOW,
@@ -63,9 +65,14 @@ def test_plans_are_published_in_order_with_derived_ids(kafka_bootstrap: str, top
         for first in (1, 4, 7):  # a window of one: each hand-over waits for the one before
             publisher.publish(plan(first, 3))
         publisher.drain()
+        assert publisher.acknowledged == 9  # the broker acknowledged every plan, in order
     finally:
         publisher.close()
     outcomes = events_on(kafka_bootstrap, topics.outcomes, 9)
+    journal = events_on(kafka_bootstrap, topics.journal, 9)
+    assert [(j.seq, j.event_id) for j in journal] == [  # type: ignore[attr-defined]
+        (s, ev.derived_id("journal", str(s))) for s in range(1, 10)
+    ]
     assert [o.seq for o in outcomes] == list(range(1, 10))  # type: ignore[attr-defined]
     assert outcomes[0].event_id == ev.derived_id("outcome", "e-1")
     assert outcomes[0].occurred_at == NOW and outcomes[0].actor == "ledger"

@@ -12,20 +12,23 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.contracts.events import utc_now_ms
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.migrate import alembic_config
+from services.ledger.adapters.db import make_engine
+from services.ledger.adapters.migrate import alembic_config, upgrade
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.book import decide
 from services.ledger.domain.chain import GENESIS_HASH, canonical_bytes, hashes_of
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
-from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable
+from services.ledger.service.ports import Batch, CommittedRow, RecordRefused, StoreUnavailable
 from tests.fixtures import factories as f
 
 pytestmark = pytest.mark.integration  # needs the PostgreSQL server
 
 
-def commit(store: LedgerStore, view: LedgerView, events: list, offsets: dict | None = None) -> list[dict]:  # type: ignore[type-arg]
+def commit(
+    store: LedgerStore, view: LedgerView, events: list, offsets: dict | None = None
+) -> list[CommittedRow]:  # type: ignore[type-arg]
     batch = Batch(group_id="g", recorded_at=utc_now_ms(), offsets=offsets or {})
     for i, event in enumerate(events):
         entry = decide(event, view)
@@ -39,7 +42,7 @@ def commit(store: LedgerStore, view: LedgerView, events: list, offsets: dict | N
 def test_a_batch_is_stored_with_its_projections_and_offsets(store: LedgerStore) -> None:
     view = LedgerView()
     records = commit(store, view, [*f.opened_project("p1"), f.confirmed("p1", 5000, 30)], {("in", 0): 4})
-    assert [r["seq"] for r in records] == [1, 2, 3, 4]
+    assert [r[0] for r in records] == [1, 2, 3, 4]
     assert store.stored_offsets("g", [("in", 0), ("in", 1)]) == {("in", 0): 4}
     loaded = store.load_projects()["p1"]
     assert (loaded.status, loaded.net_fen, loaded.fund_fen, loaded.last_entry_seq) == (
@@ -144,7 +147,7 @@ def test_migrating_twice_is_harmless_and_reaches_the_head_revision(store: Ledger
     store.migrate()
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
     with store.engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head == "0002"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head == "0003"
 
 
 def test_a_record_the_database_refuses_is_told_apart_from_a_database_that_is_away(
@@ -165,3 +168,51 @@ def test_a_record_the_database_refuses_is_told_apart_from_a_database_that_is_awa
     away = LedgerStore(create_engine("postgresql+psycopg://nobody:x@127.0.0.1:1/none"))
     with pytest.raises(StoreUnavailable, match="OperationalError"):
         away.load_projects()
+
+
+def test_feed_items_wait_in_the_outbox_until_the_watermark_passes_them(store: LedgerStore) -> None:
+    view = LedgerView()
+    commit(store, view, f.opened_project("p1"))
+    gifts = [f.confirmed("p1", 100 * (i + 1), 0) for i in range(3)]
+    batch = Batch(group_id="g", recorded_at=utc_now_ms())
+    for gift in gifts:
+        entry = decide(gift, view)
+        apply_entry(entry, view)
+        batch.entries.append((entry, "in/0/0"))
+    moment = utc_now_ms()
+    first, third = {"shown_name": "王**", "occurred_at": moment}, {"shown_name": "", "occurred_at": moment}
+    batch.feed = {gifts[0].event_id: first, gifts[2].event_id: third}
+    committed = store.commit_batch(batch, view)
+    assert [(r[0], r[1], r[3], r[4]) for r in committed] == [
+        (4 + i, g.event_id, "DonationConfirmed", "posted") for i, g in enumerate(gifts)
+    ]
+    assert store.output_watermark("journal") == 0
+    rows, feed = store.committed_after(2, limit=10)
+    assert [r[0] for r in rows] == [3, 4, 5, 6] and rows[1:] == committed
+    assert feed == {4: first, 6: third}  # the outbox keeps them by seq, times and all
+    store.store_watermark("journal", 5)
+    store.store_watermark("journal", 4)  # never back
+    assert store.output_watermark("journal") == 5
+    rows, feed = store.committed_after(5, limit=10)
+    assert [r[0] for r in rows] == [6] and list(feed) == [6]
+    with store.engine.connect() as conn:  # published items leave the outbox
+        assert conn.scalars(select(t.feed_outbox.c.seq)).all() == [6]
+
+
+def test_a_journal_written_before_the_relay_counts_as_published(db_url: str) -> None:
+    """Migration 0003 starts the watermarks at what the database holds: the ledger that
+    wrote those entries published their outputs (at most once, as it then did)."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0002")
+        old = LedgerStore(engine)
+        with engine.begin() as conn:  # what a 0002 ledger wrote: three entries
+            conn.execute(t.chain_head.update().values(seq=3))
+            conn.execute(
+                t.tree_heads.insert().values(tree_size=2, root_hash="0" * 64, timestamp_ms=1, signature="s")
+            )
+        upgrade(engine)
+        assert old.output_watermark("journal") == 3
+        assert old.output_watermark("tree-heads") == 2
+    finally:
+        engine.dispose()

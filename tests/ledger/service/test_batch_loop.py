@@ -53,6 +53,7 @@ class _FailingProcessor:
         self.stop = stop
         self.batches: list[list[ReadRecord]] = []
         self.resets = 0
+        self.catch_ups = 0
 
     def apply(self, records: list[ReadRecord]) -> None:
         self.batches.append(records)
@@ -62,6 +63,10 @@ class _FailingProcessor:
 
     def reset(self) -> None:
         self.resets += 1
+
+    def catch_up_outputs(self) -> int:
+        self.catch_ups += 1
+        return 0
 
 
 @pytest.fixture(autouse=True)
@@ -84,6 +89,7 @@ def test_a_failed_batch_is_read_again_from_the_stored_offsets(monkeypatch: pytes
     assert source.rewinds == 1
     assert [[r[2] for r in batch] for batch in processor.batches] == [[0], [0]]
     assert loop.healthy
+    assert processor.catch_ups == 2  # at start, and after the failure (it may follow a commit)
 
 
 class _RecordingStop(threading.Event):

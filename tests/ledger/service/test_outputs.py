@@ -9,17 +9,61 @@ from prometheus_client import REGISTRY
 
 from services.contracts import events as ev
 from services.contracts.topics import Topics
-from services.ledger.service.outputs import OutputPublisher, PublishPlan, SizeRoutedPublisher
+from services.ledger.service.outputs import (
+    OutputPublisher,
+    OutputsNotAcknowledged,
+    PublishPlan,
+    SizeRoutedPublisher,
+)
+from services.ledger.service.ports import CommittedRow
 from services.platform.broken import OutputBroken
 from tests.fixtures.outputs import RecordingOutput
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-def plan_of(outcomes: int) -> PublishPlan:
-    return PublishPlan(
-        now=NOW, outcomes=[(f"e-{i}", "meals", "DonationConfirmed", "posted", "", i) for i in range(outcomes)]
+def committed(seq: int) -> CommittedRow:
+    return (
+        seq,
+        f"e-{seq}",
+        "meals",
+        "DonationConfirmed",
+        "posted",
+        "",
+        f'{{"seq":{seq}}}',
+        "0" * 64,
+        f"{seq:064x}",
     )
+
+
+def plan_of(records: int, first_seq: int = 1) -> PublishPlan:
+    """A plan of `records` records: journal record and outcome pairs, and a total if odd."""
+    plan = PublishPlan(now=NOW, entries=[committed(first_seq + i) for i in range(records // 2)])
+    if records % 2:
+        plan.totals.append(TOTALS)
+    return plan
+
+
+TOTALS = ev.TotalsUpdated(
+    event_id=ev.derived_id("totals-1", "meals"),
+    occurred_at=NOW,
+    actor="ledger",
+    project_id="meals",
+    name="乐龄助餐",
+    name_en=None,
+    status="fundraising",
+    currency="CNY",
+    goal_fen=1,
+    raised_fen=1,
+    gross_fen=1,
+    fees_fen=0,
+    offline_fen=0,
+    donations_count=1,
+    refunded_fen=0,
+    disbursed_fen=0,
+    available_fen=1,
+    as_of_seq=1,
+)
 
 
 class Log:
@@ -57,41 +101,60 @@ def test_small_plans_wait_for_large_ones_under_way_then_go_inline() -> None:
     ]
 
 
-def test_an_outcome_plan_becomes_outcome_records_with_derived_ids() -> None:
+def test_committed_entries_become_journal_records_and_outcomes_with_derived_ids() -> None:
     out = RecordingOutput()
-    OutputPublisher(out, Topics("")).publish(plan_of(2))
+    publisher = OutputPublisher(out, Topics(""))
+    publisher.publish(plan_of(4, first_seq=7))
     outcomes = out.events(Topics("").outcomes)
     assert [(o.event_id, o.seq, o.occurred_at) for o in outcomes] == [  # type: ignore[attr-defined]
-        (ev.derived_id("outcome", f"e-{i}"), i, NOW) for i in range(2)
+        (ev.derived_id("outcome", f"e-{seq}"), seq, NOW) for seq in (7, 8)
     ]
+    journal = out.events(Topics("").journal)
+    assert [
+        (j.event_id, j.seq, j.entry_id, j.canonical, j.entry_hash)  # type: ignore[attr-defined]
+        for j in journal
+    ] == [(ev.derived_id("journal", str(s)), s, f"e-{s}", f'{{"seq":{s}}}', f"{s:064x}") for s in (7, 8)]
     assert out.flushes == 1  # in-process publishing waits for the broker
+    assert publisher.acknowledged == 8
 
 
-class _Failing:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+class _FlakyOutput(RecordingOutput):
+    """Flushes fail while `failing` is set, as when the broker does not answer."""
 
-    def publish(self, plan: PublishPlan) -> None:
-        raise self.error
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing: Exception | None = None
 
-    def drain(self) -> None:
-        pass
+    def flush(self, timeout: float = 30.0) -> None:
+        super().flush(timeout)
+        if self.failing is not None:
+            raise self.failing
 
 
 def failures() -> float:
     return REGISTRY.get_sample_value("ledger_publish_failures_total") or 0.0
 
 
-def test_a_small_plan_the_broker_did_not_acknowledge_is_counted_not_raised() -> None:
-    routed = SizeRoutedPublisher(
-        _Failing(TimeoutError("3 records not acknowledged")), Log().publisher("p"), 10
-    )
+def test_a_plan_the_broker_did_not_acknowledge_is_raised_and_holds_the_acknowledged_seq() -> None:
+    out = _FlakyOutput()
+    publisher = OutputPublisher(out, Topics(""))
+    publisher.publish(plan_of(2, first_seq=1))
+    out.failing = TimeoutError("3 records not acknowledged")
     before = failures()
-    routed.publish(plan_of(3))  # the batch is committed: nothing to retry
+    with pytest.raises(OutputsNotAcknowledged, match="3 records not acknowledged"):
+        publisher.publish(plan_of(2, first_seq=2))
     assert failures() == before + 1
+    out.failing = None
+    publisher.publish(plan_of(2, first_seq=3))  # acknowledged, but seq 2 was not: no gap is papered over
+    assert publisher.acknowledged == 1
+    publisher.acknowledged = 3  # what a catch-up from the stored watermark sets
+    publisher.publish(plan_of(2, first_seq=4))
+    assert publisher.acknowledged == 4
 
 
 def test_a_producer_broken_for_good_still_stops_the_ledger() -> None:
-    routed = SizeRoutedPublisher(_Failing(OutputBroken("fenced")), Log().publisher("p"), 10)
+    out = _FlakyOutput()
+    out.failing = OutputBroken("fenced")
+    routed = SizeRoutedPublisher(OutputPublisher(out, Topics("")), Log().publisher("p"), 10)
     with pytest.raises(OutputBroken, match="fenced"):
         routed.publish(plan_of(3))

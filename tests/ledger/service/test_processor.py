@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
+from services.ledger.adapters import tables as t
 from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.view import LedgerView
 from services.ledger.service import processor as processor_module
+from services.ledger.service.outputs import OutputsNotAcknowledged
 from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable
 from services.ledger.service.processor import BatchProcessor
 from services.ledger.service.records import ReadRecord
@@ -199,3 +202,54 @@ def test_a_conflicting_duplicate_within_one_batch_is_caught_too(tmp_path: Path) 
     assert (result.applied, result.duplicates, result.dead_letters) == (1, 1, 1)
     [(_, _, headers)] = out.sent["charity.dlq"]
     assert dict(headers)["reason"].decode().endswith("with other display_name")
+
+
+class _FlakyOutput(RecordingOutput):
+    """The broker does not acknowledge while `failing` is set."""
+
+    failing = False
+
+    def flush(self, timeout: float = 30.0) -> None:
+        super().flush(timeout)
+        if self.failing:
+            raise TimeoutError("2 messages not acknowledged")
+
+
+def test_outputs_the_broker_did_not_acknowledge_are_published_again_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    store = LedgerStore(make_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    store.migrate()
+    out = _FlakyOutput()
+    p = BatchProcessor(store, out, Topics(""), "g")
+    feed(p, f.opened_project("p1"))
+    out.failing = True
+    gift = f.confirmed("p1", 5000, 0, display_name="王小明", anonymity="masked")
+    with pytest.raises(OutputsNotAcknowledged):
+        p.apply([("charity.donations", 0, 0, b"p1", gift, None)])
+    assert store.known_entry_ids([gift.event_id]) == {gift.event_id}  # committed all the same
+    out.failing = False
+    out.sent.clear()
+    # The project's three entries were acknowledged, and stored so with the gift's commit.
+    assert p.catch_up_outputs() == 4
+    assert [e.seq for e in out.events("charity.ledger.journal")] == [4]  # type: ignore[attr-defined]
+    assert [e.seq for e in out.events("charity.ledger.outcomes")] == [4]  # type: ignore[attr-defined]
+    [item] = out.events("charity.ledger.feed")
+    assert (item.shown_name, item.seq, item.source_event_id) == ("王**", 4, gift.event_id)  # type: ignore[attr-defined]
+    assert out.events("charity.ledger.totals")[-1].raised_fen == 5000  # type: ignore[attr-defined]
+    assert store.output_watermark("journal") == 4
+    with store.engine.connect() as conn:  # the masked name is kept no longer than needed
+        assert conn.scalar(select(func.count()).select_from(t.feed_outbox)) == 0
+    # A ledger started on this database later finds nothing beyond the watermark to repeat.
+    out.sent.clear()
+    BatchProcessor(store, out, Topics(""), "g").catch_up_outputs()
+    assert out.sent["charity.ledger.journal"] == [] and len(out.sent["charity.ledger.totals"]) == 1
+
+
+def test_the_watermark_follows_acknowledged_batches_with_the_next_commit(tmp_path: Path) -> None:
+    p, _ = processor(tmp_path)
+    p.catch_up_outputs()
+    feed(p, f.opened_project("p1"))  # acknowledged in-process; stored with the next batch
+    assert p.store.output_watermark("journal") == 0
+    feed(p, [f.confirmed("p1", 100, 0)], start=10)
+    assert p.store.output_watermark("journal") == 3
