@@ -22,7 +22,6 @@ STAGES: tuple[tuple[str, str], ...] = (
     # Fetching, decoding and validating happen in the intake process; the
     # batch loop waits for its batches and unpickles them.
     ("IntakeProcess.poll", "intake: wait for a batch, unpickle it"),
-    ("BatchLoop._update_lag", "lag metrics"),
     ("BatchProcessor.apply", "batch bookkeeping (other)"),
     ("LedgerStore.known_entry_ids", "SQL: duplicate check + prefetch"),
     ("LedgerStore.prefetch", "SQL: duplicate check + prefetch"),

@@ -9,6 +9,7 @@ validation-error shape.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -18,6 +19,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.ledger.read import DATABASE_AWAY
+
+log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
 
@@ -51,9 +56,16 @@ INVALID: Mapping[int, str] = {422: "the request is invalid; `problems` names eac
 # What routes that take a body answer besides: a body that is not text FastAPI can decode.
 INVALID_BODY: Mapping[int, str] = {400: "the body could not be read (not UTF-8 text)", **INVALID}
 PUBLISHES: Mapping[int, str] = {
-    503: "the event log did not acknowledge the event; `detail` says whether it may still be "
-    "recorded. Retrying the same request is safe; wait `Retry-After` seconds."
+    503: "the event log did not acknowledge the event (`detail` says whether it may still be "
+    "recorded), or the ledger database cannot be reached. Retrying the same request is safe; "
+    "wait `Retry-After` seconds."
 }
+DATABASE_AWAY_DETAIL = "the ledger database cannot be reached just now; nothing was done, retry later"
+# Every route that reads the ledger may answer this (see install_error_handlers).
+DATABASE_AWAY_503 = (
+    "the ledger database cannot be reached (or, for a route that publishes, the event log "
+    "did not acknowledge the event; `detail` says which). Wait `Retry-After` seconds and retry."
+)
 _RETRY_AFTER = {
     "description": "seconds to wait before retrying",
     "required": True,
@@ -71,6 +83,7 @@ def errors(
     as JSON; FastAPI would file a `model` under the route's own media type.
     """
     responses: dict[int | str, dict[str, Any]] = {}
+    described = {503: DATABASE_AWAY_503, **described}
     for code, description in sorted(described.items()):
         response: dict[str, Any] = {"description": description}
         if json_route:
@@ -78,7 +91,7 @@ def errors(
         else:
             response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         headers = {}
-        if code in retry_after:
+        if code in retry_after or code == 503:
             headers["Retry-After"] = _RETRY_AFTER
         if code == 401:
             headers["WWW-Authenticate"] = _WWW_AUTHENTICATE
@@ -135,5 +148,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         return _answer(exc.status_code, str(exc.detail), getattr(exc, "problems", []), headers)
 
+    async def database_away(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("answering 503: the ledger database is away (%s)", type(exc).__name__)
+        return _answer(
+            status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_AWAY_DETAIL, [], {"Retry-After": str(RETRY_AFTER_S)}
+        )
+
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, database_away)

@@ -13,3 +13,8 @@ class OutputBroken(RuntimeError):
 
 class IntakeBroken(RuntimeError):
     """The intake process died or failed; the ledger must restart to read again."""
+
+
+class LeaseLost(RuntimeError):
+    """Another ledger took the writer lease: this one may write nothing more, and exits
+    (to come back as the standby)."""

@@ -44,8 +44,10 @@ class BrokerOptions:
 
         # The default port is read when a command runs, so a CHARITY_KAFKA_PORT
         # exported after import still counts.
-        port = self.port or Settings().kafka_port
-        return LocalKafka(self.data_dir, port, self.controller_port or port + 1, heap=self.heap)
+        settings = Settings()
+        port = self.port or settings.kafka_port
+        controller = self.controller_port or (settings.kafka_controller_port if not self.port else None)
+        return LocalKafka(self.data_dir, port, controller or port + 1, heap=self.heap)
 
 
 @app.callback()

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     # The port of the local broker that `charity-ledger run` and `charity-ledger kafka` start.
     kafka_port: int = 9092
+    # The local broker's KRaft controller port; None: kafka_port + 1.
+    kafka_controller_port: int | None = None
     topic_prefix: str = ""
     ledger_group: str = "charity-ledger"
     # Static group membership: a ledger restarted under the same id takes its
@@ -66,5 +68,10 @@ class Settings(BaseSettings):
     signing_key_path: str = Field(
         default=str(VAR_DIR / "keys" / "tree-head-ed25519.pem"), validation_alias="CHARITY_SIGNING_KEY"
     )
+    # Whether a ledger that finds no key file may create one. An embedded SQLite
+    # ledger (make run) always may; for a production database a new key would
+    # publish heads that no longer verify with the key people hold, so it must
+    # be created on purpose (`charity-ledger keys rotate`) or allowed here.
+    create_signing_key: bool = False
     tree_head_interval_s: float = 2.0
     produce_timeout_s: float = 5.0

@@ -104,18 +104,18 @@ class _Signals:
             signal.signal(sig, self)
 
 
-def kafka_ports(env: dict[str, str]) -> tuple[int, int]:
+def kafka_ports(settings: Settings) -> tuple[int, int]:
     """The local broker's client and controller ports: CHARITY_KAFKA_PORT (9092) and
     CHARITY_KAFKA_CONTROLLER_PORT (the client port + 1)."""
-    port = int(env.get("CHARITY_KAFKA_PORT") or "9092")
-    return port, int(env.get("CHARITY_KAFKA_CONTROLLER_PORT") or str(port + 1))
+    port = settings.kafka_port
+    return port, settings.kafka_controller_port or port + 1
 
 
 def run(demo_data: bool = True, trickle_s: float = 3.0) -> int:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("CHARITY_STAFF_TOKEN", secrets.token_urlsafe(18))
-    port, controller_port = kafka_ports(env)
+    port, controller_port = kafka_ports(Settings())
     env.setdefault("CHARITY_KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")
     os.environ.update(env)
     settings = Settings()

@@ -290,3 +290,25 @@ def recording_client(tmp_path: Path) -> Iterator[tuple[TestClient, RecordingPubl
 
 def plan(project_id: str, **overrides: object) -> dict[str, object]:
     return {**project_body(project_id), **overrides}
+
+
+def test_a_database_that_is_away_gives_503_with_retry_after_never_500(tmp_path: Path) -> None:
+    # Nothing listens there: every read of the ledger fails to connect.
+    away = f"postgresql+psycopg://nobody:x@127.0.0.1:{free_ports(1)[0]}/none?connect_timeout=1"
+    dead_broker = f"127.0.0.1:{free_ports(1)[0]}"
+    app = create_app(
+        Settings(database_url=away, staff_token="s3cret", kafka_bootstrap=dead_broker),
+        LedgerQueries(make_engine(away, writer=False)),
+        KafkaEventPublisher(dead_broker, Topics(""), timeout_s=1.0),
+        {},
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for answer in (
+            client.get("/api/projects"),
+            client.get("/api/projects/open/totals"),
+            client.get("/"),
+            client.post("/api/internal/donations/confirmed", json=gift(), headers=STAFF),
+        ):
+            assert answer.status_code == 503, (answer.request.url, answer.text)
+            assert answer.headers["Retry-After"] == "5"
+            assert answer.json()["detail"].startswith("the ledger database cannot be reached")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.display.conftest import GatewayFactory
-from tests.display.tcp_proxy import CuttableProxy
 from tests.fixtures.fake_ledger import LedgerEcho
+from tests.fixtures.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,14 @@ from services.platform.kafka_admin import admin_client, ensure_topics
 from services.platform.kafka_launcher import LocalKafka
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
-from tests.fixtures.ledger import RunningLedger, eventually, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.ledger import (
+    RunningLedger,
+    eventually,
+    ledger_settings,
+    readyz,
+    start_ledger,
+    stop_ledger,
+)
 
 pytestmark = pytest.mark.integration
 codec = EventCodec()
@@ -356,12 +363,17 @@ def test_a_ledger_rides_out_a_broker_outage_and_applies_what_comes_after(tmp_pat
         cleanup.callback(stop_process, process)
         produce(broker.bootstrap, topics, f.opened_project("p1"))
         eventually(lambda: _count(engine, tmp_path) == 3, timeout=60, what="project opened")
+        eventually(lambda: readyz(http_port) == 200, timeout=30, what="ready before the outage")
         broker.stop()
-        time.sleep(10)  # the ledger polls, fails to reach the broker, and must keep trying
+        stopped_at = time.monotonic()
+        eventually(lambda: readyz(http_port) == 503, timeout=10, what="not ready while the broker is down")
+        # 30 s down: the ledger polls, fails to reach the broker, and must keep trying
+        time.sleep(max(0.0, 30 - (time.monotonic() - stopped_at)))
         assert process.poll() is None, "the ledger exited while the broker was down"
         broker.start(timeout=90.0)
         produce(broker.bootstrap, topics, [f.confirmed("p1", 700, 0)])
         eventually(lambda: _count(engine, tmp_path) == 4, timeout=90, what="gift applied after the outage")
+        eventually(lambda: readyz(http_port) == 200, timeout=30, what="ready again")
         assert LedgerQueries(engine).project("p1").net_fen == 700  # type: ignore[union-attr]
 
 

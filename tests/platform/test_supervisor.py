@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from services.platform.free_ports import free_ports
+from services.platform.settings import Settings
 from services.platform.supervisor import kafka_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,13 +31,14 @@ BIN_DIR = Path(sys.executable).parent
 UP_LINE = "Ctrl-C stops everything."
 
 
-def test_kafka_ports_default_to_9092_and_the_next_one_and_can_be_set() -> None:
-    assert kafka_ports({}) == (9092, 9093)
-    assert kafka_ports({"CHARITY_KAFKA_PORT": "19092"}) == (19092, 19093)
-    assert kafka_ports({"CHARITY_KAFKA_PORT": "19092", "CHARITY_KAFKA_CONTROLLER_PORT": "20000"}) == (
-        19092,
-        20000,
-    )
+def test_kafka_ports_default_to_9092_and_the_next_one_and_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHARITY_KAFKA_PORT", raising=False)
+    monkeypatch.delenv("CHARITY_KAFKA_CONTROLLER_PORT", raising=False)
+    assert kafka_ports(Settings()) == (9092, 9093)
+    monkeypatch.setenv("CHARITY_KAFKA_PORT", "19092")
+    assert kafka_ports(Settings()) == (19092, 19093)
+    monkeypatch.setenv("CHARITY_KAFKA_CONTROLLER_PORT", "20000")
+    assert kafka_ports(Settings()) == (19092, 20000)
 
 
 # --- processes, from /proc ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from services.api.deps import QueriesDep
+from services.api.errors import errors
 from services.ledger.read import Money, totals_view
 
 router = APIRouter(tags=["pages"])
@@ -26,7 +27,7 @@ STATUS_ZH = {
 }
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, responses=errors({}, json_route=False))
 def home(request: Request, queries: QueriesDep) -> HTMLResponse:
     projects = [totals_view(p) for p in queries.projects()]
     return templates.TemplateResponse(request, "home.html", {"projects": projects, "status_zh": STATUS_ZH})

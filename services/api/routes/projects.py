@@ -111,7 +111,7 @@ async def close_fundraising(
     return await _transition(project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason)
 
 
-@router.get("")
+@router.get("", responses=errors({}))
 def list_projects(queries: QueriesDep) -> list[dict[str, Any]]:
     return [totals_view(p) for p in queries.projects()]
 

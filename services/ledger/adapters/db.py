@@ -22,6 +22,15 @@ def make_engine(
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def make_probe_engine(url: str) -> Engine:
+    """An engine for readiness checks, which must answer within a second: it never
+    waits for SQLite's write lock (a reader, in WAL mode) nor long for a PostgreSQL
+    server that does not answer."""
+    if url.startswith("sqlite"):
+        return make_engine(url, writer=False)
+    return create_engine(url, pool_pre_ping=True, pool_timeout=1, connect_args={"connect_timeout": 1})
+
+
 def _sqlite_engine(url: str, *, writer: bool, background_checkpoints: bool, **kwargs: Any) -> Engine:
     # pysqlite's own transaction handling would start transactions lazily and
     # as DEFERRED; the ledger needs BEGIN IMMEDIATE so that two writers queue

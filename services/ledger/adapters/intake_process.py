@@ -47,11 +47,10 @@ log = logging.getLogger(__name__)
 
 WINDOW = 2
 READY_TIMEOUT_S = 60.0
-ENDS_EVERY_S = 1.0
 PIPE_BYTES = 1 << 20
 
 # Messages from the intake to the ledger.
-READY, ERROR, BATCH, ASSIGNED, REVOKED, ENDS = "ready", "error", "batch", "assigned", "revoked", "ends"
+READY, ERROR, BATCH, ASSIGNED, REVOKED = "ready", "error", "batch", "assigned", "revoked"
 # Messages from the ledger to the intake (and None: stop).
 CREDIT, POSITIONS, SEEK, REVOKED_OK = "credit", "positions", "seek", "revoked-ok"
 
@@ -81,7 +80,6 @@ class IntakeProcess:
         self._owed: str | None = None
         self._assignment: list[Partition] = []
         self._next: dict[Partition, int] = {}  # next offset the batch loop reads, where known
-        self._ends: dict[Partition, int] = {}
         # Two one-way pipes rather than a socket pair: a pipe's buffer can be widened.
         self._batches, batches_end = multiprocessing.Pipe(duplex=False)
         control_end, self._control = multiprocessing.Pipe(duplex=False)
@@ -139,8 +137,6 @@ class IntakeProcess:
             elif kind == REVOKED:
                 self._assignment = []
                 self._send((REVOKED_OK,))
-            elif kind == ENDS:
-                self._ends = message[1]
             elif kind == ERROR:
                 raise IntakeBroken(f"the intake process failed: {message[1]}")
 
@@ -154,9 +150,10 @@ class IntakeProcess:
             self._owed = SEEK
         self._settle()
 
-    def lag(self) -> dict[Partition, int]:
-        """Records not yet handed to the batch loop, per partition whose end and position are known."""
-        return {p: max(0, end - self._next[p]) for p, end in self._ends.items() if p in self._next}
+    def positions(self) -> dict[Partition, int]:
+        """Where the batch loop is: the next offset of each partition whose position is known.
+        Read from the lag monitor's thread, hence a copy."""
+        return dict(self._next)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the intake: it leaves the group and exits."""
@@ -303,7 +300,6 @@ def serve(
     ledger.intake = intake
     ledger.send((READY,))
     tune_collector()
-    ends_measured_at = -ENDS_EVERY_S
     try:
         while True:
             ledger.handle_waiting()
@@ -313,10 +309,6 @@ def serve(
             epoch = ledger.epoch  # after the poll: a rebalance inside it may have moved the positions
             if records:
                 ledger.send_batch(epoch, records)
-            now = time.monotonic()
-            if now - ends_measured_at >= ENDS_EVERY_S:
-                ends_measured_at = now
-                ledger.send((ENDS, intake.ends()))
     except Exception as exc:
         log.exception("reading the input failed")
         ledger.send((ERROR, f"{type(exc).__name__}: {exc}"))

@@ -141,14 +141,5 @@ class KafkaIntake:
     def assignment(self) -> list[Partition]:
         return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
 
-    def ends(self) -> dict[Partition, int]:
-        """The end offset (high watermark) of each assigned partition whose end is known."""
-        ends: dict[Partition, int] = {}
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is not None:
-                ends[(tp.topic, tp.partition)] = high
-        return ends
-
     def close(self) -> None:
         self.consumer.close(autocommit=False)

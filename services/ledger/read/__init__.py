@@ -7,27 +7,28 @@ lock, and it never opens the private signing key.
 - `open_read_engine(url)`: the read-only engine for the objects below;
 - `LedgerQueries`: projects and their totals (`totals_view`), journal size and
   entries, statements, balances as of a time, fund lineage, donations;
-- `Transparency`: signed tree heads, receipts with inclusion proofs,
-  consistency proofs (`NotYetCovered` while no head covers an entry yet);
-- `published_public_key(signing_key_path)`: the PEM of the key that signs tree
-  heads, as the ledger published it beside its private key;
-- the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`.
+- `Transparency`: signed tree heads (each naming its key), receipts with
+  inclusion proofs, consistency proofs (`NotYetCovered` while no head covers
+  an entry yet), and the public keys that sign heads (`public_keys`,
+  `current_public_key`), as the ledger registered them in the database;
+- the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
+- `DATABASE_AWAY`: what any of them raises while the database cannot be
+  reached (the API answers 503 with Retry-After, never 500).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from services.ledger.adapters.db import make_engine
-from services.ledger.adapters.signing import public_key_file
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.queries import LedgerQueries, totals_view
 from services.ledger.read.transparency import NotYetCovered, Transparency
 
 __all__ = [
+    "DATABASE_AWAY",
     "LedgerQueries",
     "Money",
     "NotYetCovered",
@@ -35,20 +36,18 @@ __all__ = [
     "ProjectTotals",
     "Transparency",
     "open_read_engine",
-    "published_public_key",
     "totals_view",
 ]
+
+
+# Connection refused or lost, the server shutting down, a pool that timed out.
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
 
 
 def open_read_engine(database_url: str) -> Engine:
     """An engine for reading the ledger database; it never takes SQLite's write lock."""
     return make_engine(database_url, writer=False)
-
-
-def published_public_key(signing_key_path: str | Path) -> str | None:
-    """The public key the ledger published beside its signing key, or None before it has."""
-    path = public_key_file(Path(signing_key_path))
-    try:
-        return path.read_text(encoding="ascii")
-    except FileNotFoundError:
-        return None

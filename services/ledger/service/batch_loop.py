@@ -18,16 +18,13 @@ from services.ledger.service.gc_tuning import tune_collector
 from services.ledger.service.ports import LedgerStorePort, StoreUnavailable
 from services.ledger.service.processor import BatchProcessor
 from services.ledger.service.records import IDLE_POLL_MS, Partition, Positions, ReadRecord
-from services.platform.broken import IntakeBroken, OutputBroken
+from services.platform.broken import IntakeBroken, LeaseLost, OutputBroken
 
 log = logging.getLogger(__name__)
 # Back-off between retries after a transient failure: 0.5 s, doubling, at most
 # 30 s, so an outage of any length is waited out without hammering the store.
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
-# Consumer lag is a gauge scraped every few seconds; measuring it after every
-# batch cost a small batch more than its own bookkeeping.
-LAG_EVERY_S = 1.0
 
 
 class RecordSource(Protocol):
@@ -39,7 +36,9 @@ class RecordSource(Protocol):
     def rewind(self) -> None:
         """Read the assigned partitions again from their stored positions."""
 
-    def lag(self) -> dict[Partition, int]: ...
+    def positions(self) -> dict[Partition, int]:
+        """The next offset of each partition whose position is known (for the lag)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -66,7 +65,6 @@ class BatchLoop:
         self.source = source
         self.processor = processor
         self.idle_poll_ms = idle_poll_ms
-        self._lag_measured_at = -LAG_EVERY_S
         self.healthy = True  # False from a failed attempt until the next one succeeds
         self.last_commit = time.monotonic()
 
@@ -78,8 +76,9 @@ class BatchLoop:
         (publishing, reading the stored positions, applying, committing) is
         retried with capped exponential back-off from the stored offsets, for as
         long as it takes; `healthy` is False meanwhile (the ledger's /readyz).
-        Only a broken helper process (`IntakeBroken`, `OutputBroken`) ends the
-        loop: the ledger then exits to be restarted with new ones.
+        Only a broken helper process (`IntakeBroken`, `OutputBroken`) or a lost
+        writer lease (`LeaseLost`) ends the loop: the ledger then exits to be
+        restarted.
         """
         if threading.current_thread() is threading.main_thread():
             tune_collector()
@@ -100,8 +99,8 @@ class BatchLoop:
                     log.info("the ledger recovered after %d failed attempts", failures)
                 failures = 0
                 self.healthy = True
-            except (IntakeBroken, OutputBroken):
-                raise  # retrying cannot help; the process must restart with new helpers
+            except (IntakeBroken, OutputBroken, LeaseLost):
+                raise  # retrying cannot help: the process must restart (as the standby, if the lease is lost)
             except Exception as exc:
                 failures += 1
                 catch_up = True
@@ -116,16 +115,6 @@ class BatchLoop:
                     exc_info=failures == 1,
                 )
                 stop.wait(delay)
-            self._update_lag()
-
-    def _update_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._lag_measured_at < LAG_EVERY_S:
-            return
-        self._lag_measured_at = now
-        metrics.SECONDS_SINCE_COMMIT.set(now - self.last_commit)
-        for (topic, partition), lag in self.source.lag().items():
-            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
     def close(self) -> None:
         self.source.close()

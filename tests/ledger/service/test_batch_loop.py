@@ -17,12 +17,11 @@ PARTITION = ("charity.donations", 0)
 
 
 class _Source:
-    """Hands out one read gift per poll and records the rewinds and lag readings."""
+    """Hands out one read gift per poll and records the rewinds."""
 
     def __init__(self) -> None:
         self.offset = 0
         self.rewinds = 0
-        self.lag_readings = 0
         self.closed = False
         self.rewind_failures: list[Exception] = []
 
@@ -37,9 +36,8 @@ class _Source:
             raise self.rewind_failures.pop(0)
         self.offset = 0
 
-    def lag(self) -> dict[Partition, int]:
-        self.lag_readings += 1
-        return {PARTITION: 7}
+    def positions(self) -> dict[Partition, int]:
+        return {PARTITION: self.offset}
 
     def close(self) -> None:
         self.closed = True
@@ -132,19 +130,6 @@ def test_a_broken_helper_ends_the_loop_instead_of_retrying_for_ever(broken: Exce
     with pytest.raises(type(broken), match=str(broken)):
         loop.run(stop)
     assert len(processor.batches) == 1 and source.rewinds == 0
-
-
-def test_consumer_lag_is_measured_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("services.ledger.service.batch_loop.time.monotonic", lambda: clock[0])
-    loop, source, _, _ = _loop([])
-    loop._update_lag()
-    clock[0] += 0.5
-    loop._update_lag()  # half a second later: not again
-    assert source.lag_readings == 1
-    clock[0] += 0.5
-    loop._update_lag()
-    assert source.lag_readings == 2
 
 
 def test_closing_the_loop_closes_its_source() -> None:
