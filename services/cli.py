@@ -89,7 +89,10 @@ def verify(
     database_url: DatabaseUrl = None,
     public_key: Annotated[
         Path | None,
-        typer.Option(help="PEM of the tree-head key (default: the local signing key's)."),
+        typer.Option(
+            help="PEM file of the published tree-head keys, one or several "
+            "(default: the keys registered in the database)."
+        ),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -109,6 +112,32 @@ def rebuild(
     from services.ledger.ops.commands import rebuild_command
 
     _exit(rebuild_command(database_url, check, quiet))
+
+
+keys_app = typer.Typer(
+    name="keys",
+    help="The keys that sign tree heads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate(database_url: DatabaseUrl = None) -> None:
+    """Sign new tree heads with a new key (the first one, if there is none); old heads keep theirs."""
+    from services.ledger.ops.commands import rotate_command
+
+    _exit(rotate_command(database_url))
+
+
+@keys_app.command("list")
+def keys_list(database_url: DatabaseUrl = None) -> None:
+    """Every registered public key: its id, algorithm and since when it signs."""
+    from services.ledger.ops.commands import list_keys_command
+
+    _exit(list_keys_command(database_url))
 
 
 def main(argv: list[str] | None = None) -> None:

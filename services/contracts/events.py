@@ -355,6 +355,18 @@ class TreeHeadPublished(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SigningKeyPublished(Event):
+    """A public key that signs tree heads; heads name it by key_id."""
+
+    topic_base: ClassVar[str] = "charity.ledger.checkpoints"
+
+    key_id: str
+    algorithm: str
+    public_key: str
+    valid_from: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JournalEntryCommitted(Event):
     """One committed journal entry, on the journal topic in the order of record."""
 
@@ -369,6 +381,7 @@ class JournalEntryCommitted(Event):
 
 OUTPUT_EVENT_TYPES: dict[str, type[Event]] = {
     "JournalEntryCommitted": JournalEntryCommitted,
+    "SigningKeyPublished": SigningKeyPublished,
     "TreeHeadPublished": TreeHeadPublished,
     "TotalsUpdated": TotalsUpdated,
     "DonationFeedItem": DonationFeedItem,

@@ -6,23 +6,26 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
+from services.ledger.adapters.db import make_engine, make_probe_engine
 from services.ledger.adapters.intake_process import IntakeProcess
+from services.ledger.adapters.lag_monitor import LagMonitor
+from services.ledger.adapters.lease import WriterLease, holder_name
 from services.ledger.adapters.publisher_process import PublisherProcess
-from services.ledger.adapters.signing import load_or_create_signing_key
+from services.ledger.adapters.signing import NoSigningKey, load_or_create_signing_key
 from services.ledger.adapters.sqlite_wal import WalCheckpointer
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.adapters.tree_heads import TreeHeadSigner
 from services.ledger.service.batch_loop import BatchLoop, StoredPositions
 from services.ledger.service.outputs import OutputPublisher, SizeRoutedPublisher
 from services.ledger.service.processor import BatchProcessor
-from services.platform.broken import OutputBroken
+from services.platform.broken import LeaseLost, OutputBroken
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
 from services.platform.rdkafka_output import RdKafkaOutput
@@ -47,6 +50,7 @@ class LedgerApp:
     signer: TreeHeadSigner
     signer_output: RdKafkaOutput
     checkpointer: WalCheckpointer | None  # SQLite only
+    lease: WriterLease
 
 
 def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
@@ -62,11 +66,20 @@ def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
             time.sleep(0.5)
 
 
-def bootstrap(settings: Settings) -> LedgerApp:
+def bootstrap(settings: Settings, stop: threading.Event | None = None) -> LedgerApp | None:
+    """Wire the ledger, once it holds the writer lease; None if `stop` came first (a
+    standby that was stopped)."""
     engine = make_engine(settings.database_url, background_checkpoints=True)
-    store = LedgerStore(engine)
     wait_for("database", database_check(engine))
-    store.migrate()
+    LedgerStore(engine).migrate()
+    lease = WriterLease(engine, holder_name(settings.ledger_instance_id))
+    if not lease.wait_for(stop or threading.Event()):
+        return None
+    store = LedgerStore(engine, guard=lease.check)
+    # Before any helper process starts: a ledger without its key stops here.
+    key_path = Path(settings.signing_key_path)
+    may_create = settings.create_signing_key or engine.dialect.name == "sqlite"
+    key = load_or_create_signing_key(key_path, create=may_create)
     wait_for("Kafka broker", broker_check(settings.kafka_bootstrap))
     topics = Topics(settings.topic_prefix)
     output = RdKafkaOutput(settings.kafka_bootstrap)
@@ -85,21 +98,24 @@ def bootstrap(settings: Settings) -> LedgerApp:
         session_timeout_ms=10_000,
     )
     consumer = BatchLoop(intake, processor)
-    key = load_or_create_signing_key(Path(settings.signing_key_path))
     # The signer has its own producer: it runs in another thread than the batches.
     signer_output = RdKafkaOutput(settings.kafka_bootstrap, client_id="charity-ledger-signer")
-    signer = TreeHeadSigner(engine, key, signer_output, topics)
+    signer = TreeHeadSigner(engine, key, signer_output, topics, key_path=key_path, guard=lease.check)
     checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
     return LedgerApp(
-        store, processor, consumer, intake, output, publisher, signer, signer_output, checkpointer
+        store, processor, consumer, intake, output, publisher, signer, signer_output, checkpointer, lease
     )
 
 
-def batches_check(loop: BatchLoop) -> Check:
-    """Not ready while the batch loop is waiting out a failure (it retries by itself)."""
+def batches_check(app: Callable[[], LedgerApp | None]) -> Check:
+    """Not ready while standing by for the writer lease, nor while the batch loop is
+    waiting out a failure (it retries by itself)."""
 
     def check() -> None:
-        if not loop.healthy:
+        running = app()
+        if running is None:
+            raise RuntimeError("standing by: another ledger holds the writer lease")
+        if not running.consumer.healthy:
             raise RuntimeError("the last attempt to apply a batch failed; retrying with back-off")
 
     return check
@@ -129,27 +145,52 @@ def sign_tree_heads(
 def run(settings: Settings | None = None) -> None:
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ledger %(levelname)s %(message)s")
-    app = bootstrap(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    started: list[LedgerApp] = []
     http = FastAPI(title="charity ledger (operations)")
     http.include_router(
         health_router(
             {
-                "database": database_check(app.store.engine),
+                # Not the writer's engine: its BEGIN IMMEDIATE would wait for the lock.
+                "database": database_check(make_probe_engine(settings.database_url)),
                 "kafka": broker_check(settings.kafka_bootstrap),
-                "batches": batches_check(app.consumer),
+                "batches": batches_check(lambda: started[0] if started else None),
             }
         )
     )
     server = serve_in_thread(http, "127.0.0.1", settings.ledger_http_port)
+    try:
+        try:
+            app = bootstrap(settings, stop)
+        except NoSigningKey as exc:
+            log.critical("%s", exc)
+            raise SystemExit(2) from None
+        if app is not None:
+            started.append(app)
+            _serve(app, settings, stop)
+    finally:
+        server.should_exit = True
+        log.info("ledger stopped")
+
+
+def _serve(app: LedgerApp, settings: Settings, stop: threading.Event) -> None:
+    """Apply batches until stopped, with the threads that go with it; then let go of all."""
+    lease_lost: list[LeaseLost] = []
+    threading.Thread(
+        target=app.lease.keep_renewed, args=(stop, lease_lost), name="writer-lease", daemon=True
+    ).start()
     signer_broken: list[OutputBroken] = []
     threading.Thread(
         target=sign_tree_heads,
         args=(app.signer, stop, settings.tree_head_interval_s, signer_broken),
         daemon=True,
     ).start()
+    lag = LagMonitor(
+        settings.kafka_bootstrap, app.intake.positions, lambda: time.monotonic() - app.consumer.last_commit
+    )
+    threading.Thread(target=lag.run, args=(stop,), name="lag-monitor", daemon=True).start()
     if app.checkpointer is not None:
         threading.Thread(
             target=app.checkpointer.run,
@@ -158,14 +199,16 @@ def run(settings: Settings | None = None) -> None:
             daemon=True,
         ).start()
     log.info("ledger consuming %s as group %s", Topics(settings.topic_prefix).inputs, settings.ledger_group)
+    clean = False
     try:
         app.consumer.run(stop)
-        if signer_broken:
-            raise signer_broken[0]  # exits non-zero, to be restarted
+        for failure in (*lease_lost, *signer_broken):
+            raise failure  # exits non-zero, to be restarted (as the standby, if the lease is lost)
+        clean = True
     finally:
         app.consumer.close()
         app.publisher.close()
         app.output.close()
         app.signer_output.close()
-        server.should_exit = True
-        log.info("ledger stopped")
+        if clean:
+            app.lease.release()  # a clean stop: the standby need not wait for the lease to run out

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -169,6 +169,7 @@ class _Head:
     root: bytes
     timestamp_ms: int
     signature: bytes
+    key_id: str | None  # which key signed it; None on heads from before keys rotated
 
 
 def _field(obj: Mapping[str, object], name: str, what: str) -> object:
@@ -220,7 +221,16 @@ def _parse_head(value: object, what: str) -> _Head:
         root=_hash_hex(_field(obj, "root_hash", what), f"the {what}'s root_hash"),
         timestamp_ms=_u64(obj, "timestamp_ms", what),
         signature=_signature(_field(obj, "signature", what)),
+        key_id=_key_id(obj.get("key_id"), what),
     )
+
+
+def _key_id(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise _Invalid(f"the {what}'s key_id must be 64 lowercase hex digits")
+    return value
 
 
 def _proof(value: object, label: str) -> list[bytes]:
@@ -239,7 +249,25 @@ def _public_key(pem: str) -> Ed25519PublicKey:
     return key
 
 
-def _check_signature(key: Ed25519PublicKey, head: _Head, what: str) -> None:
+def _public_keys(pem: str) -> dict[str, Ed25519PublicKey]:
+    """Every key in the PEM text (the ledger's keys, one or several), by key id: the
+    hex SHA-256 of the raw key, as tree heads name it."""
+    blocks = re.findall(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", pem, flags=re.S)
+    keys = [_public_key(block + "\n") for block in blocks] or [_public_key(pem)]
+    return {hashlib.sha256(k.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest(): k for k in keys}
+
+
+def _check_signature(keys: dict[str, Ed25519PublicKey], head: _Head, what: str) -> None:
+    if head.key_id is not None:
+        if head.key_id not in keys:
+            raise _Invalid(f"the {what} was signed by key {head.key_id}, which is not among the keys given")
+        key = keys[head.key_id]
+    elif len(keys) == 1:
+        key = next(iter(keys.values()))
+    else:
+        raise _Invalid(
+            f"the {what} names no key, and several keys were given: give the one it was signed with"
+        )
     try:
         key.verify(head.signature, tree_head_bytes(head.size, head.timestamp_ms, head.root))
     except InvalidSignature:
@@ -264,9 +292,9 @@ def verify_receipt(
 ) -> VerificationResult:
     """Is the receipt's entry in the tree the signed head commits to?"""
     try:
-        key = _public_key(public_key_pem)
+        keys = _public_keys(public_key_pem)
         head = _parse_head(tree_head, "tree head")
-        _check_signature(key, head, "tree head")
+        _check_signature(keys, head, "tree head")
 
         receipt = _mapping(receipt, "receipt")
         entry = _mapping(_field(receipt, "entry", "receipt"), "receipt's entry")
@@ -309,11 +337,11 @@ def verify_consistency_between(
 ) -> VerificationResult:
     """Does the newer signed head extend the older one, without rewriting any entry?"""
     try:
-        key = _public_key(public_key_pem)
+        keys = _public_keys(public_key_pem)
         old = _parse_head(head_old, "older tree head")
         new = _parse_head(head_new, "newer tree head")
-        _check_signature(key, old, "older tree head")
-        _check_signature(key, new, "newer tree head")
+        _check_signature(keys, old, "older tree head")
+        _check_signature(keys, new, "newer tree head")
         proof = _proof(list(proof_hex_list), "the consistency proof")
         if old.size > new.size:
             raise _Invalid(f"the older head has {old.size} entries, more than the newer head's {new.size}")
@@ -354,7 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("receipt", type=Path, help="receipt JSON file")
     parser.add_argument("tree_head", type=Path, help="signed tree head JSON file")
-    parser.add_argument("public_key", type=Path, help="the ledger's Ed25519 public key, PEM")
+    parser.add_argument(
+        "public_key", type=Path, help="the ledger's Ed25519 public key(s), PEM; the head names its key by id"
+    )
     args = parser.parse_args(argv)
     try:
         receipt = _load_json(args.receipt)

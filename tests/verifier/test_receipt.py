@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ledger.adapters.signing import public_key_pem, sign_tree_head
+from services.ledger.adapters.signing import key_id, public_key_pem, sign_tree_head
 from services.ledger.domain import merkle
 from services.ledger.domain.merkle import MerkleTree, TreeHead, canonical_entry_bytes
 from services.verifier import receipt as verifier
@@ -259,3 +259,23 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("valid") and not done.stderr
+
+
+def test_the_head_picks_its_key_by_id_among_several() -> None:
+    rotated = Ed25519PrivateKey.generate()
+    both = PEM + public_key_pem(rotated)
+    old_head = dict(make_head(8), key_id=key_id(KEY))
+    new_head = dict(make_head(13, rotated), key_id=key_id(rotated))
+    assert verify_receipt(make_receipt(3, 8), old_head, both).ok
+    assert verify_receipt(make_receipt(3, 13), new_head, both).ok
+    assert verify_consistency_between(
+        old_head, new_head, [h.hex() for h in TREE.consistency_proof(8, 13)], both
+    ).ok
+    assert_invalid(
+        verify_receipt(make_receipt(3, 13), new_head, PEM), f"signed by key {key_id(rotated)}", "not among"
+    )
+    # A head from before key ids, with several keys given, cannot say which to use.
+    assert_invalid(verify_receipt(make_receipt(3, 13), make_head(13, rotated), both), "names no key")
+    # Naming the wrong key is as bad as a forged signature.
+    mislabelled = dict(make_head(13, rotated), key_id=key_id(KEY))
+    assert_invalid(verify_receipt(make_receipt(3, 13), mislabelled, both), "does not verify")

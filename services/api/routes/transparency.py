@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
-from services.api.deps import QueriesDep, SettingsDep
+from services.api.deps import QueriesDep
 from services.api.errors import INVALID, RETRY_AFTER_S, errors
 from services.api.models import MAX_INT64, Instant, PathId
 from services.api.routes.projects import UNKNOWN_PROJECT
-from services.ledger.read import LedgerQueries, NotYetCovered, Transparency, published_public_key
+from services.ledger.read import LedgerQueries, NotYetCovered, Transparency
 
 router = APIRouter(tags=["transparency"])
 
@@ -29,11 +30,15 @@ def _transparency(request: Request) -> Transparency:
 @router.get(
     "/api/transparency/public-key",
     response_class=PlainTextResponse,
-    responses=errors({503: "the ledger has not published its public key yet"}, json_route=False),
+    responses=errors(
+        {503: "the ledger has not registered its key yet, or the database cannot be reached"},
+        json_route=False,
+    ),
 )
-def public_key(settings: SettingsDep) -> str:
-    """The Ed25519 key that signs tree heads, as PEM, as the ledger published it."""
-    pem = published_public_key(settings.signing_key_path)
+def public_key(request: Request) -> str:
+    """The Ed25519 key that signs new tree heads, as PEM (older heads name theirs by
+    `key_id`: see /api/transparency/public-keys)."""
+    pem = _transparency(request).current_public_key()
     if pem is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -41,6 +46,19 @@ def public_key(settings: SettingsDep) -> str:
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     return pem
+
+
+class PublicKey(BaseModel):
+    key_id: str = Field(description="hex SHA-256 of the raw public key; tree heads name it")
+    algorithm: str = Field(description="'Ed25519'")
+    valid_from: str = Field(description="when the key came into use, UTC, ISO 8601")
+    public_key: str = Field(description="SubjectPublicKeyInfo PEM")
+
+
+@router.get("/api/transparency/public-keys", responses=errors({}))
+def public_keys(request: Request) -> list[PublicKey]:
+    """Every key that has signed tree heads, oldest first; rotation adds one."""
+    return [PublicKey(**key) for key in _transparency(request).public_keys()]
 
 
 @router.get("/api/transparency/tree-heads", responses=errors(INVALID))

@@ -8,14 +8,20 @@ signed are ``TreeHead.signing_bytes()``; the public verifier
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Engine, select
 
+from services.ledger.adapters import tables as t
 from services.ledger.domain.merkle import TreeHead
+
+ALGORITHM = "Ed25519"
 
 
 def sign_tree_head(private_key: Ed25519PrivateKey, head: TreeHead) -> bytes:
@@ -31,8 +37,13 @@ def verify_tree_head(public_key: Ed25519PublicKey, head: TreeHead, signature: by
     return True
 
 
-def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
-    """Load the PEM (PKCS#8, unencrypted) key at ``path``, creating it first if absent.
+class NoSigningKey(LookupError):
+    """The ledger has no key to sign with and may not create one."""
+
+
+def load_or_create_signing_key(path: Path, create: bool = True) -> Ed25519PrivateKey:
+    """Load the PEM (PKCS#8, unencrypted) key at ``path``, creating it first if absent
+    and `create` allows it (else `NoSigningKey`).
 
     A new key is written to a private temporary file (mode 0600 from the start,
     so it is never readable by others) and then hard-linked into place: the link
@@ -40,27 +51,55 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     one instead of each signing with a key of its own.
     """
     if not path.exists():
+        if not create:
+            raise NoSigningKey(
+                f"no tree-head signing key at {path}: create the first one with "
+                "`charity-ledger keys rotate` and keep it safe (a new key is never made silently "
+                "for a production database: heads would stop verifying with the published one)"
+            )
         _create_key_file(path)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise TypeError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key")
-    _write_public_key(key, public_key_file(path))
     return key
 
 
-def public_key_file(private_key_path: Path) -> Path:
-    """Where the public half is kept beside the private key: what the read side serves,
-    so that nothing but the ledger ever opens the private key."""
-    return private_key_path.with_name(private_key_path.name + ".pub")
+def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The key's id: the hex SHA-256 of its raw public bytes (what the verifier computes too)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
 
 
-def _write_public_key(key: Ed25519PrivateKey, path: Path) -> None:
-    pem = public_key_pem(key)
-    if path.exists() and path.read_text(encoding="ascii") == pem:
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(pem, encoding="ascii")
-    os.replace(tmp, path)
+def register_public_key(engine: Engine, key: Ed25519PrivateKey, valid_from: datetime) -> str:
+    """Record the key's public half in `signing_keys` (once): the read side serves it,
+    and `verify` finds each head's key there by id."""
+    kid = key_id(key)
+    with engine.begin() as conn:
+        known = conn.scalar(select(t.signing_keys.c.key_id).where(t.signing_keys.c.key_id == kid))
+        if known is None:
+            conn.execute(
+                t.signing_keys.insert().values(
+                    key_id=kid, algorithm=ALGORITHM, public_key=public_key_pem(key), valid_from=valid_from
+                )
+            )
+    return kid
+
+
+def rotate_signing_key(path: Path, engine: Engine, now: datetime) -> tuple[str | None, str]:
+    """Put a new key at `path` and register it; the old one is kept beside it, retired.
+
+    Returns (the old key's id or None, the new key's id). A running ledger notices
+    the new file at its next signing turn; heads signed before keep their key id.
+    """
+    old: str | None = None
+    if path.exists():
+        old = key_id(load_or_create_signing_key(path, create=False))
+        retired = path.with_name(f"{path.name}.{old[:16]}.retired")
+        os.replace(path, retired)
+    _create_key_file(path)
+    new = register_public_key(engine, load_or_create_signing_key(path, create=False), now)
+    return old, new
 
 
 def _create_key_file(path: Path) -> None:

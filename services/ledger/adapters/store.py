@@ -91,8 +91,10 @@ _JSON_DISBURSEMENT_FIELDS = ("approvers", "evidence")
 
 
 class LedgerStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: Callable[[Connection], None] | None = None) -> None:
         self.engine = engine
+        # Run inside every batch's transaction before it commits (the writer lease's check).
+        self.guard = guard
         self._writers: dict[str, _RowWriter] = {}
         # Built once: a batch of a few records spent more on building these
         # statements than on running them.
@@ -179,6 +181,8 @@ class LedgerStore:
         Returns the appended entries as the relay publishes them.
         """
         with self.engine.begin() as conn:
+            if self.guard is not None:
+                self.guard(conn)
             committed = self._append(conn, batch, view) if batch.entries else []
             self.write_projections(conn, view)
             self._store_offsets(conn, batch)

@@ -137,6 +137,17 @@ tree_heads = Table(
     Column("root_hash", String(64), nullable=False),
     Column("timestamp_ms", BigInteger, nullable=False),
     Column("signature", String(200), nullable=False),  # Ed25519, base64
+    Column("key_id", String(64)),  # the signing key; None: before 0004, the oldest key
+)
+
+# Every public key that has signed tree heads; rotation adds one.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),  # hex SHA-256 of the raw public key
+    Column("algorithm", String(16), nullable=False),
+    Column("public_key", Text, nullable=False),  # SubjectPublicKeyInfo PEM
+    Column("valid_from", DateTime(timezone=True), nullable=False),
 )
 
 # How far the broker acknowledged each output stream ('journal': a journal seq,
@@ -157,4 +168,14 @@ feed_outbox = Table(
     Column("fields", Text, nullable=False),  # JSON: the DonationFeedItem's fields but id, actor, seq
 )
 
-APPEND_ONLY_TABLES = ("journal", "postings", "merkle_leaves", "tree_heads")
+# The right to write: one row, renewed by its holder, checked by every batch.
+writer_lease = Table(
+    "writer_lease",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("holder", String(200), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),  # by the database's clock
+)
+
+APPEND_ONLY_TABLES = ("journal", "postings", "merkle_leaves", "tree_heads", "signing_keys")

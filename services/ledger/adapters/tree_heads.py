@@ -6,23 +6,38 @@ stored leaves, signed and stored (TreeHeadSigner). The read side
 from __future__ import annotations
 
 import base64
-import hashlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.signing import sign_tree_head
+from services.ledger.adapters.signing import load_or_create_signing_key, register_public_key, sign_tree_head
 from services.ledger.adapters.store import TREE_HEADS_STREAM, read_watermark, write_watermark
 from services.ledger.domain.merkle import MerkleTree, TreeHead
 from services.ledger.service.ports import OutputPort
 
+log = logging.getLogger(__name__)
 CATCH_UP_CHUNK = 50_000
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """Which file is at `path` (inode, modification time): a rotation replaces it."""
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns)
 
 
 def catch_up(engine: Engine, tree: MerkleTree) -> None:
@@ -43,29 +58,70 @@ def catch_up(engine: Engine, tree: MerkleTree) -> None:
             return
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()
-
-
 def head_json(row: Any) -> dict[str, Any]:
     return {
         "tree_size": row.tree_size,
         "root_hash": row.root_hash,
         "timestamp_ms": row.timestamp_ms,
         "signature": row.signature,
+        "key_id": row.key_id,
     }
 
 
 class TreeHeadSigner:
-    """Signs and publishes a new tree head whenever the journal has grown."""
+    """Signs and publishes a new tree head whenever the journal has grown.
 
-    def __init__(self, engine: Engine, key: Ed25519PrivateKey, output: OutputPort, topics: Topics) -> None:
+    With `key_path`, a key rotated on disk (`charity-ledger keys rotate`) is
+    picked up at the next turn: registered, published, and signing from then on.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        key: Ed25519PrivateKey,
+        output: OutputPort,
+        topics: Topics,
+        key_path: Path | None = None,
+        guard: Callable[[Connection], None] | None = None,
+    ) -> None:
         self.engine = engine
-        self.key = key
+        self.guard = guard  # the writer lease's check, inside the head's transaction
         self.output = output
         self.topics = topics
         self.tree = MerkleTree()
         self.codec = EventCodec()
+        self.key_path = key_path
+        self._key_file = _identity(key_path)
+        self.key = key
+        self.key_id = register_public_key(engine, key, ev.utc_now_ms())
+        self._key_sent = False
+
+    def _follow_rotation(self) -> None:
+        if self.key_path is None or _identity(self.key_path) == self._key_file:
+            return
+        self.key = load_or_create_signing_key(self.key_path, create=False)
+        self._key_file = _identity(self.key_path)
+        self.key_id = register_public_key(self.engine, self.key, ev.utc_now_ms())
+        self._key_sent = False
+        log.info("signing tree heads with the rotated key %s", self.key_id)
+
+    def _send_key(self) -> None:
+        """Put the signing key on the checkpoints topic, so a mirror of it can verify heads."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.signing_keys).where(t.signing_keys.c.key_id == self.key_id)).one()
+        published = ev.SigningKeyPublished(
+            event_id=ev.derived_id("signing-key", row.key_id),
+            occurred_at=ev.utc_now_ms(),
+            actor="ledger",
+            project_id="ledger",
+            key_id=row.key_id,
+            algorithm=row.algorithm,
+            public_key=row.public_key,
+            valid_from=row.valid_from,
+        )
+        self.output.send(self.topics.checkpoints, b"ledger", self.codec.encode(published))
+        self.output.flush()
+        self._key_sent = True
 
     def publish_if_grown(self) -> TreeHead | None:
         """Send the stored heads the broker has not acknowledged yet, then sign a new head
@@ -75,6 +131,9 @@ class TreeHeadSigner:
         `tree_heads`: the 'tree-heads' watermark says how far the broker has
         acknowledged them, and the next call sends what lies beyond it.
         """
+        self._follow_rotation()
+        if not self._key_sent:
+            self._send_key()
         self._send_unsent()
         catch_up(self.engine, self.tree)
         with self.engine.connect() as conn:
@@ -87,12 +146,15 @@ class TreeHeadSigner:
         head = TreeHead(size=self.tree.size, root=self.tree.root(), timestamp_ms=int(now.timestamp() * 1000))
         signature = base64.b64encode(sign_tree_head(self.key, head)).decode()
         with self.engine.begin() as conn:
+            if self.guard is not None:
+                self.guard(conn)
             conn.execute(
                 t.tree_heads.insert().values(
                     tree_size=head.size,
                     root_hash=head.root.hex(),
                     timestamp_ms=head.timestamp_ms,
                     signature=signature,
+                    key_id=self.key_id,
                 )
             )
         self._send_unsent()
@@ -106,7 +168,6 @@ class TreeHeadSigner:
             ).all()
         if not unsent:
             return
-        key = key_id(self.key.public_key())
         for row in unsent:
             published = ev.TreeHeadPublished(
                 event_id=ev.derived_id("tree-head", str(row.tree_size)),
@@ -117,7 +178,7 @@ class TreeHeadSigner:
                 root_hash=row.root_hash,
                 timestamp_ms=row.timestamp_ms,
                 signature=row.signature,
-                key_id=key,
+                key_id=row.key_id or self.key_id,
             )
             self.output.send(self.topics.checkpoints, b"ledger", self.codec.encode(published))
         self.output.flush()

@@ -5,6 +5,7 @@ services/cli.py declares their options; these functions do the work and return t
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +24,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
+from sqlalchemy import Engine, select
 
+from services.contracts.events import utc_now_ms
+from services.ledger.adapters import tables as t
 from services.ledger.adapters.db import make_engine
-from services.ledger.adapters.signing import load_or_create_signing_key, load_public_key_pem
+from services.ledger.adapters.signing import key_id, load_public_key_pem, rotate_signing_key
+from services.ledger.adapters.store import LedgerStore
+from services.ledger.domain.chain import iso_ms
 from services.ledger.ops.rebuild import compare_with_live, replace_live, replay
 from services.ledger.ops.verify import verify
 from services.platform.settings import Settings
@@ -48,28 +54,62 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+def public_keys_in(text: str) -> dict[str, Ed25519PublicKey]:
+    """Every PEM public key in a file (one or several, concatenated), by key id."""
+    blocks = re.findall(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", text, flags=re.S)
+    keys = [load_public_key_pem(block + "\n") for block in blocks]
+    return {key_id(key): key for key in keys}
+
+
+def registered_keys(engine: Engine) -> dict[str, Ed25519PublicKey]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.valid_from)).all()
+    return {row.key_id: load_public_key_pem(row.public_key) for row in rows}
+
+
+def rotate_command(database_url: str | None = None) -> int:
+    """A new signing key in place of the current one (or the first one), registered."""
+    settings = Settings()
+    engine = make_engine(database_url or settings.database_url)
+    LedgerStore(engine).migrate()
+    old, new = rotate_signing_key(Path(settings.signing_key_path), engine, utc_now_ms())
+    if old is None:
+        print(f"created the first signing key {new} at {settings.signing_key_path}")
+    else:
+        print(f"rotated: new heads are signed with {new}; heads signed before keep {old}")
+    return 0
+
+
+def list_keys_command(database_url: str | None = None) -> int:
+    settings = Settings()
+    engine = make_engine(database_url or settings.database_url, writer=False)
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.valid_from)).all()
+    for row in rows:
+        print(f"{row.key_id}  {row.algorithm}  valid from {iso_ms(row.valid_from)}")
+    if not rows:
+        print("no signing keys registered yet", file=sys.stderr)
+    return 0
+
+
 def verify_command(
     database_url: str | None = None, public_key: Path | None = None, quiet: bool = False
 ) -> int:
     settings = Settings()
     engine = make_engine(database_url or settings.database_url, writer=False)
-    key: Ed25519PublicKey
-    key_path = Path(settings.signing_key_path)
-    if public_key:
-        key = load_public_key_pem(public_key.read_text())
-    elif key_path.exists():
-        key = load_or_create_signing_key(key_path).public_key()
-    else:
-        # A fresh key would make every published signature look forged.
+    # Keys given on the command line are the ones to trust (as published); without
+    # them, the keys the ledger registered in its database.
+    keys = public_keys_in(public_key.read_text(encoding="ascii")) if public_key else registered_keys(engine)
+    if not keys:
         print(
-            f"no tree-head signing key at {key_path}; pass --public-key with the published key "
-            "(GET /api/transparency/public-key)",
+            "no public keys: the database has none registered; pass --public-key with the published "
+            "keys (GET /api/transparency/public-keys)",
             file=sys.stderr,
         )
         return 2
     started = time.monotonic()
     with progress_bar("verify", quiet) as progress:
-        report = verify(engine, key, progress)
+        report = verify(engine, keys, progress)
     seconds = time.monotonic() - started
     if not report.ok:
         print(f"FAILED: {report.problems[0]}")

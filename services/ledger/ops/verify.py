@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, select, text
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.journal_reader import CHUNK, StoredEntry, iter_journal, journal_size
-from services.ledger.adapters.signing import verify_tree_head
+from services.ledger.adapters.signing import key_id, verify_tree_head
 from services.ledger.domain.chain import GENESIS_HASH, hashes_of
 from services.ledger.domain.merkle import MerkleTree, TreeHead
 from services.ledger.domain.projector import apply_entry
@@ -101,9 +101,12 @@ def _entry_problem(stored: StoredEntry, entry_hash: str, leaf: str) -> str:
     return f"{where} is invalid: {stored.problem}"
 
 
+PublicKeys = Mapping[str, Ed25519PublicKey]  # by key id, oldest first
+
+
 def verify(
     engine: Engine,
-    public_key: Ed25519PublicKey | None,
+    public_keys: Ed25519PublicKey | PublicKeys | None,
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> VerifyReport:
@@ -139,7 +142,7 @@ def verify(
     if report.ok:
         _check_postings_table(engine, report, sums)
     if report.ok:
-        _check_tree_heads(engine, report, public_key)
+        _check_tree_heads(engine, report, by_id(public_keys))
     if report.ok:
         differences = [d for p in parts for d in p.differences]
         report.problems.extend(f"projection differs from a rebuild: {d}" for d in differences[:20])
@@ -205,7 +208,15 @@ def _check_postings_table(engine: Engine, report: VerifyReport, expected: dict[s
             return
 
 
-def _check_tree_heads(engine: Engine, report: VerifyReport, public_key: Ed25519PublicKey | None) -> None:
+def by_id(keys: Ed25519PublicKey | PublicKeys | None) -> PublicKeys | None:
+    if isinstance(keys, Ed25519PublicKey):
+        return {key_id(keys): keys}
+    return keys
+
+
+def _check_tree_heads(engine: Engine, report: VerifyReport, public_keys: PublicKeys | None) -> None:
+    """Each head's root against the journal and, with keys, its signature against the key
+    it names (heads signed before key ids were recorded: the oldest key)."""
     with engine.connect() as conn:
         heads = conn.execute(select(t.tree_heads).order_by(t.tree_heads.c.tree_size)).all()
     for row in heads:
@@ -218,6 +229,13 @@ def _check_tree_heads(engine: Engine, report: VerifyReport, public_key: Ed25519P
             report.problems.append(f"{label} has a root that does not match the journal")
             return
         head = TreeHead(size=row.tree_size, root=bytes.fromhex(row.root_hash), timestamp_ms=row.timestamp_ms)
-        if public_key is not None and not verify_tree_head(public_key, head, base64.b64decode(row.signature)):
-            report.problems.append(f"{label} has an invalid signature")
+        if public_keys is None:
+            continue
+        named = row.key_id or next(iter(public_keys), None)
+        key = public_keys.get(named) if named else None
+        if key is None:
+            report.problems.append(f"{label} names the signing key {named}, which is not a known public key")
+            return
+        if not verify_tree_head(key, head, base64.b64decode(row.signature)):
+            report.problems.append(f"{label} has an invalid signature (key {named})")
             return

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.journal_reader import iter_journal
 from services.ledger.adapters.tree_heads import catch_up, head_json
+from services.ledger.domain.chain import iso_ms
 from services.ledger.domain.merkle import MerkleTree
 
 
@@ -74,3 +75,22 @@ class Transparency:
         if not 0 < old_size <= new_size <= tree.size:
             raise ValueError(f"sizes must satisfy 0 < old <= new <= {tree.size}")
         return [p.hex() for p in tree.consistency_proof(old_size, new_size)]
+
+    def public_keys(self) -> list[dict[str, Any]]:
+        """Every key that has signed tree heads, oldest first (rotation adds one)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.valid_from)).all()
+        return [
+            {
+                "key_id": r.key_id,
+                "algorithm": r.algorithm,
+                "valid_from": iso_ms(r.valid_from),
+                "public_key": r.public_key,
+            }
+            for r in rows
+        ]
+
+    def current_public_key(self) -> str | None:
+        """The PEM of the newest key, or None before the ledger has registered one."""
+        keys = self.public_keys()
+        return str(keys[-1]["public_key"]) if keys else None

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.ledger.adapters.signing import (
+    NoSigningKey,
     load_or_create_signing_key,
     load_public_key_pem,
     public_key_pem,
@@ -19,7 +20,6 @@ from services.ledger.adapters.signing import (
     verify_tree_head,
 )
 from services.ledger.domain.merkle import MerkleTree, TreeHead, leaf_hash
-from services.ledger.read import published_public_key
 
 TREE = MerkleTree.from_leaf_hashes(leaf_hash(bytes([i])) for i in range(10))
 HEAD = TreeHead(size=10, root=TREE.root(10), timestamp_ms=1_725_494_400_000)
@@ -64,14 +64,14 @@ def test_key_is_created_private_and_then_reused(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
     again = load_or_create_signing_key(path)
     assert public_key_pem(again) == public_key_pem(created)
-    # no temporary left behind; the public half published beside it for the read side
-    assert sorted(p.name for p in path.parent.iterdir()) == ["tree-head.pem", "tree-head.pem.pub"]
-    assert published_public_key(path) == public_key_pem(created)
+    assert [p.name for p in path.parent.iterdir()] == ["tree-head.pem"]  # no temporary left behind
 
 
-def test_no_public_key_is_served_before_the_ledger_published_one(tmp_path: Path) -> None:
-    assert published_public_key(tmp_path / "never-created.pem") is None
-    assert not (tmp_path / "never-created.pem").exists()
+def test_a_key_that_may_not_be_created_is_refused_naming_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "never-created.pem"
+    with pytest.raises(NoSigningKey, match=f"no tree-head signing key at {path}: .*keys rotate"):
+        load_or_create_signing_key(path, create=False)
+    assert not path.exists()
 
 
 def test_a_key_file_of_another_kind_is_refused(tmp_path: Path) -> None:

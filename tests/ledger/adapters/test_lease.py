@@ -1,0 +1,56 @@
+"""The writer lease on both databases: one holder at a time, and who may take it over when."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import select
+
+from services.ledger.adapters import tables as t
+from services.ledger.adapters.lease import WriterLease, holder_name
+from services.ledger.adapters.store import LedgerStore
+from services.platform.broken import LeaseLost
+
+pytestmark = pytest.mark.integration  # needs the PostgreSQL server
+
+
+def test_one_holder_at_a_time_and_a_lost_lease_fails_the_transaction(store: LedgerStore) -> None:
+    first = WriterLease(store.engine, "ledger-1@elsewhere:1", ttl_ms=300)
+    second = WriterLease(store.engine, "ledger-1@elsewhere:2", ttl_ms=300)
+    assert first.try_acquire() and first.held
+    assert not second.try_acquire()  # held, and its holder is on another host
+    first.renew()
+    assert not second.try_acquire()
+    time.sleep(0.5)  # the first is paused past its lease
+    assert second.try_acquire()
+    lost = r"ledger-1@elsewhere:1 lost the writer lease \(epoch 1\)"
+    with pytest.raises(LeaseLost, match=lost), store.engine.begin() as conn:
+        first.check(conn)
+    assert not first.held
+    with store.engine.begin() as conn:
+        second.check(conn)  # the holder's own check extends the lease
+        assert conn.scalar(select(t.writer_lease.c.epoch)) == 2
+
+
+def test_a_holder_whose_lease_ran_out_unchallenged_still_holds_it(store: LedgerStore) -> None:
+    lease = WriterLease(store.engine, "ledger-1@elsewhere:1", ttl_ms=100)
+    assert lease.try_acquire()
+    time.sleep(0.3)  # e.g. the database was away for longer than the lease; nobody took it
+    lease.renew()
+    assert lease.held
+
+
+def test_a_released_lease_or_one_whose_process_is_gone_is_taken_at_once(store: LedgerStore) -> None:
+    first = WriterLease(store.engine, "ledger-1@elsewhere:1", ttl_ms=60_000)
+    assert first.try_acquire()
+    first.release()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    on_this_host = WriterLease(store.engine, holder_name("ledger-1").rsplit(":", 1)[0] + f":{gone.pid}")
+    assert on_this_host.try_acquire()  # released: no need to wait a minute
+    successor = WriterLease(store.engine, holder_name("ledger-1"), ttl_ms=60_000)
+    assert successor.try_acquire()  # its holder's process no longer exists on this host
+    with pytest.raises(LeaseLost):
+        on_this_host.renew()
