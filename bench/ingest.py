@@ -41,7 +41,7 @@ from sqlalchemy import Engine, func, select
 
 from bench import journal as journal_bench
 from bench import profile as spy_profile
-from bench import workload
+from bench import takeover, workload
 from bench.measure import (
     Drain,
     machine_busy_seconds,
@@ -92,6 +92,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma-separated, of: sqlite, postgresql (default both)",
     )
     parser.add_argument("--skip-raw", action="store_true", help="skip the consume+decode ceiling")
+    parser.add_argument(
+        "--takeovers",
+        type=int,
+        default=3,
+        help="also time a standby ledger taking over from a killed one, this many times (0: skip)",
+    )
     parser.add_argument(
         "--journal-entries",
         type=int,
@@ -273,6 +279,7 @@ def ledger_env(settings_db: str, bootstrap: str, topics: Topics, group: str, wor
     return {
         # A throwaway tree-head key: the benchmark never touches the real one in var/keys.
         "CHARITY_SIGNING_KEY": str(workdir / "tree-head-ed25519.pem"),
+        "CHARITY_CREATE_SIGNING_KEY": "true",  # a scratch database, PostgreSQL too
         "CHARITY_DATABASE_URL": settings_db,
         "CHARITY_KAFKA_BOOTSTRAP": bootstrap,
         "CHARITY_TOPIC_PREFIX": topics.prefix,
@@ -604,21 +611,26 @@ def main(argv: list[str]) -> int:
                     f"({run.cpu_us_per_event:.0f} µs of CPU per event), "
                     f"whole machine {run.machine_cores:.2f} of {os.cpu_count()} cores"
                 )
+        core = ledger_core(args.journal_entries, workdir, out, bootstrap) if args.journal_entries else {}
+        if args.takeovers:
+            core.update(takeover.measure(bootstrap, workdir, args.takeovers, out))
     if args.profile:
         out(f"profiled with {args.profile} (slower than unprofiled): {workdir}/profile-*")
     figures = summary_figures(args, runs, raw)
-    if args.journal_entries:
-        figures.update(ledger_core(args.journal_entries, workdir, out))
+    figures.update(core)
     print(summary_line(figures), flush=True)
     return 0
 
 
-def ledger_core(entries: int, workdir: Path, out: Out) -> dict[str, float | int | str | bool | None]:
-    """Rebuild, verify and receipts on a journal of `entries` (issue targets: 60 s, 30 s, 5 ms)."""
+def ledger_core(
+    entries: int, workdir: Path, out: Out, bootstrap: str
+) -> dict[str, float | int | str | bool | None]:
+    """Rebuild, verify and receipts on a journal of `entries` (issue targets: 60 s, 30 s, 5 ms),
+    and the relay catching up with all of it."""
     path = workdir / "journal.db"
     out(f"ledger core: building a SQLite journal of {entries:,} entries with the real rules and store…")
     try:
-        core = journal_bench.run(f"sqlite:///{path}", entries)
+        core = journal_bench.run(f"sqlite:///{path}", entries, bootstrap=bootstrap)
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -626,7 +638,9 @@ def ledger_core(entries: int, workdir: Path, out: Out) -> dict[str, float | int 
         f"  built in {core['build_journal_s']}s; rebuild {core['rebuild_s']}s, verify {core['verify_s']}s, "
         f"receipt p50 {core['receipt_p50_ms']} ms / p99 {core['receipt_p99_ms']} ms "
         f"(tree loaded in {core['receipt_tree_load_s']}s), "
-        f"inclusion proof {core['inclusion_proof_mean_ms']} ms"
+        f"inclusion proof {core['inclusion_proof_mean_ms']} ms; the relay caught up with all of it in "
+        f"{core['relay_catch_up_s']}s ({core['relay_catch_up_entries_per_s']:,.0f} entries/s, "
+        f"{core['relay_catch_up_outputs_per_s']:,.0f} records/s)"
     )
     return {f"journal_{k}": v for k, v in core.items()}
 

@@ -2,8 +2,10 @@
 
 Builds a journal of N entries with the real domain rules and the real store
 (SQLite or PostgreSQL), signs one tree head, then times `rebuild` (replay +
-compare), `verify` (chain, leaves, balances, heads, projections) and receipt
-generation (inclusion proof against the signed head, with its DB reads).
+compare), `verify` (chain, leaves, balances, heads, projections), receipt
+generation (inclusion proof against the signed head, with its DB reads) and,
+given a broker, the relay catching up with the whole journal from a watermark
+of 0 (every entry's journal record and outcome, and totals).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import itertools
 import random
 import statistics
 import time
+import uuid
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +23,7 @@ from bench import workload
 from services.contracts import events as ev
 from services.contracts.topics import Topics
 from services.ledger.adapters.db import make_engine
+from services.ledger.adapters.publisher_process import PublisherProcess
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.adapters.tree_heads import TreeHeadSigner
 from services.ledger.domain.book import decide
@@ -28,7 +32,11 @@ from services.ledger.domain.view import LedgerView
 from services.ledger.ops.rebuild import compare_with_live, replay
 from services.ledger.ops.verify import verify
 from services.ledger.read.transparency import Transparency
+from services.ledger.service.outputs import OutputPublisher, Publisher, PublishPlan, SizeRoutedPublisher
 from services.ledger.service.ports import Batch
+from services.ledger.service.processor import BatchProcessor
+from services.platform.kafka_admin import delete_topics, ensure_topics
+from services.platform.rdkafka_output import RdKafkaOutput
 
 BATCH = 5_000
 PROJECTS = 100
@@ -69,7 +77,50 @@ def build_journal(url: str, n: int, sample_every: int = 997) -> tuple[LedgerStor
     return store, sample
 
 
-def run(url: str, n: int, receipts: int = 1_000) -> dict[str, float]:
+class _Counting:
+    """A publisher that counts the records of the plans it passes on."""
+
+    def __init__(self, inner: Publisher) -> None:
+        self.inner = inner
+        self.records = 0
+
+    @property
+    def acknowledged(self) -> int:
+        return self.inner.acknowledged
+
+    @acknowledged.setter
+    def acknowledged(self, seq: int) -> None:
+        self.inner.acknowledged = seq
+
+    def publish(self, plan: PublishPlan) -> None:
+        self.records += len(plan)
+        self.inner.publish(plan)
+
+    def drain(self) -> None:
+        self.inner.drain()
+
+
+def relay_catch_up(store: LedgerStore, bootstrap: str) -> tuple[float, int]:
+    """The relay starting the whole journal behind (its watermark at 0), publishing to a
+    real broker as the ledger does: large plans from the publisher process. Returns the
+    seconds it took and the records it published."""
+    topics = Topics(f"relay-{uuid.uuid4().hex[:8]}.")
+    ensure_topics(bootstrap, topics.specs())
+    output = RdKafkaOutput(bootstrap)
+    process = PublisherProcess(bootstrap, topics)
+    counting = _Counting(SizeRoutedPublisher(OutputPublisher(output, topics), process, 1_000))
+    try:
+        processor = BatchProcessor(store, output, topics, "relay-bench", publisher=counting)
+        started = time.perf_counter()
+        processor.catch_up_outputs()
+        return time.perf_counter() - started, counting.records
+    finally:
+        process.close()
+        output.close()
+        delete_topics(bootstrap, [spec.name for spec in topics.specs()])
+
+
+def run(url: str, n: int, receipts: int = 1_000, bootstrap: str | None = None) -> dict[str, float]:
     started = time.perf_counter()
     store, gift_ids = build_journal(url, n)
     build_s = time.perf_counter() - started
@@ -109,8 +160,16 @@ def run(url: str, n: int, receipts: int = 1_000) -> dict[str, float]:
         t0 = time.perf_counter()
         transparency.tree.inclusion_proof(index)
         proof_ms.append((time.perf_counter() - t0) * 1000)
+    relay: dict[str, float] = {}
+    if bootstrap is not None:
+        seconds, records = relay_catch_up(store, bootstrap)
+        relay = {
+            "relay_catch_up_s": round(seconds, 1),
+            "relay_catch_up_entries_per_s": round(n / seconds),
+            "relay_catch_up_outputs_per_s": round(records / seconds),
+        }
     store.engine.dispose()
-    return {
+    return relay | {
         "journal_entries": float(n),
         "build_journal_s": round(build_s, 1),
         "rebuild_s": round(rebuild_s, 1),

@@ -267,17 +267,24 @@ class BatchProcessor:
             # The compacted totals topic is the screens' state: make sure it has every project.
             self.publish_all_totals()
             self._all_totals_published = True
-        seq = self.store.output_watermark(JOURNAL)
+        seq = stored = self.store.output_watermark(JOURNAL)
+        self.publisher.acknowledged = seq
         caught_up = 0
         while True:
             committed, feed = self.store.committed_after(seq, CATCH_UP_CHUNK)
             if not committed:
                 break
+            # Not waited for one by one: the publisher keeps a window of plans under
+            # way, so reading the next chunk overlaps publishing this one.
             self.publisher.publish(self._plan(committed, feed))
-            self.publisher.drain()
             seq = committed[-1][0]
-            self.store.store_watermark(JOURNAL, seq)
             caught_up += len(committed)
+            if self.publisher.acknowledged > stored:
+                stored = self.publisher.acknowledged
+                self.store.store_watermark(JOURNAL, stored)
+        self.publisher.drain()
+        if seq > stored:
+            self.store.store_watermark(JOURNAL, seq)
         self.publisher.acknowledged = self._watermark = seq
         if caught_up:
             log.info("published the outputs of %d committed entries again, up to seq %d", caught_up, seq)
