@@ -16,7 +16,7 @@ from services.contracts.topics import Topics
 from services.ledger.adapters.db import make_engine, make_probe_engine
 from services.ledger.adapters.intake_process import IntakeProcess
 from services.ledger.adapters.lag_monitor import LagMonitor
-from services.ledger.adapters.lease import WriterLease, holder_name
+from services.ledger.adapters.lease import RENEW_EVERY_S, WriterLease, holder_name
 from services.ledger.adapters.publisher_process import PublisherProcess
 from services.ledger.adapters.signing import NoSigningKey, load_or_create_signing_key
 from services.ledger.adapters.sqlite_wal import WalCheckpointer
@@ -28,6 +28,7 @@ from services.ledger.service.processor import BatchProcessor
 from services.platform.broken import LeaseLost, OutputBroken
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
+from services.platform.periodic import run_every
 from services.platform.rdkafka_output import RdKafkaOutput
 from services.platform.settings import Settings
 
@@ -122,7 +123,7 @@ def batches_check(app: Callable[[], LedgerApp | None]) -> Check:
 
 
 def sign_tree_heads(
-    signer: TreeHeadSigner, stop: threading.Event, every_s: float, broken: list[OutputBroken]
+    signer: TreeHeadSigner, stop: threading.Event, every_s: float, broken: list[Exception]
 ) -> None:
     """Publish a signed tree head whenever the journal has grown, every few seconds.
 
@@ -130,16 +131,7 @@ def sign_tree_heads(
     quietly stops signing, the whole ledger stops (`broken` says why) and is
     restarted with a new producer, as when the batches' producer fails.
     """
-    while not stop.wait(every_s):
-        try:
-            signer.publish_if_grown()
-        except OutputBroken as exc:
-            log.critical("the tree-head producer failed for good (%s); stopping the ledger", exc)
-            broken.append(exc)
-            stop.set()
-            return
-        except Exception:
-            log.exception("publishing a tree head failed; retrying at the next interval")
+    run_every(stop, every_s, signer.publish_if_grown, OutputBroken, broken, "publishing a tree head")
 
 
 def run(settings: Settings | None = None) -> None:
@@ -177,11 +169,14 @@ def run(settings: Settings | None = None) -> None:
 
 def _serve(app: LedgerApp, settings: Settings, stop: threading.Event) -> None:
     """Apply batches until stopped, with the threads that go with it; then let go of all."""
-    lease_lost: list[LeaseLost] = []
+    lease_lost: list[Exception] = []
     threading.Thread(
-        target=app.lease.keep_renewed, args=(stop, lease_lost), name="writer-lease", daemon=True
+        target=run_every,
+        args=(stop, RENEW_EVERY_S, app.lease.renew, LeaseLost, lease_lost, "renewing the writer lease"),
+        name="writer-lease",
+        daemon=True,
     ).start()
-    signer_broken: list[OutputBroken] = []
+    signer_broken: list[Exception] = []
     threading.Thread(
         target=sign_tree_heads,
         args=(app.signer, stop, settings.tree_head_interval_s, signer_broken),

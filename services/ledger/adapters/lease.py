@@ -136,16 +136,3 @@ class WriterLease:
                 .values(expires_at_ms=0)
             )
         self.epoch = None
-
-    def keep_renewed(self, stop: threading.Event, lost: list[LeaseLost]) -> None:
-        """A thread: renew every second; on loss, record it and stop the ledger."""
-        while not stop.wait(RENEW_EVERY_S):
-            try:
-                self.renew()
-            except LeaseLost as exc:
-                log.critical("%s; stopping", exc)
-                lost.append(exc)
-                stop.set()
-                return
-            except Exception as exc:  # the database away: the batch's own check decides
-                log.warning("could not renew the writer lease: %s", exc)

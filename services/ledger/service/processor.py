@@ -131,7 +131,8 @@ class BatchProcessor:
     def _refused(self, record: ReadRecord, exc: Exception) -> ReadRecord:
         """The record as a dead letter: the event as the ledger read it, and why."""
         topic, partition, offset, key, event, _ = record
-        assert event is not None  # a dead letter is applied without touching the store's data
+        if event is None:  # already a dead letter: the failure is not this record's data
+            raise exc
         reason = f"the ledger could not apply it: {exc}"
         return (topic, partition, offset, key, None, DeadLetter("refused", reason, self.codec.encode(event)))
 
