@@ -378,7 +378,7 @@ def latency_bench(
 ) -> dict[str, Any]:
     """p50/p99 from the ack of a gift's totals to the first SSE message that includes it.
 
-    With updates coalesced every ``coalesce_ms`` (250: the required 4 per second), a gift
+    With updates coalesced every ``coalesce_ms`` (250: 4 a second, as the display once did), a gift
     waits for the next update a uniformly spread 0..250 ms: 247.5 ms of any p99 is that
     wait, whatever the rest of the pipeline does.
     """

@@ -29,8 +29,8 @@ here for a free connection, and the figures say how many were sent), the API's a
 time, and the CPU each process used while posting, with what the rest of the machine
 used meanwhile.
 
-The gateway coalesces a venue's changes to at most one message per ``coalesce_ms`` (250:
-the required 4 per second); a gift waits for the next message up to that long, whatever
+The gateway coalesces a venue's changes to at most one message per ``coalesce_ms`` (200, the
+default since session 6: 5 a second); a gift waits for the next message up to that long, whatever
 the rest of the chain does. Run with ``coalesce_ms=(250, 200)`` to see that share.
 
 ``python -m bench.end_to_end`` prints the figures as JSON.

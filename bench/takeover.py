@@ -111,17 +111,20 @@ def measure(bootstrap: str, workdir: Path, times: int, out: Out) -> dict[str, fl
     seconds: list[float] = []
     try:
         ids = workload.project_ids(1)
+        # Distinct gifts (the workload derives each one's id from its index): the same one
+        # produced again, at another time, would be a conflicting duplicate, not a gift.
+        gifts = list(workload.confirmed_gifts(times, ids, utc_now_ms()))
         active = start()
         _produce(bootstrap, topics, workload.opened_projects(ids, utc_now_ms()))
         _wait(lambda: _journal_size(engine) == 3, 90, "the first ledger applying the setup")
-        for _ in range(times):
+        for gift in gifts:
             standby = start()
             _wait(partial(standing_by, standby), 60, "the standby standing by")
             size = _journal_size(engine)
             active.send_signal(signal.SIGKILL)
             active.wait()
             killed = time.monotonic()
-            _produce(bootstrap, topics, list(workload.confirmed_gifts(1, ids, utc_now_ms())))
+            _produce(bootstrap, topics, [gift])
             _wait(partial(grown, size), 60, "the standby applying a gift")
             seconds.append(time.monotonic() - killed)
             active = standby
