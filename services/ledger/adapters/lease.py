@@ -30,7 +30,7 @@ TTL_MS = 5_000
 RENEW_EVERY_S = 1.0
 
 
-def _now_ms(engine: Engine) -> ColumnElement[int]:
+def database_clock_ms(engine: Engine) -> ColumnElement[int]:
     """The database's clock, in milliseconds since the epoch."""
     if engine.dialect.name == "postgresql":
         return literal_column("(extract(epoch from clock_timestamp()) * 1000)::bigint")
@@ -62,7 +62,7 @@ class WriterLease:
         self.holder = holder
         self.ttl_ms = ttl_ms
         self.epoch: int | None = None  # set while held
-        self._now = _now_ms(engine)
+        self._now = database_clock_ms(engine)
 
     @property
     def held(self) -> bool:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 from sqlalchemy import select
 
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.lease import WriterLease, holder_name
+from services.ledger.adapters.lease import WriterLease, database_clock_ms, holder_name
 from services.ledger.adapters.store import LedgerStore
 from services.platform.broken import LeaseLost
+from tests.fixtures.ledger import eventually
 
 pytestmark = pytest.mark.integration  # needs the PostgreSQL server
+
+
+def expired(store: LedgerStore) -> bool:
+    """Whether the lease has run out by the database's own clock."""
+    with store.engine.connect() as conn:
+        ends = conn.scalar(select(t.writer_lease.c.expires_at_ms))
+        return bool(conn.scalar(select(database_clock_ms(store.engine))) > ends)
 
 
 def test_one_holder_at_a_time_and_a_lost_lease_fails_the_transaction(store: LedgerStore) -> None:
@@ -23,8 +30,8 @@ def test_one_holder_at_a_time_and_a_lost_lease_fails_the_transaction(store: Ledg
     assert not second.try_acquire()  # held, and its holder is on another host
     first.renew()
     assert not second.try_acquire()
-    time.sleep(0.5)  # the first is paused past its lease
-    assert second.try_acquire()
+    # The first is paused past its lease: the second takes over once it runs out.
+    eventually(second.try_acquire, timeout=10, what="the second taking the expired lease")
     lost = r"ledger-1@elsewhere:1 lost the writer lease \(epoch 1\)"
     with pytest.raises(LeaseLost, match=lost), store.engine.begin() as conn:
         first.check(conn)
@@ -37,7 +44,8 @@ def test_one_holder_at_a_time_and_a_lost_lease_fails_the_transaction(store: Ledg
 def test_a_holder_whose_lease_ran_out_unchallenged_still_holds_it(store: LedgerStore) -> None:
     lease = WriterLease(store.engine, "ledger-1@elsewhere:1", ttl_ms=100)
     assert lease.try_acquire()
-    time.sleep(0.3)  # e.g. the database was away for longer than the lease; nobody took it
+    # The database was away for longer than the lease, say, and nobody took it over.
+    eventually(lambda: expired(store), timeout=10, what="the lease running out")
     lease.renew()
     assert lease.held
 
