@@ -59,7 +59,7 @@ class IntakeProcess:
     """The batch loop's handle on its intake process: where batches come from.
 
     `resume(partitions)` gives the positions to read the partitions from,
-    after an assignment or a failed batch (`consumer.StoredPositions`).
+    after an assignment or a failed batch (`service.batch_loop.StoredPositions`).
     """
 
     def __init__(

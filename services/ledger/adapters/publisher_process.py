@@ -5,7 +5,7 @@ totals took a fifth of the ledger's one busy core (docs/benchmarks.md). A
 thread does not help (the GIL); another process does: the batch loop sends it
 a committed batch's `PublishPlan` (plain values, cheap to pickle) over a pipe
 and goes on with the next batch while the plan is published. Only large
-batches' plans come here (`publishing.SizeRoutedPublisher`): for a few records
+batches' plans come here (`service.outputs.SizeRoutedPublisher`): for a few records
 the hand-over costs more than it saves.
 
 At most `window` plans are under way: the batch loop waits for the oldest to

@@ -27,6 +27,7 @@ from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_o
 from services.ledger.domain.state import DisbursementRecord, DonationRecord, ProjectTotals
 from services.ledger.domain.view import LedgerView
 from services.ledger.service.ports import (
+    JOURNAL_STREAM,
     Batch,
     CommittedRow,
     RecordRefused,
@@ -48,8 +49,6 @@ JOURNAL_COLUMNS = (
     "prev_hash",
     "entry_hash",
 )
-JOURNAL_STREAM = "journal"
-TREE_HEADS_STREAM = "tree-heads"
 _JSON_PROJECT_FIELDS = ("plan", "by_channel")
 _F = TypeVar("_F", bound=Callable[..., Any])
 

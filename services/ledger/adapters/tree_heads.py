@@ -21,9 +21,9 @@ from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.signing import load_or_create_signing_key, register_public_key, sign_tree_head
-from services.ledger.adapters.store import TREE_HEADS_STREAM, read_watermark, write_watermark
+from services.ledger.adapters.store import read_watermark, write_watermark
 from services.ledger.domain.merkle import MerkleTree, TreeHead
-from services.ledger.service.ports import OutputPort
+from services.ledger.service.ports import TREE_HEADS_STREAM, OutputPort
 
 log = logging.getLogger(__name__)
 CATCH_UP_CHUNK = 50_000

@@ -28,7 +28,7 @@ RETRY_MAX_S = 30.0
 
 
 class RecordSource(Protocol):
-    """Where batches come from (`intake_process.IntakeProcess`)."""
+    """Where batches come from (`adapters.intake_process.IntakeProcess`)."""
 
     def poll(self, timeout_ms: int) -> list[ReadRecord]:
         """The next batch, or [] when none came within the timeout."""

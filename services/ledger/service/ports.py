@@ -13,6 +13,10 @@ from services.ledger.domain.view import LedgerView
 
 Headers = list[tuple[str, bytes]]
 TopicPartition = tuple[str, int]
+# The output streams whose acknowledged position the store keeps (output_watermarks):
+# a journal seq, and a tree size.
+JOURNAL_STREAM = "journal"
+TREE_HEADS_STREAM = "tree-heads"
 
 
 class RecordRefused(Exception):

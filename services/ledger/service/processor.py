@@ -29,6 +29,7 @@ from services.ledger.service.outputs import (
     PublishPlan,
 )
 from services.ledger.service.ports import (
+    JOURNAL_STREAM,
     Batch,
     CommittedRow,
     LedgerStorePort,
@@ -41,7 +42,6 @@ from services.ledger.service.records import DeadLetter, Reader, ReadRecord, sour
 log = logging.getLogger(__name__)
 
 
-JOURNAL = "journal"  # the outputs watermark's stream
 CATCH_UP_CHUNK = 2000
 # Errors tied to a batch's records rather than to the moment: the same records
 # would fail the same way again.
@@ -268,7 +268,7 @@ class BatchProcessor:
             # The compacted totals topic is the screens' state: make sure it has every project.
             self.publish_all_totals()
             self._all_totals_published = True
-        seq = stored = self.store.output_watermark(JOURNAL)
+        seq = stored = self.store.output_watermark(JOURNAL_STREAM)
         self.publisher.acknowledged = seq
         caught_up = 0
         while True:
@@ -282,10 +282,10 @@ class BatchProcessor:
             caught_up += len(committed)
             if self.publisher.acknowledged > stored:
                 stored = self.publisher.acknowledged
-                self.store.store_watermark(JOURNAL, stored)
+                self.store.store_watermark(JOURNAL_STREAM, stored)
         self.publisher.drain()
         if seq > stored:
-            self.store.store_watermark(JOURNAL, seq)
+            self.store.store_watermark(JOURNAL_STREAM, seq)
         self.publisher.acknowledged = self._watermark = seq
         if caught_up:
             log.info("published the outputs of %d committed entries again, up to seq %d", caught_up, seq)
