@@ -75,3 +75,35 @@ class Settings(BaseSettings):
     create_signing_key: bool = False
     tree_head_interval_s: float = 2.0
     produce_timeout_s: float = 5.0
+    # --- donors: the donate pages, the payment provider, receipts (docs/donors.md) ---
+    # The stand-in `POST /api/internal/donations/confirmed` (staff token): tests and
+    # demo data only, never a public deployment.
+    internal_donations_enabled: bool = False
+    # The WeChat Pay API v3 endpoint the API talks to; make run starts the sandbox there.
+    payment_base_url: str = "http://127.0.0.1:8003"
+    sandbox_port: int = 8003
+    wechatpay_mch_id: str = "1900000109"
+    wechatpay_appid: str = "wxd678efh567hg6787"
+    # The merchant's APIv3 key (32 ASCII bytes) decrypts notifications. A file, never in git.
+    wechatpay_api_v3_key_path: str = str(VAR_DIR / "keys" / "wechatpay-apiv3.key")
+    # The merchant's RSA private key signs requests to the provider.
+    wechatpay_merchant_key_path: str = str(VAR_DIR / "keys" / "wechatpay-merchant.pem")
+    # The provider's platform public keys, one PEM per serial number: `<serial>.pem`.
+    # Two at once while the provider rotates its key.
+    wechatpay_platform_keys_dir: str = str(VAR_DIR / "keys" / "wechatpay-platform")
+    # Where the provider POSTs payment notifications; None: this API on loopback.
+    payment_notify_url: str | None = None
+    # A pledge not paid within this becomes DonationFailed once the provider says it is unpaid.
+    pledge_timeout_s: float = 900.0
+    # The largest single gift the donate form and API take.
+    donation_ceiling_fen: int = 5_000_000
+    # More than this many new donations a minute from one client: 429.
+    donations_per_client_per_minute: int = 4
+    # More than this many new donations a minute for one project, all clients together: 429.
+    donations_per_project_per_minute: int = 6000
+    # Receipt numbers per organisation: a JSON object of organisation name to short code
+    # (`{"苏州工业园区慈善总会": "SIP"}`); others get ORG plus a hash of the name.
+    receipt_org_codes: dict[str, str] = {}
+    # Signs the CSRF tokens and the language cookie; make run creates one in var/. Never in git.
+    web_secret_path: str = str(VAR_DIR / "keys" / "web-secret.key")
+

@@ -1,0 +1,1 @@
+"""The donor store in the database."""

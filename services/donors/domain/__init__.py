@@ -1,0 +1,1 @@
+"""The donors\x27 rules: no SQL, no HTTP, no Kafka."""
