@@ -56,10 +56,10 @@ from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import INPUT_PARTITIONS, Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.kafka_intake import make_consumer
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.service.ports import RawRecord
+from services.platform.db import make_engine
 from services.platform.free_ports import free_ports
 from services.platform.kafka_admin import delete_topics, ensure_topics, wait_for_broker
 from services.platform.kafka_io import make_producer

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench import workload
 from services.contracts import events as ev
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.publisher_process import PublisherProcess
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.adapters.tree_heads import TreeHeadSigner
@@ -35,6 +34,7 @@ from services.ledger.read.transparency import Transparency
 from services.ledger.service.outputs import OutputPublisher, Publisher, PublishPlan, SizeRoutedPublisher
 from services.ledger.service.ports import Batch
 from services.ledger.service.processor import BatchProcessor
+from services.platform.db import make_engine
 from services.platform.kafka_admin import delete_topics, ensure_topics
 from services.platform.rdkafka_output import RdKafkaOutput
 

@@ -30,8 +30,8 @@ from services.contracts.codec import EventCodec
 from services.contracts.events import Event, utc_now_ms
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
+from services.platform.db import make_engine
 from services.platform.free_ports import free_ports
 from services.platform.kafka_admin import delete_topics, ensure_topics
 

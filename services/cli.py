@@ -77,8 +77,8 @@ def display() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the ledger database."""
-    from services.ledger.adapters.db import make_engine
     from services.ledger.adapters.store import LedgerStore
+    from services.platform.db import make_engine
     from services.platform.settings import Settings
 
     LedgerStore(make_engine(Settings().database_url)).migrate()

@@ -13,7 +13,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine, make_probe_engine
 from services.ledger.adapters.intake_process import IntakeProcess
 from services.ledger.adapters.lag_monitor import LagMonitor
 from services.ledger.adapters.lease import RENEW_EVERY_S, WriterLease, holder_name
@@ -26,6 +25,7 @@ from services.ledger.service.batch_loop import BatchLoop, StoredPositions
 from services.ledger.service.outputs import OutputPublisher, SizeRoutedPublisher
 from services.ledger.service.processor import BatchProcessor
 from services.platform.broken import LeaseLost, OutputBroken
+from services.platform.db import make_engine, make_probe_engine
 from services.platform.health import Check, broker_check, database_check, health_router
 from services.platform.http_thread import serve_in_thread
 from services.platform.periodic import run_every

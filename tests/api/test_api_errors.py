@@ -15,10 +15,10 @@ from services.api.app import create_app
 from services.api.producer import BrokerUnavailable, KafkaEventPublisher
 from services.contracts.events import Event, ProjectRegistered
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.read.queries import LedgerQueries
 from services.ledger.service.processor import BatchProcessor
+from services.platform.db import make_engine
 from services.platform.settings import Settings
 from tests.api.test_end_to_end import project_body
 from tests.fixtures import factories as f

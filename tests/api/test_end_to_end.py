@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.read.queries import LedgerQueries
+from services.platform.db import make_engine
 from services.platform.health import broker_check, database_check
 from services.platform.settings import Settings
 from tests.fixtures.ledger import RunningLedger, eventually

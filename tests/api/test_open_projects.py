@@ -10,11 +10,11 @@ import pytest
 from services.api.open_projects import OpenProjects
 from services.contracts import events as ev
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.queries import LedgerQueries
 from services.ledger.service.processor import BatchProcessor
+from services.platform.db import make_engine
 from tests.fixtures import factories as f
 from tests.fixtures.outputs import RecordingOutput
 from tests.ledger.ops.test_verify_and_rebuild import feed

@@ -26,8 +26,8 @@ import uvicorn
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.read.queries import LedgerQueries
+from services.platform.db import make_engine
 from services.platform.free_ports import free_ports
 from services.platform.health import broker_check, database_check
 from tests.api.test_end_to_end import project_body as project

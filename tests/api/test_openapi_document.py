@@ -15,8 +15,8 @@ from services.api.app import create_app
 from services.api.models import ProjectIn
 from services.contracts.events import Event
 from services.contracts.validation import ANONYMITY_MODES, CHANNELS, CURRENCIES, problems_with
-from services.ledger.adapters.db import make_engine
 from services.ledger.read.queries import LedgerQueries
+from services.platform.db import make_engine
 from services.platform.settings import Settings
 from tests.api.test_end_to_end import project_body
 from tests.fixtures import factories as f

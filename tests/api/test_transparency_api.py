@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.signing import load_or_create_signing_key
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.adapters.tree_heads import TreeHeadSigner
 from services.ledger.read.queries import LedgerQueries
 from services.ledger.service.processor import BatchProcessor
+from services.platform.db import make_engine
 from services.platform.settings import Settings
 from services.verifier.receipt import verify_consistency_between, verify_receipt
 from tests.fixtures.outputs import RecordingOutput

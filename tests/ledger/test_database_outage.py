@@ -19,9 +19,9 @@ from services.api.producer import KafkaEventPublisher
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.read import LedgerQueries
+from services.platform.db import make_engine
 from services.platform.scratch_postgres import scratch_database
 from services.platform.settings import Settings
 from tests.fixtures import factories as f

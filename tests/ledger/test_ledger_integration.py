@@ -27,9 +27,9 @@ from services.contracts.codec import EventCodec
 from services.contracts.events import Event
 from services.contracts.topics import INPUT_PARTITIONS, Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.read.queries import LedgerQueries
+from services.platform.db import make_engine
 from services.platform.kafka_admin import admin_client, ensure_topics
 from services.platform.kafka_launcher import LocalKafka
 from tests.fixtures import factories as f

@@ -20,11 +20,11 @@ from sqlalchemy import text
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.ops.rebuild import compare_with_live, replay
 from services.ledger.service.ports import RawRecord
 from services.ledger.service.processor import BatchProcessor
+from services.platform.db import make_engine
 from tests.fixtures import factories as f
 from tests.fixtures.outputs import RecordingOutput
 

@@ -18,10 +18,10 @@ from sqlalchemy import Engine, func, select
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.ops.commands import registered_keys
 from services.ledger.ops.verify import verify
+from services.platform.db import make_engine
 from services.platform.scratch_postgres import scratch_database
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports

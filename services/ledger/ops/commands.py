@@ -28,12 +28,12 @@ from sqlalchemy import Engine, select
 
 from services.contracts.events import utc_now_ms
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.signing import key_id, load_public_key_pem, rotate_signing_key
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.chain import iso_ms
 from services.ledger.ops.rebuild import compare_with_live, replace_live, replay
 from services.ledger.ops.verify import verify
+from services.platform.db import make_engine
 from services.platform.settings import Settings
 
 

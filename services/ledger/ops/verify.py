@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, func, select, text
 
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.journal_reader import CHUNK, StoredEntry, iter_journal, journal_size
 from services.ledger.adapters.signing import key_id, verify_tree_head
 from services.ledger.domain.chain import GENESIS_HASH, hashes_of
@@ -36,6 +35,7 @@ from services.ledger.domain.merkle import MerkleTree, TreeHead
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
 from services.ledger.ops.rebuild import compare_with_live
+from services.platform.db import make_engine
 
 Progress = Callable[[int, int], None]
 # Below this, starting worker processes costs more than it saves.

@@ -21,11 +21,11 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
-from services.ledger.adapters.db import make_engine
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.queries import LedgerQueries, totals_view
 from services.ledger.read.transparency import NotYetCovered, Transparency
+from services.platform.db import make_engine
 
 __all__ = [
     "DATABASE_AWAY",

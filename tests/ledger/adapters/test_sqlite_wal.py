@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.sqlite_wal import WalCheckpointer
+from services.platform.db import make_engine
 
 ROW = "x" * 3000  # about one 4 KiB page per row
 

@@ -12,7 +12,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.contracts.events import utc_now_ms
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.migrate import alembic_config, upgrade
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.book import decide
@@ -21,6 +20,7 @@ from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
 from services.ledger.service.ports import Batch, CommittedRow, RecordRefused, StoreUnavailable
+from services.platform.db import make_engine
 from tests.fixtures import factories as f
 
 pytestmark = pytest.mark.integration  # needs the PostgreSQL server

@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.contracts.events import SigningKeyPublished, TreeHeadPublished, utc_now_ms
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.signing import (
     key_id,
     load_or_create_signing_key,
@@ -25,6 +24,7 @@ from services.ledger.ops.commands import registered_keys
 from services.ledger.ops.verify import verify
 from services.ledger.read import Transparency
 from services.ledger.service.processor import BatchProcessor
+from services.platform.db import make_engine
 from tests.fixtures import factories as f
 from tests.fixtures.outputs import RecordingOutput
 from tests.ledger.ops.test_verify_and_rebuild import feed

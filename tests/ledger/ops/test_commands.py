@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.signing import key_id, load_or_create_signing_key
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.ops.commands import list_keys_command, progress_bar, rotate_command, verify_command
+from services.platform.db import make_engine
 
 
 @pytest.fixture

@@ -167,7 +167,7 @@ def _insert_head(engine, head: TreeHead, signature: bytes) -> None:  # type: ign
 def test_one_altered_byte_in_the_database_file_is_found(
     tmp_path: Path, key: Ed25519PrivateKey, workers: int
 ) -> None:
-    from services.ledger.adapters.db import make_engine
+    from services.platform.db import make_engine
 
     path = tmp_path / "ledger.db"
     store = LedgerStore(make_engine(f"sqlite:///{path}"))

@@ -13,7 +13,6 @@ from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.db import make_engine
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.domain.view import LedgerView
 from services.ledger.service import processor as processor_module
@@ -21,6 +20,7 @@ from services.ledger.service.outputs import OutputsNotAcknowledged
 from services.ledger.service.ports import Batch, RecordRefused, StoreUnavailable
 from services.ledger.service.processor import BatchProcessor
 from services.ledger.service.records import ReadRecord
+from services.platform.db import make_engine
 from tests.fixtures import factories as f
 from tests.fixtures.outputs import RecordingOutput
 from tests.ledger.ops.test_verify_and_rebuild import feed

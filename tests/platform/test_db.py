@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from services.ledger.adapters.db import WRITER_CACHE_KIB, make_engine, make_probe_engine
+from services.platform.db import WRITER_CACHE_KIB, make_engine, make_probe_engine
 from services.platform.health import database_check
 
 

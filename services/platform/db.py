@@ -1,4 +1,4 @@
-"""Engines for the ledger database: SQLite (embedded default) or PostgreSQL."""
+"""Engines for the service databases: SQLite (embedded default) or PostgreSQL."""
 
 from __future__ import annotations
 
