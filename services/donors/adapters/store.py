@@ -1,0 +1,272 @@
+"""The donor store: pledges, receipt numbers, idempotency keys, nonces and personal data.
+
+Every method is one short transaction. Several API processes may share the
+store: uniqueness (out-trade numbers, provider charge ids, receipt numbers,
+nonces, idempotency keys) is enforced by the database, never by a process's
+memory, and the receipt counter row is locked while a number is taken.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.donors.adapters import tables as t
+from services.donors.domain.pledges import Pledge, PledgeStatus
+from services.donors.domain.receipts import receipt_no
+
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request."""
+
+
+class ChargeAlreadyCounted(Exception):
+    """The provider's charge id already confirmed another donation."""
+
+
+@dataclass(frozen=True)
+class DonorDetails:
+    display_name: str | None
+    message: str | None
+
+
+def request_hash(body: Mapping[str, Any]) -> str:
+    """A stable digest of a request body: the same body, whatever its key order."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _pledge(row: RowMapping) -> Pledge:
+    values = {k: row[k] for k in Pledge.__dataclass_fields__}
+    values["status"] = PledgeStatus(values["status"])
+    return Pledge(**values)
+
+
+class DonorStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- pledges -------------------------------------------------------------
+
+    def create_pledge(
+        self,
+        pledge: Pledge,
+        details: DonorDetails,
+        *,
+        client_hash: str,
+        idempotency: tuple[str, str] | None,
+        now_ms: int,
+    ) -> tuple[Pledge, bool]:
+        """Store a new pledge, or return the one an earlier request with this key made.
+
+        Returns (pledge, created). Raises IdempotencyConflict when the key came with another body.
+        """
+        with self.engine.begin() as conn:
+            if idempotency is not None:
+                key, digest = idempotency
+                conn.execute(
+                    delete(t.idempotency_keys).where(
+                        t.idempotency_keys.c.created_at_ms < now_ms - IDEMPOTENCY_TTL_MS
+                    )
+                )
+                earlier = conn.execute(
+                    select(t.idempotency_keys).where(t.idempotency_keys.c.key == key)
+                ).first()
+                if earlier is not None:
+                    if earlier.request_hash != digest:
+                        raise IdempotencyConflict(key)
+                    found = self._pledge_where(conn, t.pledges.c.donation_id == earlier.donation_id)
+                    assert found is not None  # pledges are never deleted
+                    return found, False
+                conn.execute(
+                    insert(t.idempotency_keys).values(
+                        key=key, request_hash=digest, donation_id=pledge.donation_id, created_at_ms=now_ms
+                    )
+                )
+            conn.execute(
+                insert(t.donor_data).values(
+                    donor_ref=pledge.donor_ref,
+                    data_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+                    display_name=details.display_name,
+                    message=details.message,
+                )
+            )
+            values = {k: getattr(pledge, k) for k in Pledge.__dataclass_fields__}
+            conn.execute(insert(t.pledges).values(**values, client_hash=client_hash))
+        return pledge, True
+
+    def pledge_for_key(self, key: str, digest: str, now_ms: int) -> Pledge | None:
+        """The pledge an Idempotency-Key made within 24 hours; IdempotencyConflict if the body differs."""
+        with self.engine.connect() as conn:
+            earlier = conn.execute(
+                select(t.idempotency_keys).where(
+                    t.idempotency_keys.c.key == key,
+                    t.idempotency_keys.c.created_at_ms >= now_ms - IDEMPOTENCY_TTL_MS,
+                )
+            ).first()
+            if earlier is None:
+                return None
+            if earlier.request_hash != digest:
+                raise IdempotencyConflict(key)
+            return self._pledge_where(conn, t.pledges.c.donation_id == earlier.donation_id)
+
+    def pledge(self, donation_id: str) -> Pledge | None:
+        with self.engine.connect() as conn:
+            return self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
+
+    def pledge_by_trade_no(self, out_trade_no: str) -> Pledge | None:
+        with self.engine.connect() as conn:
+            return self._pledge_where(conn, t.pledges.c.out_trade_no == out_trade_no)
+
+    def pledge_by_receipt(self, receipt: str) -> Pledge | None:
+        with self.engine.connect() as conn:
+            return self._pledge_where(conn, t.pledges.c.receipt_no == receipt)
+
+    @staticmethod
+    def _pledge_where(conn: Connection, condition: Any) -> Pledge | None:
+        row = conn.execute(select(t.pledges).where(condition)).mappings().first()
+        return _pledge(row) if row is not None else None
+
+    def count_since(
+        self, *, client_hash: str | None = None, project_id: str | None = None, since_ms: int
+    ) -> int:
+        """Pledges made since `since_ms` by one client or for one project (the rate limits)."""
+        condition = t.pledges.c.created_at_ms >= since_ms
+        if client_hash is not None:
+            condition = and_(condition, t.pledges.c.client_hash == client_hash)
+        if project_id is not None:
+            condition = and_(condition, t.pledges.c.project_id == project_id)
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(t.pledges).where(condition)) or 0)
+
+    def mark_paid(
+        self, donation_id: str, charge_id: str, paid_at_ms: int, fee_fen: int, org_code: str, year: int
+    ) -> Pledge:
+        """The provider says it is paid: give the pledge its receipt number, once.
+
+        A pledge already paid is returned as it is (a repeated notification).
+        Raises ChargeAlreadyCounted when the charge id confirmed another donation.
+        """
+        with self.engine.begin() as conn:
+            current = self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
+            assert current is not None
+            if current.status in (PledgeStatus.PAID, PledgeStatus.CONFIRMED):
+                if current.provider_charge_id != charge_id:
+                    raise ChargeAlreadyCounted(
+                        f"donation {donation_id} was paid by charge "
+                        f"{current.provider_charge_id}, not {charge_id}"
+                    )
+                return current
+            other = conn.scalar(
+                select(t.pledges.c.donation_id).where(t.pledges.c.provider_charge_id == charge_id)
+            )
+            if other is not None:
+                raise ChargeAlreadyCounted(f"charge {charge_id} already confirmed donation {other}")
+            number = self._next_receipt_number(conn, org_code, year)
+            # A payment that arrives after the pledge was given up is still money received:
+            # it is confirmed (the ledger books it, to suspense if need be), never dropped.
+            conn.execute(
+                update(t.pledges)
+                .where(t.pledges.c.donation_id == donation_id)
+                .values(
+                    status=PledgeStatus.PAID,
+                    provider_charge_id=charge_id,
+                    paid_at_ms=paid_at_ms,
+                    fee_fen=fee_fen,
+                    receipt_no=receipt_no(org_code, year, number),
+                    failure_reason=None,
+                )
+            )
+            paid = self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
+            assert paid is not None
+            return paid
+
+    @staticmethod
+    def _next_receipt_number(conn: Connection, org_code: str, year: int) -> int:
+        # The UPDATE takes the counter row's lock (SQLite: the database's write lock,
+        # held since BEGIN IMMEDIATE), so two processes never take the same number,
+        # and the number commits or rolls back with the pledge: no gaps.
+        counter = and_(t.receipt_counters.c.org_code == org_code, t.receipt_counters.c.year == year)
+        bumped = conn.execute(
+            update(t.receipt_counters).where(counter).values(last_no=t.receipt_counters.c.last_no + 1)
+        )
+        if bumped.rowcount == 0:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(t.receipt_counters).values(org_code=org_code, year=year, last_no=1))
+                return 1
+            except IntegrityError:  # another process created it first
+                conn.execute(
+                    update(t.receipt_counters).where(counter).values(last_no=t.receipt_counters.c.last_no + 1)
+                )
+        last: int = conn.execute(select(t.receipt_counters.c.last_no).where(counter)).scalar_one()
+        return last
+
+    def mark_confirmed(self, donation_id: str) -> None:
+        """The broker acknowledged the gift's DonationConfirmed."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.pledges)
+                .where(t.pledges.c.donation_id == donation_id, t.pledges.c.status == PledgeStatus.PAID)
+                .values(status=PledgeStatus.CONFIRMED)
+            )
+
+    def mark_failed(self, donation_id: str, reason: str) -> bool:
+        """A pending pledge the provider says was never paid. False if it is no longer pending."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(t.pledges)
+                .where(t.pledges.c.donation_id == donation_id, t.pledges.c.status == PledgeStatus.PENDING)
+                .values(status=PledgeStatus.FAILED, failure_reason=reason)
+            )
+            return changed.rowcount == 1
+
+    def due(self, now_ms: int, paid_grace_ms: int, limit: int = 100) -> list[Pledge]:
+        """Pledges to reconcile: pending past their expiry, or paid but unconfirmed for a while."""
+        condition = and_(
+            t.pledges.c.status == PledgeStatus.PENDING, t.pledges.c.expires_at_ms <= now_ms
+        ) | and_(t.pledges.c.status == PledgeStatus.PAID, t.pledges.c.paid_at_ms <= now_ms - paid_grace_ms)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.pledges).where(condition).limit(limit)).mappings().all()
+        return [_pledge(r) for r in rows]
+
+    # --- notifications ---------------------------------------------------------
+
+    def remember(self, nonce: str, now_ms: int, window_ms: int) -> bool:
+        """False when the nonce was seen within the window: a replayed notification."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(t.notification_nonces).where(t.notification_nonces.c.seen_at_ms < now_ms - window_ms)
+            )
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(t.notification_nonces).values(nonce=nonce, seen_at_ms=now_ms))
+            except IntegrityError:
+                return False
+        return True
+
+    # --- personal data ---------------------------------------------------------
+
+    def details(self, donor_ref: str) -> DonorDetails | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.donor_data).where(t.donor_data.c.donor_ref == donor_ref)).first()
+        return DonorDetails(row.display_name, row.message) if row is not None else None
+
+    def erase(self, donor_ref: str, now_ms: int) -> bool:
+        """Forget a donor's name, message and data key; the gift, receipt and proofs stay."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(t.donor_data)
+                .where(t.donor_data.c.donor_ref == donor_ref)
+                .values(data_key=None, display_name=None, message=None, erased_at_ms=now_ms)
+            )
+            return changed.rowcount == 1

@@ -1,0 +1,169 @@
+"""The donor store's contract, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from services.donors.adapters.store import (
+    ChargeAlreadyCounted,
+    DonorDetails,
+    DonorStore,
+    IdempotencyConflict,
+)
+from services.donors.domain.pledges import Pledge, PledgeStatus
+from services.ledger.adapters.store import LedgerStore
+from services.platform.db import make_engine
+from tests.fixtures.factories import a_pledge
+
+pytestmark = pytest.mark.integration  # needs the PostgreSQL server
+
+
+@pytest.fixture
+def donors(db_url: str) -> Iterator[DonorStore]:
+    engine = make_engine(db_url)
+    LedgerStore(engine).migrate()
+    yield DonorStore(engine)
+    engine.dispose()
+
+
+def make(store: DonorStore, pledge: Pledge, key: tuple[str, str] | None = None, client: str = "c1") -> Pledge:
+    made, _ = store.create_pledge(
+        pledge,
+        DonorDetails("王小明", "加油"),
+        client_hash=client,
+        idempotency=key,
+        now_ms=pledge.created_at_ms,
+    )
+    return made
+
+
+def test_pledge_round_trip_and_lookups(donors: DonorStore) -> None:
+    pledge = make(donors, a_pledge())
+    assert donors.pledge(pledge.donation_id) == pledge
+    assert donors.pledge_by_trade_no(pledge.out_trade_no) == pledge
+    assert donors.details(pledge.donor_ref) == DonorDetails("王小明", "加油")
+
+
+def test_idempotency_key_same_body_same_pledge_other_body_conflict(donors: DonorStore) -> None:
+    first = make(donors, a_pledge(), key=("k1", "body-a"))
+    again, created = donors.create_pledge(
+        a_pledge(), DonorDetails(None, None), client_hash="c1", idempotency=("k1", "body-a"), now_ms=2_000
+    )
+    assert (again, created) == (first, False)
+    assert donors.pledge_for_key("k1", "body-a", now_ms=2_000) == first
+    with pytest.raises(IdempotencyConflict):
+        donors.create_pledge(
+            a_pledge(), DonorDetails(None, None), client_hash="c1", idempotency=("k1", "body-b"), now_ms=2_000
+        )
+    # After 24 hours the key is forgotten and makes a new donation.
+    later = 1_000 + 24 * 3600 * 1000 + 1
+    assert donors.pledge_for_key("k1", "body-a", now_ms=later) is None
+    fresh, created = donors.create_pledge(
+        a_pledge(created_at_ms=later),
+        DonorDetails(None, None),
+        client_hash="c1",
+        idempotency=("k1", "body-a"),
+        now_ms=later,
+    )
+    assert created and fresh.donation_id != first.donation_id
+
+
+def test_counts_for_rate_limits(donors: DonorStore) -> None:
+    for at in (1_000, 2_000, 70_000):
+        make(donors, a_pledge(created_at_ms=at), client="c1")
+    make(donors, a_pledge(created_at_ms=70_000, project_id="p2"), client="c2")
+    assert donors.count_since(client_hash="c1", since_ms=10_000) == 1
+    assert donors.count_since(client_hash="c1", since_ms=0) == 3
+    assert donors.count_since(project_id="p1", since_ms=0) == 3
+    assert donors.count_since(project_id="p2", since_ms=0) == 1
+
+
+def test_receipt_numbers_are_gap_free_per_organisation_and_year(donors: DonorStore) -> None:
+    pledges = [make(donors, a_pledge()) for _ in range(3)]
+    numbers = [
+        donors.mark_paid(p.donation_id, f"charge-{i}", 5_000, 0, "SIP", 2026).receipt_no
+        for i, p in enumerate(pledges)
+    ]
+    assert numbers == ["SIP-2026-0000001", "SIP-2026-0000002", "SIP-2026-0000003"]
+    other = make(donors, a_pledge())
+    assert (
+        donors.mark_paid(other.donation_id, "charge-x", 5_000, 0, "ORGAB12C", 2026).receipt_no
+        == "ORGAB12C-2026-0000001"
+    )
+    next_year = make(donors, a_pledge())
+    assert (
+        donors.mark_paid(next_year.donation_id, "charge-y", 5_000, 0, "SIP", 2027).receipt_no
+        == "SIP-2027-0000001"
+    )
+
+
+def test_concurrent_payments_never_share_or_skip_a_number(donors: DonorStore) -> None:
+    pledges = [make(donors, a_pledge()) for _ in range(16)]
+    numbers: list[str | None] = []
+    lock = threading.Lock()
+
+    def pay(p: Pledge) -> None:
+        paid = donors.mark_paid(p.donation_id, f"charge-{p.donation_id}", 5_000, 0, "SIP", 2026)
+        with lock:
+            numbers.append(paid.receipt_no)
+
+    threads = [threading.Thread(target=pay, args=(p,)) for p in pledges]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(n or "" for n in numbers) == [f"SIP-2026-{i:07d}" for i in range(1, 17)]
+
+
+def test_a_repeated_payment_is_the_same_receipt_and_a_reused_charge_is_refused(donors: DonorStore) -> None:
+    pledge, other = make(donors, a_pledge()), make(donors, a_pledge())
+    paid = donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    assert donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026) == paid
+    with pytest.raises(ChargeAlreadyCounted):
+        donors.mark_paid(other.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    with pytest.raises(ChargeAlreadyCounted):
+        donors.mark_paid(pledge.donation_id, "charge-2", 5_000, 0, "SIP", 2026)
+    assert donors.pledge(other.donation_id) == other  # untouched, and no number was used up
+    third = make(donors, a_pledge())
+    assert (
+        donors.mark_paid(third.donation_id, "charge-3", 5_000, 0, "SIP", 2026).receipt_no
+        == "SIP-2026-0000002"
+    )
+
+
+def test_states_and_what_is_due(donors: DonorStore) -> None:
+    unpaid, paid = make(donors, a_pledge(expires_at_ms=10_000)), make(donors, a_pledge(expires_at_ms=10_000))
+    donors.mark_paid(paid.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    assert donors.due(now_ms=9_999, paid_grace_ms=30_000) == []
+    assert [p.donation_id for p in donors.due(now_ms=10_000, paid_grace_ms=30_000)] == [unpaid.donation_id]
+    assert {p.donation_id for p in donors.due(now_ms=35_000, paid_grace_ms=30_000)} == {
+        unpaid.donation_id,
+        paid.donation_id,
+    }
+    assert donors.mark_failed(unpaid.donation_id, "not paid")
+    assert not donors.mark_failed(unpaid.donation_id, "not paid")  # already failed
+    assert not donors.mark_failed(paid.donation_id, "not paid")  # paid stays paid
+    donors.mark_confirmed(paid.donation_id)
+    assert donors.pledge(paid.donation_id).status == PledgeStatus.CONFIRMED  # type: ignore[union-attr]
+    assert donors.due(now_ms=99_000, paid_grace_ms=30_000) == []
+    # Money that arrives after the pledge was given up is still booked.
+    late = donors.mark_paid(unpaid.donation_id, "charge-late", 99_000, 0, "SIP", 2026)
+    assert late.status == PledgeStatus.PAID and late.receipt_no == "SIP-2026-0000002"
+
+
+def test_nonces_are_remembered_for_the_window(donors: DonorStore) -> None:
+    assert donors.remember("n1", now_ms=1_000, window_ms=300_000)
+    assert not donors.remember("n1", now_ms=2_000, window_ms=300_000)
+    assert donors.remember("n2", now_ms=2_000, window_ms=300_000)
+    assert donors.remember("n1", now_ms=301_001, window_ms=300_000)  # forgotten after the window
+
+
+def test_erasing_forgets_the_person_not_the_gift(donors: DonorStore) -> None:
+    pledge = make(donors, a_pledge())
+    paid = donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    assert donors.erase(pledge.donor_ref, now_ms=9_000)
+    assert donors.details(pledge.donor_ref) == DonorDetails(None, None)
+    assert donors.pledge_by_receipt(paid.receipt_no or "") == paid
