@@ -167,6 +167,9 @@ class DonationConfirmed(Event):
     display_name: str | None = None
     message: str | None = None
     donor_ref: str | None = None
+    # Assigned by the API when the payment is confirmed (added in v2). Kept in the
+    # journal entry, so the signed tree vouches for the number on the donor's receipt.
+    receipt_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,10 @@ MAX_AMOUNT_FEN: Final = 1_000_000_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+# A donor's receipt number, as the API assigns it: organisation code, year, and
+# a counter that is gap-free per organisation and year (`SIP-2026-0001234`).
+# ASCII classes only ([0-9], not \d): a full-width digit is another number.
+_RECEIPT_NO = re.compile(r"[A-Z0-9]{2,12}-[0-9]{4}-[0-9]{7,}\Z")
 _LONG_TEXT_FIELDS: Final = frozenset(
     {"purpose", "beneficiaries", "use_of_funds", "summary", "note", "message", "description"}
 )
@@ -155,8 +159,14 @@ def _specific_problems(event: Event) -> list[str]:
             )
         if event.anonymity == "named" and not event.display_name:
             problems.append("anonymity 'named' needs the display_name the donor consented to show")
-    if isinstance(event, DonationConfirmed) and event.fee_fen > event.gross_fen:
-        problems.append(f"fee_fen {event.fee_fen} exceeds gross_fen {event.gross_fen}")
+    if isinstance(event, DonationConfirmed):
+        if event.fee_fen > event.gross_fen:
+            problems.append(f"fee_fen {event.fee_fen} exceeds gross_fen {event.gross_fen}")
+        if event.receipt_no is not None and not _RECEIPT_NO.match(event.receipt_no):
+            problems.append(
+                f"receipt_no {event.receipt_no!r} is not a receipt number "
+                "(ORG-YYYY-NNNNNNN: 2-12 of A-Z 0-9, a year, 7 or more digits)"
+            )
     if isinstance(event, OfflineDonationRecorded) and event.kind not in OFFLINE_KINDS:
         problems.append(f"unknown offline kind {event.kind!r}; accepted: {', '.join(sorted(OFFLINE_KINDS))}")
     if isinstance(event, ProjectRegistered):

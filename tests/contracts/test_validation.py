@@ -61,3 +61,30 @@ def test_offline_kinds_and_registration_rules() -> None:
     assert any("unknown offline kind" in p for p in problems_with(f.offline("p1", kind="lottery")))
     assert any("cost_cap_bp" in p for p in problems_with(f.registered("p1", cost_cap_bp=20_000)))
     assert any("name is empty" in p for p in problems_with(f.registered("p1", name="  ")))
+
+
+@pytest.mark.parametrize(
+    "receipt_no", [None, "SIP-2026-0001234", "AB-1999-0000000", "ORG1A2B3-2026-123456789"]
+)
+def test_a_confirmed_gift_may_carry_a_receipt_number(receipt_no: str | None) -> None:
+    assert problems_with(f.confirmed("p1", receipt_no=receipt_no)) == []
+
+
+@pytest.mark.parametrize(
+    "receipt_no",
+    [
+        "",
+        "sip-2026-0001234",  # the organisation code is upper case
+        "S-2026-0001234",  # the code has 2-12 characters
+        "ABCDEFGHIJKLM-2026-0001234",
+        "SIP-26-0001234",  # a four-digit year
+        "SIP-2026-123456",  # at least 7 digits: numbers keep their width as they grow
+        "SIP-2026-0001234\n",  # "$" would let this through
+        "SIP-2026-０００１２３４",  # full-width digits are \\d to Python, not to a reader's eye
+        "SIP_2026_0001234",
+        " SIP-2026-0001234",
+    ],
+)
+def test_a_receipt_number_not_in_the_receipt_format_is_refused(receipt_no: str) -> None:
+    problems = problems_with(f.confirmed("p1", receipt_no=receipt_no))
+    assert any(p.startswith(f"receipt_no {receipt_no!r} is not a receipt number") for p in problems), problems

@@ -27,6 +27,11 @@ from services.ledger.domain.view import LedgerView
 # Personal data never enters the immutable journal (PIPL): names and messages
 # live in the erasable donor store; the journal keeps only the opaque donor_ref.
 PERSONAL_FIELDS = frozenset({"display_name", "message"})
+# Optional fields added to an event after journals already held it: left out of
+# the body while null, so the entry of an event without one is byte for byte the
+# entry it always was, and existing journals verify and rebuild unchanged. (Not
+# ProjectRegistered's name_en: its bodies have carried it, null or not, from the start.)
+LATER_OPTIONAL_FIELDS = frozenset({"receipt_no"})
 
 S = ProjectStatus
 # Which lifecycle event may move a project from which states, and to where.
@@ -57,7 +62,9 @@ def body_of(event: ev.Event, **extra: Any) -> dict[str, Any]:
     body = {
         k: v
         for k, v in event.to_record().items()
-        if k not in PERSONAL_FIELDS and k not in ("event_id", "occurred_at", "project_id")
+        if k not in PERSONAL_FIELDS
+        and k not in ("event_id", "occurred_at", "project_id")
+        and (v is not None or k not in LATER_OPTIONAL_FIELDS)
     }
     body.update(extra)
     return body

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 import services.contracts.events as ev
-from services.ledger.domain.book import body_of
+from services.ledger.domain.book import LATER_OPTIONAL_FIELDS, body_of
 from services.ledger.domain.chain import iso_ms
 
 
@@ -26,9 +26,10 @@ def differences(event: ev.Event, recorded: Mapping[str, Any]) -> list[str]:
     }
     found = [name for name, value in asserted.items() if recorded.get(name) != value]
     body = recorded.get("body") or {}
-    found += [
-        name for name, value in body_of(event).items() if orjson.dumps(value) != orjson.dumps(body.get(name))
-    ]
+    claimed = body_of(event)
+    found += [name for name, value in claimed.items() if orjson.dumps(value) != orjson.dumps(body.get(name))]
+    # A field left out of the body while null is still asserted where the entry has it.
+    found += [name for name in LATER_OPTIONAL_FIELDS if name in body and name not in claimed]
     return found
 
 

@@ -1,10 +1,15 @@
 """The ledger's rules, on the pure domain: no Kafka, no database."""
 
+import dataclasses
 from collections import defaultdict
+from datetime import UTC, datetime
+
+import orjson
 
 from services.contracts import events as ev
 from services.ledger.domain import journal as j
 from services.ledger.domain.book import Policy, decide
+from services.ledger.domain.chain import GENESIS_HASH, canonical_bytes, entry_record, hashes_of
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
@@ -44,6 +49,63 @@ def test_personal_data_never_enters_the_journal_body() -> None:
         LedgerView(), *f.opened_project("p1"), f.confirmed("p1", display_name="王小明", message="加油")
     )[-1]
     assert "display_name" not in gift.body and "message" not in gift.body
+
+
+# A gift as a v1 writer sent it, before receipt numbers existed; every id and
+# time fixed, so its journal entry can be compared byte for byte.
+OLD_STYLE_GIFT = ev.DonationConfirmed(
+    event_id="0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f",
+    occurred_at=datetime(2026, 3, 1, 8, 30, 0, 123000, tzinfo=UTC),
+    actor="sandbox",
+    project_id="p1",
+    donation_id="d-golden",
+    provider="sandbox",
+    provider_charge_id="ch-golden",
+    gross_fen=5000,
+    fee_fen=30,
+    currency="CNY",
+    channel="qr",
+    venue_id="botanic-garden",
+    anonymity="masked",
+    display_name="王小明",
+    message="加油",
+    donor_ref="donor-7",
+)
+# Its canonical entry and (chain, leaf) hashes, as the ledger wrote them before
+# DonationConfirmed v2 added receipt_no: stored journals hold exactly these bytes.
+OLD_STYLE_CANONICAL = (
+    b'{"body":{"actor":"sandbox","anonymity":"masked","channel":"qr","currency":"CNY",'
+    b'"donation_id":"d-golden","donor_ref":"donor-7","fee_fen":30,"gross_fen":5000,'
+    b'"provider":"sandbox","provider_charge_id":"ch-golden","venue_id":"botanic-garden"},'
+    b'"decision":"posted","effective_at":"2026-03-01T08:30:00.123Z",'
+    b'"entry_id":"0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f","kind":"DonationConfirmed",'
+    b'"postings":[["clearing:sandbox","CNY",-30],["fees:sandbox","CNY",30],'
+    b'["clearing:sandbox","CNY",-4970],["project:p1:fund","CNY",4970]],'
+    b'"project_id":"p1","reason":"","recorded_at":"2026-03-01T08:30:01.000Z","seq":42}'
+)
+OLD_STYLE_HASHES = (
+    "9ab04540bb3bce207720d6be8f11dafa81c9f90f21fce74f9ec493473fb224f8",
+    "93c684a9b25b1d8d615b742bf452d76be0a23d9db407b6f458e0d58b0f93a646",
+)
+
+
+def _gift_entry_bytes(gift: ev.DonationConfirmed) -> bytes:
+    entry = run(LedgerView(), *f.opened_project("p1"), gift)[-1]
+    return canonical_bytes(entry_record(42, entry, "2026-03-01T08:30:01.000Z"))
+
+
+def test_a_gift_without_a_receipt_number_hashes_as_it_did_before_receipt_numbers() -> None:
+    # No "receipt_no": null in the body: existing journals must verify and rebuild unchanged.
+    assert OLD_STYLE_GIFT.receipt_no is None
+    canonical = _gift_entry_bytes(OLD_STYLE_GIFT)
+    assert canonical == OLD_STYLE_CANONICAL
+    assert hashes_of(GENESIS_HASH, canonical) == OLD_STYLE_HASHES
+
+
+def test_a_receipt_number_is_bound_into_the_gifts_journal_entry() -> None:
+    numbered = dataclasses.replace(OLD_STYLE_GIFT, receipt_no="SIP-2026-0001234")
+    body = orjson.loads(_gift_entry_bytes(numbered))["body"]
+    assert body == {**orjson.loads(OLD_STYLE_CANONICAL)["body"], "receipt_no": "SIP-2026-0001234"}
 
 
 def test_money_for_a_project_that_is_not_fundraising_goes_to_suspense() -> None:

@@ -36,6 +36,18 @@ def test_a_redelivery_differs_in_nothing_and_a_changed_amount_or_time_is_named()
     assert differences(dataclasses.replace(gift, project_id="p2"), recorded(gift)) == ["project_id"]
 
 
+def test_a_receipt_number_is_part_of_what_an_entry_asserts() -> None:
+    gift = f.confirmed("p1", receipt_no="SIP-2026-0001234")
+    assert differences(gift, recorded(gift)) == []
+    renumbered = dataclasses.replace(gift, receipt_no="SIP-2026-0001235")
+    assert differences(renumbered, recorded(gift)) == ["receipt_no"]
+    # The same gift with a number and without one are two different claims.
+    unnumbered = dataclasses.replace(gift, receipt_no=None)
+    assert differences(unnumbered, recorded(unnumbered)) == []
+    assert differences(gift, recorded(unnumbered)) == ["receipt_no"]
+    assert differences(unnumbered, recorded(gift)) == ["receipt_no"]
+
+
 def test_personal_fields_are_not_in_the_journal_so_only_a_batch_can_compare_them() -> None:
     gift = f.confirmed("p1", display_name="王五", anonymity="masked")
     renamed = dataclasses.replace(gift, display_name="李四")
