@@ -20,7 +20,9 @@ A receipt is valid when
 Formats::
 
     receipt:   {"entry": {...}, "leaf_hash": hex, "leaf_index": int,
-                "tree_size": int, "inclusion_proof": [hex, ...]}
+                "tree_size": int, "inclusion_proof": [hex, ...],
+                "canonical": str (optional: the entry's canonical JSON, which
+                             must then be exactly the canonical form of "entry")}
     tree head: {"tree_size": int, "root_hash": hex, "timestamp_ms": int,
                 "signature": base64 or hex}
 
@@ -233,6 +235,13 @@ def _key_id(value: object, what: str) -> str | None:
     return value
 
 
+def _same_text(value: object, data: bytes) -> bool:
+    try:
+        return isinstance(value, str) and value.encode("utf-8") == data
+    except UnicodeEncodeError:  # a lone surrogate, which no canonical entry holds
+        return False
+
+
 def _proof(value: object, label: str) -> list[bytes]:
     if not isinstance(value, list):
         raise _Invalid(f"{label} must be a list of hex hashes")
@@ -314,6 +323,9 @@ def verify_receipt(
             raise _Invalid(f"the entry cannot be put in canonical form: {exc}") from None
         if leaf_hash(entry_bytes) != claimed_leaf:
             raise _Invalid("the entry does not hash to the receipt's leaf_hash: the entry was altered")
+        if "canonical" in receipt and not _same_text(receipt["canonical"], entry_bytes):
+            # A browser hashes this copy instead of the entry: both must say the same.
+            raise _Invalid("the receipt's canonical text is not its entry in canonical form: one was altered")
         if index >= size:
             raise _Invalid(f"leaf_index {index} is outside a tree of {size} entries")
         if not verify_inclusion(claimed_leaf, index, size, proof, head.root):

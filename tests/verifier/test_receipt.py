@@ -83,6 +83,19 @@ def test_a_tampered_entry_is_rejected() -> None:
     assert_invalid(verify_receipt(receipt, make_head(13), PEM), "entry was altered")
 
 
+def test_a_canonical_copy_must_be_the_entry_it_travels_with() -> None:
+    # Receipts the API serves carry the hashed text too, for browsers (receipt-verify.js).
+    receipt = make_receipt(2, 13)
+    receipt["canonical"] = canonical_entry_bytes(receipt["entry"]).decode()
+    assert verify_receipt(receipt, make_head(13), PEM).ok
+    altered = receipt["canonical"].replace('"minor_units":1002', '"minor_units":9002')
+    for canonical in (altered, None, receipt["canonical"].replace("}", "} ", 1), "\ud800"):
+        assert_invalid(
+            verify_receipt({**receipt, "canonical": canonical}, make_head(13), PEM),
+            "canonical text is not its entry",
+        )
+
+
 def test_an_entry_swapped_with_its_leaf_hash_is_caught_by_the_proof() -> None:
     # A forger who also recomputes leaf_hash still has to match the signed root.
     receipt = make_receipt(6, 13)

@@ -6,11 +6,14 @@ lock, and it never opens the private signing key.
 
 - `open_read_engine(url)`: the read-only engine for the objects below;
 - `LedgerQueries`: projects and their totals (`totals_view`), journal size and
-  entries, statements, balances as of a time, fund lineage, donations;
+  entries, statements, balances as of a time, fund lineage, donations; a gift
+  as its receipt shows it, receipt number included (`gift`), and the
+  disbursements it paid for (`gift_uses`);
 - `Transparency`: signed tree heads (each naming its key), receipts with
-  inclusion proofs, consistency proofs (`NotYetCovered` while no head covers
-  an entry yet), and the public keys that sign heads (`public_keys`,
-  `current_public_key`), as the ledger registered them in the database;
+  inclusion proofs and the exact text their leaf hashes, consistency proofs
+  (`NotYetCovered` while no head covers an entry yet), and the public keys
+  that sign heads (`public_keys`, `current_public_key`), as the ledger
+  registered them in the database;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
 - `DATABASE_AWAY`: what any of them raises while the database cannot be
   reached (the API answers 503 with Retry-After, never 500).

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.engine import Connection
 
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.journal_reader import StoredEntry, iter_seqs
 from services.ledger.adapters.store import project_from_row
 from services.ledger.domain import accounts as acc
+from services.ledger.domain import journal as j
+from services.ledger.domain.chain import iso_ms
 from services.ledger.domain.disclosure import next_disclosure_due
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.lineage import Lineage, trace
@@ -146,18 +151,132 @@ class LedgerQueries:
 
     def donation(self, donation_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(t.donations).where(t.donations.c.donation_id == donation_id))
-                .mappings()
-                .first()
-            )
+            row = _donation_row(conn, donation_id)
             if row is None:
                 return None
-            entry_id = conn.scalar(
-                select(t.journal.c.entry_id).where(
-                    t.journal.c.project_id == row["project_id"],
-                    t.journal.c.kind == "DonationConfirmed",
-                    t.journal.c.canonical.contains(f'"donation_id":"{donation_id}"', autoescape=True),
-                )
-            )
-        return {**dict(row), "entry_id": entry_id}
+            confirmation = _confirmation(conn, row["project_id"], donation_id)
+        return {**dict(row), "entry_id": confirmation["entry_id"] if confirmation else None}
+
+    def gift(self, donation_id: str) -> dict[str, Any] | None:
+        """A confirmed gift as its receipt shows it, or None if no gift has this id.
+
+        The money, the receipt number and the entry's place and decision are read
+        from the journal entry that booked the gift (what a receipt proves); only
+        `refunded_fen`, which later entries change, from the donations projection.
+        """
+        with self.engine.connect() as conn:
+            row = _donation_row(conn, donation_id)
+            if row is None:
+                return None
+            entry = _confirmation(conn, row["project_id"], donation_id)
+        if entry is None:
+            return None  # a projection row without its entry: the journal is the authority
+        body = entry["body"]
+        return {
+            "donation_id": donation_id,
+            "project_id": entry["project_id"],
+            "currency": body["currency"],
+            "gross_fen": body["gross_fen"],
+            "fee_fen": body["fee_fen"],
+            "refunded_fen": row["refunded_fen"],
+            "receipt_no": body.get("receipt_no"),  # absent from entries of gifts before v2
+            "entry_id": entry["entry_id"],
+            "seq": entry["seq"],
+            "effective_at": entry["effective_at"],
+            "recorded_at": entry["recorded_at"],
+            "decision": entry["decision"],
+            "reason": entry["reason"],
+        }
+
+    def gift_uses(self, donation_id: str) -> list[dict[str, Any]]:
+        """The disbursements a gift paid for, in the order their funds were held.
+
+        What each took of this gift follows the fund lineage (first in, first out,
+        domain/lineage.py); purpose and dates come from the project's journal
+        entries, status, payee and evidence from the disbursements projection.
+        [] for an unknown gift and for one not spent yet.
+        """
+        with self.engine.connect() as conn:
+            row = _donation_row(conn, donation_id)
+        if row is None:
+            return []
+        stored = self.project_entries(row["project_id"])
+        entries = [s.entry for s in stored if s.entry is not None]
+        went = trace(entries).where_it_went(donation_id)
+        if not went:
+            return []
+        wanted = {s.source for s in went}
+        dates = _disbursement_dates(entries, wanted)
+        with self.engine.connect() as conn:
+            rows = {
+                r["disbursement_id"]: r
+                for r in conn.execute(
+                    select(t.disbursements).where(t.disbursements.c.disbursement_id.in_(wanted))
+                ).mappings()
+            }
+        return [
+            {
+                "disbursement_id": s.source,
+                "purpose": dates[s.source].get("purpose"),
+                "payee": rows[s.source]["payee"],
+                "currency": rows[s.source]["currency"],
+                "amount_fen": s.amount_fen,  # what this gift paid of it
+                "disbursement_amount_fen": rows[s.source]["amount_fen"],
+                "status": rows[s.source]["status"],
+                "requested_at": dates[s.source].get("requested_at"),
+                "approved_at": dates[s.source].get("approved_at"),
+                "paid_at": dates[s.source].get("paid_at"),
+                "evidence_sha256": json.loads(rows[s.source]["evidence"]),
+            }
+            for s in went
+        ]
+
+
+def _donation_row(conn: Connection, donation_id: str) -> Any:
+    return (
+        conn.execute(select(t.donations).where(t.donations.c.donation_id == donation_id)).mappings().first()
+    )
+
+
+def _confirmation(conn: Connection, project_id: str, donation_id: str) -> dict[str, Any] | None:
+    """The journal entry that booked the gift, parsed from its hashed bytes.
+
+    A second confirmation of the same gift is an entry too, rejected: the one
+    that booked the money is the first that was not.
+    """
+    canonical = conn.scalar(
+        select(t.journal.c.canonical)
+        .where(
+            t.journal.c.project_id == project_id,
+            t.journal.c.kind == "DonationConfirmed",
+            t.journal.c.decision != j.REJECTED,
+            t.journal.c.canonical.contains(f'"donation_id":"{donation_id}"', autoescape=True),
+        )
+        .order_by(t.journal.c.seq)
+        .limit(1)
+    )
+    if canonical is None:
+        return None
+    entry: dict[str, Any] = orjson.loads(canonical)
+    return entry
+
+
+def _disbursement_dates(entries: Iterable[JournalEntry], wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """Purpose, and when each wanted disbursement was requested, approved (its funds
+    held) and paid, from the entries that moved it on (rejected ones moved nothing).
+
+    The wanted ones funded a gift, so their holds stand: none was released.
+    """
+    facts: dict[str, dict[str, Any]] = {d: {} for d in wanted}
+    for e in entries:
+        found = facts.get(e.body.get("disbursement_id", ""))
+        if found is None or e.decision == j.REJECTED:
+            continue
+        when = iso_ms(e.effective_at)
+        if e.kind == "DisbursementRequested":
+            found.update(purpose=e.body["purpose"], requested_at=when)
+        elif e.kind == "DisbursementApproved" and e.body.get("held"):
+            found["approved_at"] = when
+        elif e.kind == "DisbursementPaid":
+            found["paid_at"] = when
+    return facts

@@ -63,6 +63,10 @@ class Transparency:
         proof = tree.inclusion_proof(seq - 1, head.tree_size)
         return {
             "entry": stored.record,
+            # The exact text the leaf hashes (as UTF-8). A browser hashes it as it is
+            # rather than re-serialising `entry` (a JavaScript number cannot hold every
+            # integer JSON can), and checks that `entry` says the same.
+            "canonical": stored.canonical.decode("utf-8"),
             "leaf_hash": stored.leaf_hash,
             "leaf_index": seq - 1,
             "tree_size": head.tree_size,
