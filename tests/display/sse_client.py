@@ -124,6 +124,11 @@ class SseStream:
                     raise TimeoutError(f"no matching event within {timeout}s; got {self.kinds()}")
                 self._cond.wait(remaining)
 
+    def wait_ended(self, timeout: float) -> bool:
+        """True once the stream has ended (the gateway closed it, or the connection broke)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.ended, timeout)
+
     def kinds(self) -> list[str]:
         return [e.event for e in self.events]
 
@@ -134,6 +139,50 @@ class SseStream:
     def last_id(self) -> str | None:
         ids = [e.id for e in self.events if e.id]
         return ids[-1] if ids else None
+
+
+class ResumingScreen:
+    """A screen that stays on a venue as a browser's EventSource does: a stream that ends
+    is opened again at once with the id it saw last (Last-Event-ID), for the gateway to
+    resume. ``streams`` holds every connection made, in order."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.streams: list[SseStream] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_connected, daemon=True)
+
+    def start(self) -> ResumingScreen:
+        self.streams.append(SseStream(self.url).start())
+        self._thread.start()
+        return self
+
+    def _keep_connected(self) -> None:
+        while not self._stop.is_set():
+            current = self.streams[-1]
+            if not current.wait_ended(0.5):
+                continue
+            if current.status != 200:  # refused (a 503 while the gateway catches up): not in a tight loop
+                self._stop.wait(1.0)
+            if not self._stop.is_set():
+                self.streams.append(SseStream(self.url, last_event_id=current.last_id).start())
+
+    def data_events(self) -> list[SseEvent]:
+        return [e for stream in list(self.streams) for e in stream.data_events()]
+
+    def feed_ids(self) -> list[str]:
+        """The id of every gift listed to this screen, in arrival order, repeats included."""
+        return [str(gift["id"]) for e in self.data_events() for gift in e.data.get("feed", [])]
+
+    def snapshots_after_the_first(self) -> int:
+        """Reconnections answered with a fresh snapshot instead of a resume."""
+        return sum(1 for stream in self.streams[1:] if stream.kinds()[:1] == ["snapshot"])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for stream in self.streams:
+            stream.cut()
 
 
 class _Dechunker:
