@@ -132,8 +132,9 @@ class DonorStore:
             return self._pledge_where(conn, t.pledges.c.receipt_no == receipt)
 
     @staticmethod
-    def _pledge_where(conn: Connection, condition: Any) -> Pledge | None:
-        row = conn.execute(select(t.pledges).where(condition)).mappings().first()
+    def _pledge_where(conn: Connection, condition: Any, for_update: bool = False) -> Pledge | None:
+        query = select(t.pledges).where(condition)
+        row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
         return _pledge(row) if row is not None else None
 
     def count_since(
@@ -157,7 +158,9 @@ class DonorStore:
         Raises ChargeAlreadyCounted when the charge id confirmed another donation.
         """
         with self.engine.begin() as conn:
-            current = self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
+            # The pledge's row lock: two copies of one notification arriving together must not
+            # both see it unpaid and take two numbers (SQLite: BEGIN IMMEDIATE already serialises).
+            current = self._pledge_where(conn, t.pledges.c.donation_id == donation_id, for_update=True)
             assert current is not None
             if current.status in (PledgeStatus.PAID, PledgeStatus.CONFIRMED):
                 if current.provider_charge_id != charge_id:

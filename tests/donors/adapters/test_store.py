@@ -167,3 +167,22 @@ def test_erasing_forgets_the_person_not_the_gift(donors: DonorStore) -> None:
     assert donors.erase(pledge.donor_ref, now_ms=9_000)
     assert donors.details(pledge.donor_ref) == DonorDetails(None, None)
     assert donors.pledge_by_receipt(paid.receipt_no or "") == paid
+
+
+def test_one_payment_notified_twice_at_once_takes_one_number(donors: DonorStore) -> None:
+    pledges = [make(donors, a_pledge()) for _ in range(8)]
+    results: list[str | None] = []
+    lock = threading.Lock()
+
+    def pay(p: Pledge) -> None:
+        paid = donors.mark_paid(p.donation_id, f"charge-{p.donation_id}", 5_000, 0, "SIP", 2026)
+        with lock:
+            results.append(paid.receipt_no)
+
+    threads = [threading.Thread(target=pay, args=(p,)) for p in pledges for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(set(n or "" for n in results)) == [f"SIP-2026-{i:07d}" for i in range(1, 9)]
+    assert len(results) == 16  # every copy answered with its pledge's one number
