@@ -187,6 +187,9 @@ def running_stack(bootstrap: str, topics: Topics, workdir: Path) -> Iterator[Sta
         "CHARITY_TOPIC_PREFIX": topics.prefix,
         "CHARITY_DATABASE_URL": f"sqlite:///{workdir / 'ledger.db'}",
         "CHARITY_STAFF_TOKEN": STAFF_TOKEN,
+        # Gifts go through the stand-in: this measures the ledger's path, not a provider's.
+        "CHARITY_INTERNAL_DONATIONS_ENABLED": "true",
+        "CHARITY_PAYMENT_PROVIDER": "none",
         "CHARITY_VAR_DIR": str(workdir),
     }
     ledger_env = {

@@ -75,6 +75,15 @@ def display() -> None:
 
 
 @app.command()
+def sandbox() -> None:
+    """The payment sandbox: a simulated WeChat Pay API v3 with a hosted pay page (make run, tests)."""
+    from services.payments.sandbox.main import run as run_sandbox
+    from services.platform.settings import Settings
+
+    run_sandbox(Settings())
+
+
+@app.command()
 def migrate() -> None:
     """Create or upgrade the ledger database."""
     from services.ledger.adapters.store import LedgerStore

@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.databases", "tests.fixtures.ledger"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.databases",
+    "tests.fixtures.ledger",
+    "tests.fixtures.giving",
+]

@@ -80,6 +80,12 @@ def test_no_benchmark_code_under_services() -> None:
     assert [p for p in SERVICES.rglob("*bench*")] == []
 
 
+def test_the_donors_rules_know_nothing_of_kafka_sql_or_http() -> None:
+    assert (
+        violations("services.donors.domain", (*INFRASTRUCTURE, "services"), ("services.donors.domain",)) == []
+    )
+
+
 def test_the_domain_knows_nothing_of_kafka_sql_or_http() -> None:
     """It may use the event types (contracts), nothing else of the project."""
     allowed = ("services.ledger.domain", "services.contracts.events")
@@ -117,8 +123,20 @@ def test_the_api_reads_the_ledger_only_through_its_read_side() -> None:
         ("services.contracts", ("services.api", "services.ledger", "services.display", "services.platform")),
         ("services.platform", ("services.api", "services.ledger", "services.display", "services.cli")),
         ("services.display", ("services.api", "services.ledger", "services.cli")),
-        ("services.ledger", ("services.api", "services.display", "services.cli")),
+        (
+            "services.ledger",
+            ("services.api", "services.display", "services.cli", "services.donors", "services.payments"),
+        ),
         ("services.api", ("services.display", "services.cli")),
+        (
+            "services.donors",
+            ("services.api", "services.ledger", "services.display", "services.payments", "services.cli"),
+        ),
+        (
+            "services.payments",
+            ("services.api", "services.ledger", "services.display", "services.donors", "services.cli"),
+        ),
+        ("services.display", ("services.donors", "services.payments")),
         ("services.verifier", ("services",)),
     ],
 )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,12 +15,22 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
 from services.api.errors import install_error_handlers
+from services.api.giving import Giving, NoProvider
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
-from services.api.routes import docs, donations, pages, projects, transparency
+from services.api.routes import docs, donations, giving_api, giving_pages, pages, projects, transparency
+from services.api.routes.giving_pages import return_token
+from services.api.web import install_web, load_or_create_secret
+from services.donors.adapters.store import DonorStore
 from services.ledger.read import LedgerQueries, Transparency
+from services.payments.provider import PaymentProvider
+from services.platform.db import make_engine
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+# How often the API settles pledges nobody paid, and confirmations never acknowledged.
+RECONCILE_EVERY_S = 5.0
 
 # What the shared operations routes answer beyond what their signatures say.
 _OPERATIONS_DOCUMENTED: dict[str, dict[str, Any]] = {
@@ -57,12 +71,53 @@ def _include_operations(app: FastAPI, checks: dict[str, Check]) -> None:
         )
 
 
+async def _reconcile_forever(giving: Giving) -> None:
+    while True:
+        await asyncio.sleep(RECONCILE_EVERY_S)
+        try:
+            await giving.reconcile()
+        except Exception:  # the database or the provider away: the next round tries again
+            log.exception("pledge reconciliation failed; trying again in %.0f s", RECONCILE_EVERY_S)
+
+
 def create_app(
-    settings: Settings, queries: LedgerQueries, publisher: EventPublisher, checks: dict[str, Check]
+    settings: Settings,
+    queries: LedgerQueries,
+    publisher: EventPublisher,
+    checks: dict[str, Check],
+    provider: PaymentProvider | None = None,
+    store: DonorStore | None = None,
 ) -> FastAPI:
+    """The API. Without a payment provider it serves everything but taking gifts (503).
+
+    store: the donor store, shared with the provider's nonce memory; by default one
+    on the ledger's database."""
+    provider = provider or NoProvider()
+    web_secret = load_or_create_secret(Path(settings.web_secret_path))
+    base = settings.public_base_url.rstrip("/")
+    open_projects = OpenProjects(queries)
+    store = store or DonorStore(make_engine(settings.database_url))
+    giving = Giving(
+        settings,
+        store,
+        provider,
+        publisher,
+        open_projects,
+        return_url=lambda donation_id: (
+            f"{base}/donate/return/{donation_id}?t={return_token(web_secret, donation_id)}"
+        ),
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reconciler = (
+            None if isinstance(provider, NoProvider) else asyncio.create_task(_reconcile_forever(giving))
+        )
         yield
+        if reconciler is not None:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
         publisher.close()  # waits for any record still in flight
 
     app = FastAPI(
@@ -74,14 +129,22 @@ def create_app(
     )
     app.state.settings = settings
     app.state.queries = queries
-    app.state.open_projects = OpenProjects(queries)
+    app.state.open_projects = open_projects
     app.state.publisher = publisher
     app.state.transparency = Transparency(queries.engine)
+    app.state.web_secret = web_secret
+    app.state.donor_store = store
+    app.state.giving = giving
     install_error_handlers(app)
+    install_web(app, settings.payment_base_url)
 
     app.include_router(pages.router)
+    app.include_router(giving_pages.router)
+    app.include_router(giving_api.router)
     app.include_router(projects.router)
-    app.include_router(donations.router)
+    if settings.internal_donations_enabled:
+        # The staff-token stand-in for provider notifications: tests and demo data only.
+        app.include_router(donations.router)
     app.include_router(transparency.router)
     app.include_router(docs.router)
     _include_operations(app, checks)

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.api.giving import Giving
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
+from services.donors.adapters.store import DonorStore
 from services.ledger.read import LedgerQueries
 from services.platform.settings import Settings
 
@@ -66,3 +68,23 @@ QueriesDep = Annotated[LedgerQueries, Depends(get_queries)]
 OpenProjectsDep = Annotated[OpenProjects, Depends(get_open_projects)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 StaffDep = Annotated[str, Depends(require_staff)]
+
+
+async def get_giving(request: Request) -> Giving:
+    giving: Giving = request.app.state.giving
+    return giving
+
+
+async def get_donor_store(request: Request) -> DonorStore:
+    store: DonorStore = request.app.state.donor_store
+    return store
+
+
+async def get_web_secret(request: Request) -> bytes:
+    secret: bytes = request.app.state.web_secret
+    return secret
+
+
+GivingDep = Annotated[Giving, Depends(get_giving)]
+DonorStoreDep = Annotated[DonorStore, Depends(get_donor_store)]
+WebSecretDep = Annotated[bytes, Depends(get_web_secret)]

@@ -71,7 +71,11 @@ _RETRY_AFTER = {
     "required": True,
     "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
 }
-_WWW_AUTHENTICATE = {"description": "always `Bearer`", "required": True, "schema": {"type": "string"}}
+_WWW_AUTHENTICATE = {
+    "description": "`Bearer` on staff routes; `WECHATPAY2-SHA256-RSA2048` on payment notifications",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 def errors(
@@ -158,3 +162,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, database_away)
+
+
+def page_errors(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for an HTML page: its own errors are pages too (a form shown again with the
+    reason); a request FastAPI refuses before the route (422) or a database away (503) is JSON."""
+    responses = errors(described, retry_after=(429, 503), json_route=False)
+    for code, response in responses.items():
+        if code in described:
+            response.setdefault("content", {})["text/html"] = {"schema": {"type": "string"}}
+    return responses

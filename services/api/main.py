@@ -10,7 +10,10 @@ from fastapi import FastAPI
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
+from services.donors.adapters.store import DonorStore
 from services.ledger.read import LedgerQueries, open_read_engine
+from services.payments.wechatpay_client import WechatPayV3Provider
+from services.platform.db import make_engine
 from services.platform.health import broker_check, database_check
 from services.platform.settings import Settings
 
@@ -21,7 +24,13 @@ def build(settings: Settings) -> FastAPI:
         settings.kafka_bootstrap, Topics(settings.topic_prefix), settings.produce_timeout_s
     )
     checks = {"database": database_check(engine), "kafka": broker_check(settings.kafka_bootstrap)}
-    return create_app(settings, LedgerQueries(engine), publisher, checks)
+    store = DonorStore(make_engine(settings.database_url))
+    provider = (
+        WechatPayV3Provider.from_settings(settings, nonces=store)
+        if settings.payment_provider == "wechatpay"
+        else None
+    )
+    return create_app(settings, LedgerQueries(engine), publisher, checks, provider=provider, store=store)
 
 
 def run(settings: Settings | None = None) -> None:

@@ -219,3 +219,52 @@ class ConfirmedDonationIn(_Strict):
 
 class TransitionIn(_Strict):
     reason: Annotated[str, Field(max_length=200), Text()] = ""
+
+
+DisplayChoice = Annotated[str, OneOf("display choice", frozenset({"masked", "anonymous", "excluded"}))]
+DonorName = Annotated[str, Field(max_length=50), Text()]
+DonorMessage = Annotated[str, Field(max_length=200), Text(multiline=True)]
+
+
+class DonationIn(_Strict):
+    """A gift a donor starts. `anonymity` 'masked' shows the surname only ('王**') and needs a
+    `display_name` and `consent_to_show_name`; 'anonymous' shows 爱心人士; 'excluded' lists nothing."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"anonymity": {"const": "masked"}}, "required": ["anonymity"]},
+            "then": {
+                "properties": {
+                    "display_name": {"type": "string", "pattern": r"\S"},
+                    "consent_to_show_name": {"const": True},
+                },
+                "required": ["display_name", "consent_to_show_name"],
+            },
+        }
+    )
+    project_id: Id
+    amount_fen: Fen
+    currency: Currency = "CNY"
+    venue_id: Id | None = None
+    anonymity: DisplayChoice = "anonymous"
+    display_name: DonorName | None = None
+    message: DonorMessage | None = None
+    consent_to_show_name: StrictBool = False
+
+    @model_validator(mode="after")
+    def _consented(self) -> DonationIn:
+        if self.anonymity == "masked":
+            if not (self.display_name or "").strip():
+                raise ValueError("showing a masked name needs the name: enter it or choose anonymous")
+            if not self.consent_to_show_name:
+                raise ValueError("showing a name needs the donor's consent (consent_to_show_name)")
+        return self
+
+
+class DonationCreated(BaseModel):
+    donation_id: str
+    status: str
+    amount_fen: int = Field(ge=1, le=MAX_AMOUNT_FEN)
+    currency: str
+    pay_url: str = Field(description="the provider's pay page: send the donor there")
+    expires_at_ms: int = Field(ge=0, le=10**15, description="when an unpaid pledge lapses (ms since 1970)")

@@ -57,7 +57,7 @@ DEMO_PROJECTS: list[dict[str, Any]] = [
 ]
 
 DONORS = ["王小明", "李娜", "张伟", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴芳"]
-ANONYMITY = ["masked", "masked", "anonymous", "named", "excluded"]
+ANONYMITY = ["masked", "masked", "anonymous", "excluded"]
 MESSAGES = [None, None, None, "愿长者吃得暖、吃得好", "加油！", "一点心意", "希望孩子们健康成长"]
 
 
@@ -84,8 +84,8 @@ def wait_until(predicate: Any, timeout: float = 30.0) -> bool:
     return False
 
 
-def load_demo(api_url: str, token: str) -> None:
-    """Register, approve and open the demo projects, then post a few gifts."""
+def load_demo(api_url: str, sandbox_url: str, token: str) -> None:
+    """Register, approve and open the demo projects, then give a few gifts."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=api_url, headers=headers, timeout=15) as http:
         for p in DEMO_PROJECTS:
@@ -104,27 +104,33 @@ def load_demo(api_url: str, token: str) -> None:
                 wait_until(
                     lambda pid=pid: http.get(f"/api/projects/{pid}/totals").json()["status"] == "fundraising"
                 )
+    with (
+        httpx.Client(base_url=api_url, timeout=15) as public,
+        httpx.Client(base_url=sandbox_url, timeout=15) as pay,
+    ):
         for _ in range(12):
-            post_random_donation(http)
+            give_random_gift(public, pay)
 
 
-def post_random_donation(http: httpx.Client, rng: random.Random | None = None) -> None:
+def give_random_gift(api: httpx.Client, sandbox: httpx.Client, rng: random.Random | None = None) -> str:
+    """A gift as a donor gives it: pledged through the public API, paid on the sandbox, which
+    then notifies the API like the real provider. Returns the donation id."""
     rng = rng or random.Random()
     project = rng.choice(DEMO_PROJECTS)
-    gross = rng.choice([1000, 2000, 5000, 10_000, 20_000, 52_000, 100_000])
-    donation_id = f"demo-{rng.getrandbits(48):012x}"
-    http.post(
-        "/api/internal/donations/confirmed",
+    anonymity = rng.choice(ANONYMITY)
+    made = api.post(
+        "/api/donations",
         json={
             "project_id": project["project_id"],
-            "donation_id": donation_id,
-            "provider_charge_id": f"sandbox-{donation_id}",
-            "gross_fen": gross,
-            "fee_fen": gross * 6 // 1000,  # 0.6%, a typical payment fee
-            "channel": rng.choice(["web", "qr"]),
+            "amount_fen": rng.choice([1000, 2000, 5000, 10_000, 20_000, 52_000, 100_000]),
             "venue_id": rng.choice([None, "botanic-garden", "community-centre"]),
-            "anonymity": rng.choice(ANONYMITY),
-            "display_name": rng.choice(DONORS),
+            "anonymity": anonymity,
+            "display_name": rng.choice(DONORS) if anonymity == "masked" else None,
+            "consent_to_show_name": anonymity == "masked",
             "message": rng.choice(MESSAGES),
         },
-    ).raise_for_status()
+    )
+    made.raise_for_status()
+    donation_id: str = made.json()["donation_id"]
+    sandbox.post(f"/sandbox/orders/{donation_id.replace('-', '')}/pay").raise_for_status()
+    return donation_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasGenerator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,9 @@ class Settings(BaseSettings):
     # The stand-in `POST /api/internal/donations/confirmed` (staff token): tests and
     # demo data only, never a public deployment.
     internal_donations_enabled: bool = False
+    # "wechatpay": WeChat Pay API v3 (the sandbox in make run); "none": the API takes no
+    # gifts from donors (503), for deployments that only show figures, and benchmarks.
+    payment_provider: Literal["wechatpay", "none"] = "wechatpay"
     # The WeChat Pay API v3 endpoint the API talks to; make run starts the sandbox there.
     payment_base_url: str = "http://127.0.0.1:8003"
     sandbox_port: int = 8003
@@ -106,4 +110,3 @@ class Settings(BaseSettings):
     receipt_org_codes: dict[str, str] = {}
     # Signs the CSRF tokens and the language cookie; make run creates one in var/. Never in git.
     web_secret_path: str = str(VAR_DIR / "keys" / "web-secret.key")
-

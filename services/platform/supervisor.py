@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from types import FrameType
 import httpx
 
 from services.contracts.topics import Topics
+from services.payments.wechatpay_keys import ensure_local_keys
 from services.platform import demo
 from services.platform.kafka_admin import ensure_topics
 from services.platform.kafka_launcher import LocalKafka
@@ -117,10 +119,14 @@ def run(demo_data: bool = True, trickle_s: float = 3.0) -> int:
     env.setdefault("CHARITY_STAFF_TOKEN", secrets.token_urlsafe(18))
     port, controller_port = kafka_ports(Settings())
     env.setdefault("CHARITY_KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")
+    # The demo gifts all come from this machine's loopback address: one "client" for the
+    # per-client limit, which stays at its default for everyone else (docs/donors.md).
+    env.setdefault("CHARITY_DONATIONS_PER_CLIENT_PER_MINUTE", "600")
     os.environ.update(env)
     settings = Settings()
+    ensure_local_keys(settings)  # the sandbox's and the merchant's keys, made once in var/keys
     broker = LocalKafka(VAR_DIR / "kafka", port=port, controller_port=controller_port)
-    services = ["ledger", "api"] + (["display"] if _display_available() else [])
+    services = ["ledger", "sandbox", "api"] + (["display"] if _display_available() else [])
     sup = Supervisor(settings, services)
     signals = _Signals(sup.stop)
     signals.install()
@@ -135,13 +141,13 @@ def run(demo_data: bool = True, trickle_s: float = 3.0) -> int:
             say(f"the API did not become ready; see {VAR_DIR / 'api.log'}")
             return 1
         if demo_data and not sup.stop.is_set():
-            demo.load_demo(api, settings.staff_token)
+            demo.load_demo(api, settings.payment_base_url, settings.staff_token)
         signals.interrupt = False
         if not sup.stop.is_set():
             _print_urls(settings, services)
         threading.Thread(target=sup.watch, daemon=True).start()
         if demo_data and trickle_s > 0:
-            _trickle(api, settings.staff_token, sup.stop, trickle_s)
+            _trickle(api, settings.payment_base_url, sup.stop, trickle_s)
         sup.stop.wait()
         return 0
     except KeyboardInterrupt:
@@ -172,12 +178,12 @@ def _ready(api: str) -> bool:
         return False
 
 
-def _trickle(api: str, token: str, stop: threading.Event, every_s: float) -> None:
-    """A gift every few seconds, so the totals visibly rise."""
-    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+def _trickle(api: str, sandbox: str, stop: threading.Event, every_s: float) -> None:
+    """A gift every few seconds, paid on the sandbox, so the totals visibly rise."""
+    with httpx.Client(base_url=api, timeout=10) as http, httpx.Client(base_url=sandbox, timeout=10) as pay:
         while not stop.wait(every_s):
             try:
-                demo.post_random_donation(http)
+                demo.give_random_gift(http, pay)
             except httpx.HTTPError as exc:
                 say(f"demo donation failed: {exc}")
 
@@ -188,6 +194,9 @@ def _print_urls(settings: Settings, services: list[str]) -> None:
         "",
         "慈善捐赠账本已启动 · the charity ledger is running",
         f"  项目公示 Projects page     {api}/",
+        f"  捐赠 Give                  {api}/donate",
+        f"  查询收据 Receipts          {api}/receipts",
+        f"  Payment sandbox            {settings.payment_base_url}/sandbox/deliveries",
         f"  API docs                   {api}/docs",
         f"  Totals (JSON)              {api}/api/projects",
         f"  Ledger health / metrics    http://127.0.0.1:{settings.ledger_http_port}/readyz  …/metrics",
@@ -198,8 +207,31 @@ def _print_urls(settings: Settings, services: list[str]) -> None:
         )
     lines += [
         f"  Staff token                {settings.staff_token}",
+        *_phone_hint(settings),
         f"  Kafka                      {settings.kafka_bootstrap}   data and logs in {VAR_DIR}",
-        "  A demo donation is posted every few seconds. Ctrl-C stops everything.",
+        "  A demo gift is pledged and paid on the sandbox every few seconds. Ctrl-C stops everything.",
         "",
     ]
     say("\n".join(lines))
+
+
+def lan_address() -> str | None:
+    """This machine's address on its local network, if it has one (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only decides the source address
+        address: str = probe.getsockname()[0]
+        return None if address.startswith("127.") else address
+    return None
+
+
+def _phone_hint(settings: Settings) -> list[str]:
+    """QR codes on the screens carry CHARITY_PUBLIC_BASE_URL; 127.0.0.1 on a phone is the phone."""
+    if not settings.public_base_url.startswith(("http://127.", "http://localhost")):
+        return [f"  Phones scan QR codes to     {settings.public_base_url}/donate"]
+    lan = lan_address()
+    if lan is None:
+        return ["  Phones: set CHARITY_PUBLIC_BASE_URL to an address phones can reach (docs/donors.md)"]
+    return [
+        f"  Phones on this network: stop, then run  CHARITY_API_HOST=0.0.0.0 "
+        f"CHARITY_PUBLIC_BASE_URL=http://{lan}:{settings.api_port} make run",
+    ]

@@ -46,7 +46,9 @@ def _listening(port: int) -> bool:
 @pytest.fixture(scope="module")
 def api_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database = tmp_path_factory.mktemp("docs") / "ledger.db"
-    settings = Settings(database_url=f"sqlite:///{database}", kafka_bootstrap=kafka_bootstrap)
+    settings = Settings(
+        database_url=f"sqlite:///{database}", kafka_bootstrap=kafka_bootstrap, payment_provider="none"
+    )
     port = free_ports(1)[0]
     server = serve_in_thread(build(settings), "127.0.0.1", port)
     _wait(lambda: server.started, 30, "the API to listen")

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,17 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from services.api.app import create_app
-from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
 from services.ledger.read.queries import LedgerQueries
 from services.platform.db import make_engine
-from services.platform.free_ports import free_ports
-from services.platform.health import broker_check, database_check
 from tests.api.test_end_to_end import project_body as project
-from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.giving import giving_settings, start_giving
+from tests.fixtures.ledger import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -64,27 +59,21 @@ def seed(http: httpx.Client, staff: dict[str, str]) -> None:
             eventually(lambda p=project_id, s=status: status_of(http, p) == s, what=f"{project_id} {status}")
     gift = {"project_id": "meals", "donation_id": "gift-1", "provider_charge_id": "c-1", "gross_fen": 5000}
     assert http.post("/api/internal/donations/confirmed", json=gift, headers=staff).status_code == 202
-    eventually(lambda: http.get("/api/donations/gift-1").status_code == 200, what="the gift applied")
+    eventually(
+        lambda: http.get("/api/projects/meals/totals").json()["gross_fen"] == 5000, what="the gift applied"
+    )
 
 
 @pytest.fixture
 def served_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path) -> Iterator[ServedApi]:
-    settings = ledger_settings(
-        kafka_bootstrap, topics, db_url, signing_key_path=str(tmp_path / "tree-head-ed25519.pem")
-    )
-    ledger = start_ledger(settings)
+    # The whole giving system, the payment sandbox too: a donation generated here is a real pledge.
+    settings = giving_settings(kafka_bootstrap, topics, db_url, tmp_path, internal_donations_enabled=True)
+    system = start_giving(settings)
+    ledger = system.ledger
     engine = make_engine(db_url, writer=False)
-    checks = {"database": database_check(engine), "kafka": broker_check(kafka_bootstrap)}
-    publisher = KafkaEventPublisher(kafka_bootstrap, Topics(settings.topic_prefix))
-    app = create_app(settings, LedgerQueries(engine), publisher, checks)
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="openapi-contract-api", daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = settings.public_base_url
     staff = {"Authorization": f"Bearer {settings.staff_token}"}
     try:
-        eventually(lambda: server.started, timeout=20, what="uvicorn started")
         with httpx.Client(base_url=base_url, timeout=30) as http:
             seed(http, staff)
             ledger.app.signer.publish_if_grown()  # two signed heads, for consistency proofs
@@ -96,7 +85,7 @@ def served_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path
             known: dict[str, list[object]] = {
                 "projects": ["registered-only", "meals", "books", "later"],
                 "donations": ["gift-1"],
-                "entries": [http.get("/api/donations/gift-1").json()["entry_id"]],
+                "entries": [LedgerQueries(engine).donation("gift-1")["entry_id"]],  # type: ignore[index]
                 "tree-sizes": sorted(heads),
             }
         yield ServedApi(base_url, staff, known)
@@ -106,9 +95,7 @@ def served_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path
             eventually(lambda: status_of(http, "after-fuzz") == "registered", what="the ledger still applies")
         assert ledger.app.consumer.healthy
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        stop_ledger(ledger)
+        system.stop()
         engine.dispose()
 
 

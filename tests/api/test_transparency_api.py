@@ -75,9 +75,8 @@ def test_statement_lineage_balances_and_donors(client) -> None:  # type: ignore[
     assert all(line["recorded_at"] >= line["effective_at"][:10] for line in lines)
     lineage = http.get("/api/projects/p1/lineage").json()
     assert lineage["disbursements"] == {"x1": [{"source": "gift-1", "amount_fen": 20_000}]}
-    gift = http.get("/api/donations/gift-1").json()
-    assert gift["spent_on"] == [{"disbursement_id": "x1", "amount_fen": 20_000}]
-    assert http.get(gift["receipt_url"]).status_code == 200
+    # A gift's own record is for its donor, through the receipt number and code (tests/api/test_giving.py).
+    assert http.get("/api/donations/gift-1").status_code == 404
     before = http.get("/api/projects/p1/balances", params={"as_of": "2000-01-01T00:00:00Z"}).json()
     now = http.get("/api/projects/p1/balances", params={"as_of": "2100-01-01T00:00:00Z"}).json()
     assert before["available_fen"] == 0 and now["available_fen"] == 25_900 and now["held_fen"] == 0

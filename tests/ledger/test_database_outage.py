@@ -91,7 +91,12 @@ def test_a_database_outage_is_waited_out_without_a_restart(
 
     api_engine = make_engine(through_proxy, writer=False, connect_args={"connect_timeout": 2})
     api = create_app(
-        Settings(database_url=through_proxy, staff_token="s3cret", kafka_bootstrap=kafka_bootstrap),
+        Settings(
+            database_url=through_proxy,
+            staff_token="s3cret",
+            kafka_bootstrap=kafka_bootstrap,
+            internal_donations_enabled=True,
+        ),
         LedgerQueries(api_engine),
         KafkaEventPublisher(kafka_bootstrap, topics, timeout_s=2.0),
         {},

@@ -150,20 +150,3 @@ def lineage(project_id: PathId, queries: QueriesDep) -> dict[str, Any]:
         },
         "unspent": [{"source": s.source, "amount_fen": s.amount_fen} for s in traced.unspent],
     }
-
-
-@router.get(
-    "/api/donations/{donation_id}",
-    responses=errors({404: "no confirmed donation with this id", **INVALID}),
-)
-def donation(donation_id: PathId, queries: QueriesDep) -> dict[str, Any]:
-    """For a donor: the gift, where it went, and the id of its receipt."""
-    found = queries.donation(donation_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no confirmed donation {donation_id!r}")
-    went = queries.lineage(found["project_id"]).where_it_went(donation_id)
-    return {
-        **found,
-        "spent_on": [{"disbursement_id": s.source, "amount_fen": s.amount_fen} for s in went],
-        "receipt_url": f"/api/receipts/{found['entry_id']}",
-    }

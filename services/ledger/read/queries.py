@@ -106,15 +106,13 @@ class LedgerQueries:
         sums = {account: int(total) for account, total in rows}
         return {name: sums.get(account, 0) for name, account in accounts.items()}
 
-    def project_entries(self, project_id: str) -> list[StoredEntry]:
+    def project_entries(self, project_id: str, kinds: Iterable[str] | None = None) -> list[StoredEntry]:
+        """The project's entries in journal order; only those of `kinds` when given."""
+        condition = t.journal.c.project_id == project_id
+        if kinds is not None:
+            condition = and_(condition, t.journal.c.kind.in_(list(kinds)))
         with self.engine.connect() as conn:
-            seqs = list(
-                conn.scalars(
-                    select(t.journal.c.seq)
-                    .where(t.journal.c.project_id == project_id)
-                    .order_by(t.journal.c.seq)
-                )
-            )
+            seqs = list(conn.scalars(select(t.journal.c.seq).where(condition).order_by(t.journal.c.seq)))
         return list(iter_seqs(self.engine, seqs))
 
     def statement(self, project_id: str) -> list[dict[str, Any]]:
