@@ -29,8 +29,6 @@ from services.platform.health import Check, health_router
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
-# How often the API settles pledges nobody paid, and confirmations never acknowledged.
-RECONCILE_EVERY_S = 5.0
 
 # What the shared operations routes answer beyond what their signatures say.
 _OPERATIONS_DOCUMENTED: dict[str, dict[str, Any]] = {
@@ -71,13 +69,14 @@ def _include_operations(app: FastAPI, checks: dict[str, Check]) -> None:
         )
 
 
-async def _reconcile_forever(giving: Giving) -> None:
+async def _reconcile_forever(giving: Giving, every_s: float) -> None:
+    """Settle the pledges nobody paid, and confirmations never acknowledged."""
     while True:
-        await asyncio.sleep(RECONCILE_EVERY_S)
+        await asyncio.sleep(every_s)
         try:
             await giving.reconcile()
         except Exception:  # the database or the provider away: the next round tries again
-            log.exception("pledge reconciliation failed; trying again in %.0f s", RECONCILE_EVERY_S)
+            log.exception("pledge reconciliation failed; trying again in %.0f s", every_s)
 
 
 def create_app(
@@ -111,7 +110,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reconciler = (
-            None if isinstance(provider, NoProvider) else asyncio.create_task(_reconcile_forever(giving))
+            None
+            if isinstance(provider, NoProvider)
+            else asyncio.create_task(_reconcile_forever(giving, settings.pledge_reconcile_interval_s))
         )
         yield
         if reconciler is not None:

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     payment_notify_url: str | None = None
     # A pledge not paid within this becomes DonationFailed once the provider says it is unpaid.
     pledge_timeout_s: float = 900.0
+    # How often the API looks for lapsed pledges and unacknowledged confirmations.
+    pledge_reconcile_interval_s: float = 5.0
     # The largest single gift the donate form and API take.
     donation_ceiling_fen: int = 5_000_000
     # More than this many new donations a minute from one client: 429.
