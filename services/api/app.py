@@ -137,7 +137,7 @@ def create_app(
     app.state.donor_store = store
     app.state.giving = giving
     install_error_handlers(app)
-    install_web(app, settings.payment_base_url)
+    install_web(app, settings.payment_public_url or settings.payment_base_url)
 
     app.include_router(pages.router)
     app.include_router(giving_pages.router)

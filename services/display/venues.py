@@ -60,7 +60,9 @@ class Venue:
 
     def donate_url(self, public_base_url: str) -> str:
         if self.qr_url is None:
-            return f"{public_base_url.rstrip('/')}/donate?venue={self.venue_id}"
+            # A venue of one project sends donors straight to its form; others let them choose.
+            chosen = f"project={self.projects[0]}&" if len(self.projects) == 1 else ""
+            return f"{public_base_url.rstrip('/')}/donate?{chosen}venue={self.venue_id}"
         return self.qr_url.replace("{public_base_url}", public_base_url.rstrip("/"))
 
     def shows_gift(self, project_id: str, venue_id: str | None) -> bool:

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # The WeChat Pay API v3 endpoint the API talks to; make run starts the sandbox there.
     payment_base_url: str = "http://127.0.0.1:8003"
     sandbox_port: int = 8003
+    # The address the sandbox listens on: 0.0.0.0 to let phones on the network open its pay page.
+    sandbox_host: str = "127.0.0.1"
+    # Where a donor's phone opens the provider's pay page; None: payment_base_url.
+    payment_public_url: str | None = None
     wechatpay_mch_id: str = "1900000109"
     wechatpay_appid: str = "wxd678efh567hg6787"
     # The merchant's APIv3 key (32 ASCII bytes) decrypts notifications. A file, never in git.

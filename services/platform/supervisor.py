@@ -232,6 +232,8 @@ def _phone_hint(settings: Settings) -> list[str]:
     if lan is None:
         return ["  Phones: set CHARITY_PUBLIC_BASE_URL to an address phones can reach (docs/donors.md)"]
     return [
-        f"  Phones on this network: stop, then run  CHARITY_API_HOST=0.0.0.0 "
-        f"CHARITY_PUBLIC_BASE_URL=http://{lan}:{settings.api_port} make run",
+        "  Phones on this network: stop, then run",
+        f"    CHARITY_API_HOST=0.0.0.0 CHARITY_PUBLIC_BASE_URL=http://{lan}:{settings.api_port}",
+        f"    CHARITY_SANDBOX_HOST=0.0.0.0 CHARITY_PAYMENT_PUBLIC_URL=http://{lan}:{settings.sandbox_port}",
+        "    make run",
     ]

@@ -43,7 +43,11 @@ def test_defaults_and_the_donate_url() -> None:
     parsed = parse_catalogue({"venues": [venue()]}).venues["garden"]
     assert parsed.theme is Theme.COMMUNITY
     assert parsed.feed_scope is FeedScope.PROJECTS and not parsed.show_messages
-    assert parsed.donate_url("https://give.example.org/") == "https://give.example.org/donate?venue=garden"
+    # One project: straight to its form; several: the donor chooses.
+    one = "https://give.example.org/donate?project=elderly-meals&venue=garden"
+    assert parsed.donate_url("https://give.example.org/") == one
+    two = parse_catalogue({"venues": [venue(projects=["elderly-meals", "veterans-care"])]}).venues["garden"]
+    assert two.donate_url("https://give.example.org") == "https://give.example.org/donate?venue=garden"
     custom = parse_catalogue({"venues": [venue(qr_url="{public_base_url}/p/meals")]}).venues["garden"]
     assert custom.donate_url("https://give.example.org") == "https://give.example.org/p/meals"
 

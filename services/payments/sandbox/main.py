@@ -1,5 +1,5 @@
 """The sandbox process: `build(settings)` wires the simulated WeChat Pay; `run(settings)` serves it
-on 127.0.0.1:`sandbox_port`."""
+on `sandbox_host`:`sandbox_port` (127.0.0.1 unless phones must reach its pay page)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def build(
     )
     keys = SandboxKeyRing.from_settings(settings, clock)
     notifier = Notifier(retry or RetrySchedule(), keys.sign_headers)
-    sim = WechatPaySimulator(merchant, keys, notifier, settings.payment_base_url, clock)
+    pay_pages_at = settings.payment_public_url or settings.payment_base_url
+    sim = WechatPaySimulator(merchant, keys, notifier, pay_pages_at, clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -71,4 +72,4 @@ def run(settings: Settings | None = None) -> None:
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sandbox %(levelname)s %(message)s")
     ensure_local_keys(settings)
-    uvicorn.run(build(settings), host="127.0.0.1", port=settings.sandbox_port, log_level="info")
+    uvicorn.run(build(settings), host=settings.sandbox_host, port=settings.sandbox_port, log_level="info")
