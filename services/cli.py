@@ -149,6 +149,28 @@ def keys_list(database_url: DatabaseUrl = None) -> None:
     _exit(list_keys_command(database_url))
 
 
+donors_app = typer.Typer(
+    name="donors",
+    help="The donor store: personal data that can be erased.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(donors_app, name="donors")
+
+
+@donors_app.command("erase")
+def donors_erase(
+    receipt_no: Annotated[str, typer.Argument(help="The receipt number, e.g. SIP-2026-0001234.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Erase one donor's name, message and data key; the receipt, amounts and proofs still verify."""
+    from services.donors.commands import erase_command
+    from services.platform.settings import Settings
+
+    _exit(erase_command(database_url or Settings().database_url, receipt_no))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The entry point; exits with the command's status, 2 for bad usage or bad settings."""
     try:

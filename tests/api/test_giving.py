@@ -12,7 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.donors.adapters import tables as donor_tables
+from services.donors.commands import erase_command
 from services.ledger.adapters import tables as t
+from services.ledger.ops.commands import registered_keys
+from services.ledger.ops.verify import verify
 from tests.api.test_end_to_end import project_body
 from tests.fixtures.giving import GivingSystem
 from tests.fixtures.ledger import eventually
@@ -94,6 +97,18 @@ def test_a_gift_from_pledge_to_verified_receipt(giving: GivingSystem) -> None:
     page = giving.api.get(f"/receipts/{row.receipt_no}", params={"code": row.verification_code})
     assert page.status_code == 200 and row.receipt_no in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
+
+    # Erasing the donor's personal data leaves the receipt, its amounts and its proof intact.
+    assert erase_command(giving.settings.database_url, row.receipt_no) == 0
+    after = receipt(giving, row.receipt_no, row.verification_code).json()
+    assert after["proof"] == body["proof"] and after["amount_fen"] == 5000
+    with giving.ledger.app.store.engine.connect() as conn:
+        erased = conn.execute(
+            select(donor_tables.donor_data).where(donor_tables.donor_data.c.donor_ref == row.donor_ref)
+        ).one()
+    assert (erased.display_name, erased.message, erased.data_key) == (None, None, None)
+    report = verify(giving.ledger.app.store.engine, registered_keys(giving.ledger.app.store.engine))
+    assert report.ok, report.problems
 
 
 def test_repeated_and_out_of_order_notifications_count_each_gift_once(giving: GivingSystem) -> None:
