@@ -390,18 +390,30 @@ def _load_json(path: Path) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.verifier.receipt",
-        description="Check a donation receipt against a signed tree head of the charity ledger.",
+        description="Check a donation receipt against a signed tree head of the charity ledger. "
+        "With one file: the receipt file a donor downloads from the receipt page, which holds the "
+        "receipt, its tree head and the public key.",
     )
-    parser.add_argument("receipt", type=Path, help="receipt JSON file")
-    parser.add_argument("tree_head", type=Path, help="signed tree head JSON file")
+    parser.add_argument("receipt", type=Path, help="receipt JSON file (or the downloaded receipt file)")
+    parser.add_argument("tree_head", type=Path, nargs="?", help="signed tree head JSON file")
     parser.add_argument(
-        "public_key", type=Path, help="the ledger's Ed25519 public key(s), PEM; the head names its key by id"
+        "public_key",
+        type=Path,
+        nargs="?",
+        help="the ledger's Ed25519 public key(s), PEM; the head names its key by id",
     )
     args = parser.parse_args(argv)
+    if (args.tree_head is None) != (args.public_key is None):
+        parser.error(
+            "give the receipt, the tree head and the public key, or the downloaded receipt file alone"
+        )
     try:
         receipt = _load_json(args.receipt)
-        tree_head = _load_json(args.tree_head)
-        pem = args.public_key.read_text(encoding="ascii")
+        if args.tree_head is None:
+            receipt, tree_head, pem = _unbundle(receipt)
+        else:
+            tree_head = _load_json(args.tree_head)
+            pem = args.public_key.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         print(f"could not read the input: {exc}")
         return 2
@@ -411,6 +423,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = verify_receipt(receipt, tree_head, pem)
     print(result.reason if result.ok else f"invalid: {result.reason}")
     return 0 if result.ok else 1
+
+
+def _unbundle(bundle: object) -> tuple[object, object, str]:
+    """The downloaded receipt file: {"receipt", "tree_head", "public_key", "key_id", ...}.
+
+    Its key came with it, from the same server: the check then proves the receipt matches a
+    head signed by that key, and the key id printed here is to be compared with the key the
+    charity publishes (or pass the receipt, head and a key you hold as three files).
+    """
+    if not isinstance(bundle, Mapping) or not {"receipt", "tree_head", "public_key"} <= bundle.keys():
+        raise ValueError("one file must be a downloaded receipt file with receipt, tree_head and public_key")
+    pem = bundle["public_key"]
+    if not isinstance(pem, str):
+        raise ValueError("public_key must be PEM text")
+    print(
+        f"using the public key in the file, key id {bundle.get('key_id', '?')}: "
+        "compare it with the key the charity publishes"
+    )
+    return bundle["receipt"], bundle["tree_head"], pem
 
 
 if __name__ == "__main__":

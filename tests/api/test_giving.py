@@ -5,6 +5,7 @@ Real broker, both databases, the sandbox and the API over loopback HTTP.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from services.donors.commands import erase_command
 from services.ledger.adapters import tables as t
 from services.ledger.ops.commands import registered_keys
 from services.ledger.ops.verify import verify
+from services.verifier import receipt as standalone_verifier
 from tests.api.test_end_to_end import project_body
 from tests.fixtures.giving import GivingSystem
 from tests.fixtures.ledger import eventually
@@ -68,7 +70,7 @@ def receipt(giving: GivingSystem, number: str, code: str) -> httpx.Response:
     return giving.api.get("/api/donor-receipts", params={"receipt_no": number, "code": code})
 
 
-def test_a_gift_from_pledge_to_verified_receipt(giving: GivingSystem) -> None:
+def test_a_gift_from_pledge_to_verified_receipt(giving: GivingSystem, tmp_path: Path) -> None:
     open_project(giving.api, "meals")
     made = pledge(
         giving.api, anonymity="masked", display_name="王小明", consent_to_show_name=True, message="加油"
@@ -97,6 +99,13 @@ def test_a_gift_from_pledge_to_verified_receipt(giving: GivingSystem) -> None:
     page = giving.api.get(f"/receipts/{row.receipt_no}", params={"code": row.verification_code})
     assert page.status_code == 200 and row.receipt_no in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
+
+    # The downloaded receipt file checks with the standalone verifier alone.
+    download = giving.api.get(f"/receipts/{row.receipt_no}/download", params={"code": row.verification_code})
+    assert download.headers["content-disposition"].startswith("attachment")
+    saved = tmp_path / f"receipt-{row.receipt_no}.json"
+    saved.write_bytes(download.content)
+    assert standalone_verifier.main([str(saved)]) == 0
 
     # Erasing the donor's personal data leaves the receipt, its amounts and its proof intact.
     assert erase_command(giving.settings.database_url, row.receipt_no) == 0

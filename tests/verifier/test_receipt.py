@@ -249,6 +249,26 @@ def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert verifier.main([str(tmp_path / "missing.json"), *write_inputs(tmp_path, {}, {})[1:]]) == 2
 
 
+def test_main_reads_the_downloaded_receipt_file_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = {"receipt_no": "SIP-2026-0000001", "key_id": "k1", "public_key": PEM}
+    path = tmp_path / "receipt-SIP-2026-0000001.json"
+    path.write_text(json.dumps({**bundle, "receipt": make_receipt(2, 13), "tree_head": make_head(13)}))
+    assert verifier.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "key id k1" in out and "\nvalid" in out
+
+    tampered = make_receipt(2, 13)
+    tampered["entry"]["project_id"] = "p-8"
+    path.write_text(json.dumps({**bundle, "receipt": tampered, "tree_head": make_head(13)}))
+    assert verifier.main([str(path)]) == 1
+    path.write_text(json.dumps({"receipt": make_receipt(2, 13)}))
+    assert verifier.main([str(path)]) == 2
+    with pytest.raises(SystemExit):  # a head without a key is neither form
+        verifier.main([str(path), str(path)])
+
+
 def test_main_refuses_duplicate_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = write_inputs(tmp_path, make_receipt(2, 13), make_head(13))
     text = Path(args[0]).read_text(encoding="utf-8")
