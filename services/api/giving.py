@@ -36,6 +36,7 @@ from services.api.models import DonationIn
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.contracts import events as ev
+from services.contracts.sealed import seal
 from services.donors.adapters.store import ChargeAlreadyCounted, DonorDetails, DonorStore, request_hash
 from services.donors.domain.amounts import AmountRules
 from services.donors.domain.pledges import (
@@ -109,6 +110,13 @@ class GiftRequest:
 class PledgeMade:
     pledge: Pledge
     pay_url: str
+
+
+def sealed_message(pledge: Pledge, details: DonorDetails | None) -> str | None:
+    """The donor's message as it may travel on the topics: sealed with their own key."""
+    if details is None or not details.message or details.data_key is None:
+        return None  # no message, or erased: nothing of it goes out any more
+    return seal(details.data_key, pledge.donor_ref, "message", details.message)
 
 
 class NoProvider:
@@ -204,6 +212,7 @@ class Giving:
             provider=self.provider.name,
             verification_code=new_verification_code(),
         )
+        details = DonorDetails.new(gift.display_name, gift.message)
         idempotency = (idempotency_key, gift.digest()) if idempotency_key else None
         if idempotency is not None:
             # A retry with the same key is not a new donation, so it is not counted against the limits.
@@ -213,13 +222,14 @@ class Giving:
         stored, created = await asyncio.to_thread(
             self.store.create_pledge,
             pledge,
-            DonorDetails(gift.display_name, gift.message),
+            details,
             client_hash=client_hash,
             idempotency=idempotency,
             now_ms=now_ms,
         )
         if created or stored.status == PledgeStatus.PENDING:
-            await self.publisher.publish(self._pledged_event(stored, gift))
+            sent = details if created else await asyncio.to_thread(self.store.details, stored.donor_ref)
+            await self.publisher.publish(self._pledged_event(stored, gift, sent))
         pay_url = await self._pay_url(stored, str(project.plan.get("name", project.project_id)))
         return PledgeMade(stored, pay_url)
 
@@ -242,7 +252,9 @@ class Giving:
                 429, "该项目此刻捐赠人数过多，请稍后再试 · this project is very busy; try again soon", 10
             )
 
-    def _pledged_event(self, pledge: Pledge, gift: GiftRequest) -> ev.DonationPledged:
+    def _pledged_event(
+        self, pledge: Pledge, gift: GiftRequest, details: DonorDetails | None
+    ) -> ev.DonationPledged:
         return ev.DonationPledged(
             event_id=ev.derived_id("pledged", pledge.donation_id),
             occurred_at=datetime.fromtimestamp(pledge.created_at_ms / 1000, UTC),
@@ -255,7 +267,7 @@ class Giving:
             venue_id=pledge.venue_id,
             anonymity=pledge.anonymity,
             display_name=display_name_for_events(pledge.anonymity, gift.display_name),
-            message=gift.message,
+            message=sealed_message(pledge, details),
             donor_ref=pledge.donor_ref,
         )
 
@@ -340,7 +352,7 @@ class Giving:
             venue_id=pledge.venue_id,
             anonymity=pledge.anonymity,
             display_name=display_name_for_events(pledge.anonymity, name),
-            message=details.message if details else None,
+            message=sealed_message(pledge, details),
             donor_ref=pledge.donor_ref,
             receipt_no=pledge.receipt_no,
         )

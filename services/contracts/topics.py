@@ -13,6 +13,9 @@ from dataclasses import dataclass
 INPUT_PARTITIONS = 3
 
 
+FEED_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -20,6 +23,8 @@ class TopicSpec:
     compacted: bool = False
     # Kept for ever: the journal topic is the order of record others mirror.
     forever: bool = False
+    # Kept this long, whatever the broker's default: what holds personal text must age out.
+    retention_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ class Topics:
             TopicSpec(self.donations, input_partitions),
             TopicSpec(self.disbursements, input_partitions),
             TopicSpec(self.totals, input_partitions, compacted=True),
-            TopicSpec(self.feed, 1),
+            # The feed carries donors' opened messages and masked names: a week, then gone.
+            TopicSpec(self.feed, 1, retention_ms=FEED_RETENTION_MS),
             TopicSpec(self.outcomes, input_partitions),
             TopicSpec(self.checkpoints, 1),
             # One partition: the journal's order is global, not per project.

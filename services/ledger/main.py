@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
+from services.ledger.adapters.donor_keys import StoredDonorKeys
 from services.ledger.adapters.intake_process import IntakeProcess
 from services.ledger.adapters.lag_monitor import LagMonitor
 from services.ledger.adapters.lease import RENEW_EVERY_S, WriterLease, holder_name
@@ -86,7 +87,14 @@ def bootstrap(settings: Settings, stop: threading.Event | None = None) -> Ledger
     output = RdKafkaOutput(settings.kafka_bootstrap)
     publisher = PublisherProcess(settings.kafka_bootstrap, topics)
     routed = SizeRoutedPublisher(OutputPublisher(output, topics), publisher, PUBLISHER_PROCESS_FROM)
-    processor = BatchProcessor(store, output, topics, settings.ledger_group, publisher=routed)
+    processor = BatchProcessor(
+        store,
+        output,
+        topics,
+        settings.ledger_group,
+        publisher=routed,
+        donor_keys=StoredDonorKeys(store.engine),
+    )
     intake = IntakeProcess(
         settings.kafka_bootstrap,
         settings.ledger_group,

@@ -109,15 +109,14 @@ def _error_text(topic_result: dict[str, Any]) -> str:
 
 def topic_request(spec: TopicSpec) -> dict[str, Any]:
     """The create-topics entry for one spec: one replica, because the local broker is alone."""
-    return {
-        "num_partitions": spec.partitions,
-        "replication_factor": 1,
-        "configs": dict(COMPACTED_TOPIC_CONFIG)
-        if spec.compacted
-        else {"retention.ms": "-1", "retention.bytes": "-1"}
-        if spec.forever
-        else {},
-    }
+    configs: dict[str, str] = {}
+    if spec.compacted:
+        configs = dict(COMPACTED_TOPIC_CONFIG)
+    elif spec.forever:
+        configs = {"retention.ms": "-1", "retention.bytes": "-1"}
+    elif spec.retention_ms is not None:
+        configs = {"retention.ms": str(spec.retention_ms)}
+    return {"num_partitions": spec.partitions, "replication_factor": 1, "configs": configs}
 
 
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:

@@ -12,6 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from services.contracts import events as ev
+from services.contracts.sealed import is_sealed
+from services.contracts.topics import Topics
 from services.donors.adapters import tables as donor_tables
 from services.donors.commands import erase_command
 from services.ledger.adapters import tables as t
@@ -21,6 +24,7 @@ from services.verifier import receipt as standalone_verifier
 from tests.api.test_end_to_end import project_body
 from tests.fixtures.giving import GivingSystem
 from tests.fixtures.ledger import eventually
+from tests.ledger.test_ledger_integration import read_topic
 
 pytestmark = pytest.mark.integration
 STAFF = {"Authorization": "Bearer test-staff-token"}
@@ -106,6 +110,27 @@ def test_a_gift_from_pledge_to_verified_receipt(giving: GivingSystem, tmp_path: 
     saved = tmp_path / f"receipt-{row.receipt_no}.json"
     saved.write_bytes(download.content)
     assert standalone_verifier.main([str(saved)]) == 0
+
+    # On the input topic the message is sealed with the donor's key, the name only masked;
+    # the feed the screens read carries the opened message.
+    topics = Topics(giving.settings.topic_prefix)
+    [sent] = [
+        e
+        for e in read_topic(giving.settings.kafka_bootstrap, topics.donations)
+        if isinstance(e, ev.DonationConfirmed)
+    ]
+    assert is_sealed(sent.message) and "加油" not in str(sent) and sent.display_name == "王**"
+    eventually(
+        lambda: (
+            [
+                (i.shown_name, i.message)
+                for i in read_topic(giving.settings.kafka_bootstrap, topics.feed)
+                if isinstance(i, ev.DonationFeedItem)
+            ]
+            == [("王**", "加油")]
+        ),
+        what="the gift on the feed with its message",
+    )
 
     # Erasing the donor's personal data leaves the receipt, its amounts and its proof intact.
     assert erase_command(giving.settings.database_url, row.receipt_no) == 0

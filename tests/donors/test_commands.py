@@ -13,6 +13,8 @@ from services.ledger.adapters.store import LedgerStore
 from services.platform.db import make_engine
 from tests.fixtures.factories import a_pledge
 
+KNOWN = DonorDetails.new("王小明", "加油")
+
 
 def test_erase_by_receipt_number(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -20,15 +22,13 @@ def test_erase_by_receipt_number(tmp_path: Path) -> None:
     LedgerStore(engine).migrate()
     store = DonorStore(engine)
     pledge = a_pledge()
-    store.create_pledge(
-        pledge, DonorDetails("王小明", "加油"), client_hash="c", idempotency=None, now_ms=pledge.created_at_ms
-    )
+    store.create_pledge(pledge, KNOWN, client_hash="c", idempotency=None, now_ms=pledge.created_at_ms)
     paid = store.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
     out = io.StringIO()
     console = Console(file=out, width=200)
 
     assert erase_command(url, "sip-2026-0000001", console) == 0
-    assert store.details(pledge.donor_ref) == DonorDetails(None, None)
+    assert store.details(pledge.donor_ref) == DonorDetails(None, None, None)
     assert store.pledge_by_receipt("SIP-2026-0000001") == paid  # the gift and its number stay
     assert "erased" in out.getvalue()
     assert erase_command(url, "SIP-2026-0000009", console) == 1

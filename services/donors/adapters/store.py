@@ -38,6 +38,12 @@ class ChargeAlreadyCounted(Exception):
 class DonorDetails:
     display_name: str | None
     message: str | None
+    # The donor's own AES-256 key: it seals their text on the input topics. None once erased.
+    data_key: bytes | None = None
+
+    @classmethod
+    def new(cls, display_name: str | None, message: str | None) -> DonorDetails:
+        return cls(display_name, message, secrets.token_bytes(32))
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
@@ -95,7 +101,7 @@ class DonorStore:
             conn.execute(
                 insert(t.donor_data).values(
                     donor_ref=pledge.donor_ref,
-                    data_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+                    data_key=base64.b64encode(details.data_key).decode() if details.data_key else None,
                     display_name=details.display_name,
                     message=details.message,
                 )
@@ -262,7 +268,10 @@ class DonorStore:
     def details(self, donor_ref: str) -> DonorDetails | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.donor_data).where(t.donor_data.c.donor_ref == donor_ref)).first()
-        return DonorDetails(row.display_name, row.message) if row is not None else None
+        if row is None:
+            return None
+        key = base64.b64decode(row.data_key) if row.data_key else None
+        return DonorDetails(row.display_name, row.message, key)
 
     def erase(self, donor_ref: str, now_ms: int) -> bool:
         """Forget a donor's name, message and data key; the gift, receipt and proofs stay."""

@@ -1,8 +1,10 @@
 """The donor store's tables (SQLAlchemy Core), created by migration 0006.
 
-They sit in the ledger's database but belong to the API: the ledger never reads
-or writes them. Unlike the journal they may change and be erased: personal data
-(names, messages, the per-donor data key) lives here and nowhere permanent.
+They sit in the ledger's database but belong to the API. The ledger writes none
+of them and reads one column, donor_data.data_key, to open a gift's sealed
+message for the screens (services/ledger/adapters/donor_keys.py). Unlike the
+journal they may change and be erased: personal data (names, messages, the
+per-donor data key) lives here and nowhere permanent.
 """
 
 from __future__ import annotations

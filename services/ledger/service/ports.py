@@ -102,3 +102,10 @@ class LedgerStorePort(Protocol):
     def committed_after(self, seq: int, limit: int) -> tuple[list[CommittedRow], dict[int, dict[str, Any]]]:
         """Up to `limit` committed entries after `seq`, and the outbox's feed items among them."""
         ...
+
+
+class DonorKeys(Protocol):
+    """Donors' data keys, from the donor store: they open the personal text sealed on the
+    input topics (services/contracts/sealed.py). An erased donor has no key any more."""
+
+    def keys_for(self, donor_refs: Iterable[str]) -> dict[str, bytes]: ...

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
+from services.contracts.sealed import CannotUnseal, is_sealed, unseal
 from services.contracts.topics import Topics
 from services.ledger import metrics
 from services.ledger.domain import journal as j
@@ -32,6 +33,7 @@ from services.ledger.service.ports import (
     JOURNAL_STREAM,
     Batch,
     CommittedRow,
+    DonorKeys,
     LedgerStorePort,
     OutputPort,
     RawRecord,
@@ -72,8 +74,11 @@ class BatchProcessor:
         codec: EventCodec | None = None,
         policy: Policy | None = None,
         publisher: Publisher | None = None,
+        donor_keys: DonorKeys | None = None,
     ) -> None:
+        """donor_keys: opens sealed messages for the feed; without it they are left out."""
         self.store = store
+        self.donor_keys = donor_keys
         self.outputs = outputs
         self.topics = topics
         self.group_id = group_id
@@ -154,6 +159,7 @@ class BatchProcessor:
         known = self.store.known_entry_ids(e.event_id for e in events)
         recorded = self.store.recorded_entries(known) if known else {}
         self._prefetch(events)
+        keys = self._keys_of_sealed(events)
         feed = batch.feed
         first: dict[str, ev.Event] = {}  # this batch's events by id, to compare duplicates with
         for topic, partition, offset, key, event, _ in decoded:
@@ -177,7 +183,7 @@ class BatchProcessor:
             if entry.decision == j.POSTED and isinstance(
                 event, ev.DonationConfirmed | ev.OfflineDonationRecorded
             ):
-                fields = self._feed_fields(event)
+                fields = self._feed_fields(event, keys)
                 if fields is not None:
                     feed[event_id] = fields
         result.applied = len(batch.entries)
@@ -299,7 +305,31 @@ class BatchProcessor:
         self.publisher.publish(plan)
         self.publisher.drain()
 
-    def _feed_fields(self, event: ev.Event) -> dict[str, Any] | None:
+    def _keys_of_sealed(self, events: list[ev.Event]) -> dict[str, bytes]:
+        """The data keys of this batch's gifts whose message is sealed: one lookup per batch."""
+        refs = {
+            e.donor_ref
+            for e in events
+            if isinstance(e, ev.DonationConfirmed) and e.donor_ref and is_sealed(e.message)
+        }
+        if not refs or self.donor_keys is None:
+            return {}
+        return self.donor_keys.keys_for(refs)
+
+    @staticmethod
+    def _message(event: ev.DonationConfirmed, keys: dict[str, bytes]) -> str | None:
+        """The gift's message as the screen may show it: opened, or left out if it cannot be."""
+        if not is_sealed(event.message):
+            return event.message
+        key = keys.get(event.donor_ref or "")
+        if key is None:  # erased, or no key store: the text stays sealed, and off the screens
+            return None
+        try:
+            return unseal(key, event.donor_ref or "", "message", event.message or "")
+        except CannotUnseal:
+            return None
+
+    def _feed_fields(self, event: ev.Event, keys: dict[str, bytes]) -> dict[str, Any] | None:
         """The fields of a gift's DonationFeedItem but its id, actor and seq (see outputs.publish_plan)."""
         project = self.view.projects.get(event.project_id)
         project_name = project.plan.get("name", event.project_id) if project else event.project_id
@@ -322,7 +352,7 @@ class BatchProcessor:
                 venue_id=event.venue_id,
                 shown_name=name,
                 # Shown only after the display's moderation step; never written to the journal.
-                message=event.message,
+                message=self._message(event, keys),
             )
         if isinstance(event, ev.OfflineDonationRecorded):
             return dict(

@@ -18,6 +18,8 @@ from services.ledger.adapters.store import LedgerStore
 from services.platform.db import make_engine
 from tests.fixtures.factories import a_pledge
 
+KNOWN = DonorDetails.new("王小明", "加油")
+
 pytestmark = pytest.mark.integration  # needs the PostgreSQL server
 
 
@@ -32,7 +34,7 @@ def donors(db_url: str) -> Iterator[DonorStore]:
 def make(store: DonorStore, pledge: Pledge, key: tuple[str, str] | None = None, client: str = "c1") -> Pledge:
     made, _ = store.create_pledge(
         pledge,
-        DonorDetails("王小明", "加油"),
+        KNOWN,
         client_hash=client,
         idempotency=key,
         now_ms=pledge.created_at_ms,
@@ -44,26 +46,34 @@ def test_pledge_round_trip_and_lookups(donors: DonorStore) -> None:
     pledge = make(donors, a_pledge())
     assert donors.pledge(pledge.donation_id) == pledge
     assert donors.pledge_by_trade_no(pledge.out_trade_no) == pledge
-    assert donors.details(pledge.donor_ref) == DonorDetails("王小明", "加油")
+    assert donors.details(pledge.donor_ref) == KNOWN
 
 
 def test_idempotency_key_same_body_same_pledge_other_body_conflict(donors: DonorStore) -> None:
     first = make(donors, a_pledge(), key=("k1", "body-a"))
     again, created = donors.create_pledge(
-        a_pledge(), DonorDetails(None, None), client_hash="c1", idempotency=("k1", "body-a"), now_ms=2_000
+        a_pledge(),
+        DonorDetails(None, None, None),
+        client_hash="c1",
+        idempotency=("k1", "body-a"),
+        now_ms=2_000,
     )
     assert (again, created) == (first, False)
     assert donors.pledge_for_key("k1", "body-a", now_ms=2_000) == first
     with pytest.raises(IdempotencyConflict):
         donors.create_pledge(
-            a_pledge(), DonorDetails(None, None), client_hash="c1", idempotency=("k1", "body-b"), now_ms=2_000
+            a_pledge(),
+            DonorDetails(None, None, None),
+            client_hash="c1",
+            idempotency=("k1", "body-b"),
+            now_ms=2_000,
         )
     # After 24 hours the key is forgotten and makes a new donation.
     later = 1_000 + 24 * 3600 * 1000 + 1
     assert donors.pledge_for_key("k1", "body-a", now_ms=later) is None
     fresh, created = donors.create_pledge(
         a_pledge(created_at_ms=later),
-        DonorDetails(None, None),
+        DonorDetails(None, None, None),
         client_hash="c1",
         idempotency=("k1", "body-a"),
         now_ms=later,
@@ -165,7 +175,7 @@ def test_erasing_forgets_the_person_not_the_gift(donors: DonorStore) -> None:
     pledge = make(donors, a_pledge())
     paid = donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
     assert donors.erase(pledge.donor_ref, now_ms=9_000)
-    assert donors.details(pledge.donor_ref) == DonorDetails(None, None)
+    assert donors.details(pledge.donor_ref) == DonorDetails(None, None, None)
     assert donors.pledge_by_receipt(paid.receipt_no or "") == paid
 
 

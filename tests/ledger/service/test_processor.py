@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy import func, select
 
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
+from services.contracts.sealed import seal
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.store import LedgerStore
@@ -52,6 +55,42 @@ def test_feed_items_carry_masked_names_and_messages_but_never_excluded_gifts(tmp
         ("", 300, "charity_sale", None),
     ]
     assert all("李娜" not in str(i) and "张伟" not in str(i) for i in items)
+
+
+class DonorKeysOf(dict[str, bytes]):
+    """Data keys as the donor store would hand them out; an erased donor is simply absent."""
+
+    def keys_for(self, donor_refs: Iterable[str]) -> dict[str, bytes]:
+        return {ref: self[ref] for ref in donor_refs if ref in self}
+
+
+def test_a_sealed_message_is_opened_for_the_feed_and_lost_with_the_key(tmp_path: Path) -> None:
+    keys = DonorKeysOf(kept=os.urandom(32), erased=os.urandom(32))
+    store = LedgerStore(make_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    store.migrate()
+    out = RecordingOutput()
+    p = BatchProcessor(store, out, Topics(""), "g", donor_keys=DonorKeysOf(kept=keys["kept"]))
+
+    def gift(ref: str, text: str) -> ev.DonationConfirmed:
+        return f.confirmed("p1", 100, 0, donor_ref=ref, message=seal(keys[ref], ref, "message", text))
+
+    feed(
+        p,
+        [
+            *f.opened_project("p1"),
+            gift("kept", "愿长者吃得暖"),
+            gift("erased", "加油"),
+            f.confirmed("p1", message="hi"),
+        ],
+    )
+    items = [e for e in out.events("charity.ledger.feed") if isinstance(e, ev.DonationFeedItem)]
+    assert [i.message for i in items] == [
+        "愿长者吃得暖",
+        None,
+        "hi",
+    ]  # an erased key: the text stays sealed, unshown
+    without = BatchProcessor(store, RecordingOutput(), Topics(""), "g2")  # no key store: never shown sealed
+    assert without._message(gift("kept", "x"), {}) is None
 
 
 def test_every_decision_is_published_and_totals_follow_each_batch(tmp_path: Path) -> None:

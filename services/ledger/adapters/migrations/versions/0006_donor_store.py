@@ -6,8 +6,8 @@ Create Date: 2026-12-06
 
 The API's tables for donors (services/donors/adapters/tables.py). They live in
 the ledger's database so one `charity-ledger migrate` sets up everything, but
-the ledger neither reads nor writes them, and they are not append-only:
-personal data here can be erased.
+the ledger writes none of them (it reads the donors' data keys only), and they
+are not append-only: personal data here can be erased.
 """
 
 import sqlalchemy as sa
