@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
@@ -38,7 +39,7 @@ from services.api.producer import EventPublisher
 from services.contracts import events as ev
 from services.contracts.sealed import seal
 from services.donors.adapters.store import ChargeAlreadyCounted, DonorDetails, DonorStore, request_hash
-from services.donors.domain.amounts import AmountRules
+from services.donors.domain.amounts import AmountRefused, AmountRules
 from services.donors.domain.pledges import (
     PaymentMismatch,
     Pledge,
@@ -63,6 +64,7 @@ from services.payments.provider import (
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CHINA = ZoneInfo("Asia/Shanghai")  # receipt years are the organisation's calendar years
 
 LIMITED = Counter("api_donation_limits_total", "Donation requests refused by a limit", ["limit"])
@@ -173,6 +175,20 @@ class Giving:
             f"http://127.0.0.1:{settings.api_port}/api/payments/wechatpay/notify"
         )
 
+    def amount_typed(self, text: str) -> int:
+        """An amount a donor typed in yuan, in fen; AmountRefused says why not."""
+        return self.counted(self.amounts.parse_yuan, text)
+
+    @staticmethod
+    def counted(check: Callable[[T], int], value: T) -> int:
+        """Run an amount check; a gift over the ceiling is counted as a limit like the others."""
+        try:
+            return check(value)
+        except AmountRefused as exc:
+            if exc.over_ceiling:
+                LIMITED.labels("amount_ceiling").inc()
+            raise
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
@@ -191,7 +207,7 @@ class Giving:
             raise GivingRefused(
                 409, f"currency {gift.currency} does not match the project's {project.currency}"
             )
-        self.amounts.check_fen(gift.amount_fen)
+        self.counted(self.amounts.check_fen, gift.amount_fen)
         now_ms = self._now_ms()
         if idempotency_key is None:
             await self._check_limits(gift.project_id, client_hash, now_ms)

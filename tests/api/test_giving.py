@@ -209,3 +209,4 @@ def test_bad_gifts_are_refused_and_nothing_is_written(giving: GivingSystem) -> N
         assert (answer.status_code, says in answer.json()["detail"]) == (status, True), (change, answer.text)
     with giving.ledger.app.store.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(donor_tables.pledges)) == 0
+    assert 'api_donation_limits_total{limit="amount_ceiling"}' in giving.api.get("/metrics").text

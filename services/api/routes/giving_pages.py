@@ -136,7 +136,7 @@ async def donate(
 
     try:
         # A typed amount wins over the preset buttons: it is what the donor wrote last.
-        amount_fen = giving.amounts.parse_yuan(amount if amount.strip() else preset)
+        amount_fen = giving.amount_typed(amount if amount.strip() else preset)
         body = DonationIn(
             project_id=project,
             amount_fen=amount_fen,

@@ -20,6 +20,10 @@ _MAX_TEXT = 20  # longer than any ceiling written in yuan
 class AmountRefused(ValueError):
     """Why the typed amount cannot be a gift, in Chinese and English."""
 
+    def __init__(self, reason: str, over_ceiling: bool = False) -> None:
+        super().__init__(reason)
+        self.over_ceiling = over_ceiling
+
 
 @dataclass(frozen=True)
 class AmountRules:
@@ -49,7 +53,8 @@ class AmountRules:
         if fen > self.ceiling_fen:
             raise AmountRefused(
                 f"单笔捐赠上限为 {format_yuan(self.ceiling_fen)} 元 · "
-                f"one gift may be at most {format_yuan(self.ceiling_fen)} yuan"
+                f"one gift may be at most {format_yuan(self.ceiling_fen)} yuan",
+                over_ceiling=True,
             )
         return fen
 
