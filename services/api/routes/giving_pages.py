@@ -206,7 +206,7 @@ def donate_return(
     if pledge is None or not hmac.compare_digest(t.encode(), return_token(secret, donation_id).encode()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such donation")
     waiting = pledge.receipt_no is None and pledge.status == "pending"
-    return render(request, "donate_return.html", pledge=pledge, waiting=waiting, pay_again_url="/")
+    return render(request, "donate_return.html", pledge=pledge, waiting=waiting)
 
 
 @router.get("/receipts", response_class=HTMLResponse, responses=page_errors({}))
