@@ -391,22 +391,32 @@ class Giving:
             await asyncio.to_thread(self.store.mark_confirmed, pledge.donation_id)
             RECONCILED.labels("republished").inc()
             return
-        result = await self.provider.query(pledge.out_trade_no)
-        if result.trade_state == TradeState.SUCCESS:
-            await self.settle(result)  # the notification was lost; the money is there
-            RECONCILED.labels("paid").inc()
-            return
-        if result.trade_state in (TradeState.NOTPAY, TradeState.USERPAYING):
-            try:
-                await self.provider.close(pledge.out_trade_no)
-            except ProviderRefused:
-                # Paid in the very moment: asking again decides (next round).
+        try:
+            result = await self.provider.query(pledge.out_trade_no)
+        except ProviderRefused as exc:
+            if exc.status != 404:
+                raise
+            # The provider never had the order: the pledge failed before its pay page was made.
+            state = "no order at the provider"
+        else:
+            if result.trade_state == TradeState.SUCCESS:
+                await self.settle(result)  # the notification was lost; the money is there
+                RECONCILED.labels("paid").inc()
                 return
-        reason = f"not paid within {timedelta(seconds=self.settings.pledge_timeout_s)} ({result.trade_state})"
+            if result.trade_state in (TradeState.NOTPAY, TradeState.USERPAYING):
+                try:
+                    await self.provider.close(pledge.out_trade_no)
+                except ProviderRefused:
+                    # Paid in the very moment: asking again decides (next round).
+                    return
+            state = str(result.trade_state)
+        reason = f"not paid within {timedelta(seconds=self.settings.pledge_timeout_s)} ({state})"
         await self.publisher.publish(
             ev.DonationFailed(
                 event_id=ev.derived_id("failed", pledge.donation_id),
-                occurred_at=datetime.fromtimestamp(self.clock(), UTC),
+                # The pledge's deadline, not now: published again after a failure, the event
+                # must be the same one, or the ledger would see a conflicting duplicate.
+                occurred_at=datetime.fromtimestamp(pledge.expires_at_ms / 1000, UTC),
                 actor=pledge.provider,
                 project_id=pledge.project_id,
                 donation_id=pledge.donation_id,
