@@ -22,9 +22,10 @@ from services.ledger.ops.commands import registered_keys
 from services.ledger.ops.verify import verify
 from services.verifier import receipt as standalone_verifier
 from tests.api.test_end_to_end import project_body
+from tests.fixtures import factories as f
 from tests.fixtures.giving import GivingSystem
 from tests.fixtures.ledger import eventually
-from tests.ledger.test_ledger_integration import read_topic
+from tests.ledger.test_ledger_integration import produce, read_topic
 
 pytestmark = pytest.mark.integration
 STAFF = {"Authorization": "Bearer test-staff-token"}
@@ -210,3 +211,40 @@ def test_bad_gifts_are_refused_and_nothing_is_written(giving: GivingSystem) -> N
     with giving.ledger.app.store.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(donor_tables.pledges)) == 0
     assert 'api_donation_limits_total{limit="amount_ceiling"}' in giving.api.get("/metrics").text
+
+
+def test_where_my_money_went_follows_the_disbursements_it_funded(giving: GivingSystem) -> None:
+    open_project(giving.api, "meals")
+    made = pledge(giving.api, amount_fen=5000)
+    assert giving.sandbox.post(f"/sandbox/orders/{trade_no(made)}/pay").status_code == 200
+    eventually(lambda: pledge_row(giving, made["donation_id"]).status == "confirmed", what="confirmed")
+    row = pledge_row(giving, made["donation_id"])
+    eventually(
+        lambda: receipt(giving, row.receipt_no, row.verification_code).json()["in_ledger"], what="booked"
+    )
+    assert receipt(giving, row.receipt_no, row.verification_code).json()["uses"] == []
+
+    # Staff pay 30 yuan of it out (until the staff console exists, as records on the topic).
+    paid_out = [
+        f.disbursement(ev.DisbursementRequested, "meals", "x1", "staff-1", amount_fen=3000),
+        f.disbursement(ev.DisbursementApproved, "meals", "x1", "staff-2"),
+        f.disbursement(ev.DisbursementPaid, "meals", "x1", "staff-2"),
+        f.disbursement(ev.EvidenceAttached, "meals", "x1", "staff-1", document_sha256="b" * 64),
+    ]
+    produce(giving.settings.kafka_bootstrap, Topics(giving.settings.topic_prefix), paid_out)
+
+    def uses() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = receipt(giving, row.receipt_no, row.verification_code).json()["uses"]
+        return found
+
+    eventually(lambda: uses() and uses()[0]["evidence_sha256"], what="the disbursement and its evidence")
+    [use] = uses()
+    assert (use["disbursement_id"], use["amount_fen"], use["purpose"], use["payee"]) == (
+        "x1",
+        3000,
+        "餐费",
+        "助餐点",
+    )
+    assert use["evidence_sha256"] == ["b" * 64] and use["paid_at"] is not None
+    page = giving.api.get(f"/receipts/{row.receipt_no}/uses", params={"code": row.verification_code})
+    assert page.status_code == 200 and "餐费" in page.text and "b" * 64 in page.text
