@@ -318,11 +318,12 @@
     }
     const root = await rootFromInclusion(receipt.leaf, receipt.index, receipt.size, receipt.proof);
     if (root === null || !sameBytes(root, head.root)) {
-      fail(`the proof does not lead from entry ${receipt.index} to the signed root of ${head.size} entries`);
+      fail(`the proof does not lead from leaf_index ${receipt.index} to the signed root of ${head.size} entries`);
     }
     const moment = new Date(head.timestampMs);
     const when = Number.isNaN(moment.getTime()) ? `timestamp_ms ${head.timestampMs}` : moment.toISOString();
-    return `entry ${receipt.index} is in the signed tree of ${head.size} entries (${when})`;
+    // Entries are counted from 1 on the pages (the journal's seq); leaf_index counts from 0.
+    return `entry ${receipt.index + 1} (leaf_index ${receipt.index}) is in the signed tree of ${head.size} entries (${when})`;
   }
 
   // --- The check ---
