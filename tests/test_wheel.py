@@ -30,7 +30,8 @@ import json
 from importlib.resources import files
 
 import services
-from services.api.routes.pages import templates as api_templates
+from services.api.web import STATIC_DIR as API_STATIC_DIR, templates as api_templates
+from services.payments.sandbox.pay_page import templates as sandbox_templates
 from services.contracts.codec import EventCodec
 from services.contracts.schema_catalog import default_catalog
 from services.display.app import STATIC_DIR, templates as display_templates
@@ -41,10 +42,13 @@ for name in files("services.api").joinpath("templates").iterdir():
     api_templates.get_template(name.name)
 for name in files("services.display").joinpath("templates").iterdir():
     display_templates.get_template(name.name)
+for name in files("services.payments.sandbox").joinpath("templates").iterdir():
+    sandbox_templates.get_template(name.name)
 print(json.dumps({
     "package": services.__file__,
     "schemas": sorted(f"{n}.v{v.version}.avsc" for n in catalog.names() for v in catalog.versions(n)),
     "static": sorted(p.name for p in STATIC_DIR.iterdir()),
+    "api_static": sorted(p.name for p in API_STATIC_DIR.iterdir()),
 }))
 """
 
@@ -167,3 +171,4 @@ def test_the_installed_package_reads_its_schemas_templates_and_static_files(inst
     assert Path(found["package"]).is_relative_to(installed.venv), "imported the checkout, not the wheel"
     assert found["schemas"] == sorted(p.name for p in (REPO / "schemas").glob("*.avsc"))
     assert found["static"] == sorted(p.name for p in (REPO / "services/display/static").iterdir())
+    assert found["api_static"] == sorted(p.name for p in (REPO / "services/api/static").iterdir())

@@ -20,11 +20,11 @@ class PledgeStatus(StrEnum):
     FAILED = "failed"
 
 
-# What the donate form offers, as the events' anonymity modes (docs/donors.md).
+# What the donate form offers, as the events' anonymity modes (docs/donors.md): (zh, en).
 DISPLAY_CHOICES = {
-    "masked": "显示我的姓氏（如 王**） · show my name partly masked",
-    "anonymous": "匿名（显示为“爱心人士”） · anonymous",
-    "excluded": "不在屏幕和名单上显示 · do not list me",
+    "masked": ("显示我的姓氏（如 王**）", "show my name partly masked"),
+    "anonymous": ("匿名（显示为“爱心人士”）", "anonymous"),
+    "excluded": ("不在屏幕和名单上显示", "do not list me"),
 }
 
 
