@@ -5,6 +5,8 @@ Each command imports its service when it runs, so `--help` loads none of them.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -169,6 +171,87 @@ def donors_erase(
     from services.platform.settings import Settings
 
     _exit(erase_command(database_url or Settings().database_url, receipt_no))
+
+
+staff_app = typer.Typer(
+    name="staff",
+    help="Staff accounts: people log in to the console with these.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(staff_app, name="staff")
+
+
+def _password_reader(from_stdin: bool) -> Callable[[], str]:
+    """The password from stdin (one line), or asked twice without echo: never an argument,
+    which would sit in the shell's history and the process list."""
+
+    def read() -> str:
+        if from_stdin:
+            return sys.stdin.readline().rstrip("\r\n")
+        password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+
+    return read
+
+
+@staff_app.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="2-32 of a-z 0-9 _ . -, starting with a letter.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="administrator (admin), project_manager (manager), finance_officer (finance), "
+            "auditor, venue_operator (operator)."
+        ),
+    ],
+    project: Annotated[
+        list[str] | None, typer.Option(help="A project a project manager runs (repeatable).")
+    ] = None,
+    venue: Annotated[
+        list[str] | None, typer.Option(help="A venue a venue operator serves (repeatable).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin instead of asking.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make a staff account; weak passwords are refused. There is no default account or password."""
+    from services.platform.settings import Settings
+    from services.staff.commands import add_command
+
+    _exit(
+        add_command(
+            database_url or Settings().database_url,
+            username,
+            role,
+            _password_reader(password_stdin),
+            projects=project,
+            venues=venue,
+        )
+    )
+
+
+@staff_app.command("list")
+def staff_list(database_url: DatabaseUrl = None) -> None:
+    """Every account: username, role, active or disabled, projects and venues."""
+    from services.platform.settings import Settings
+    from services.staff.commands import list_command
+
+    _exit(list_command(database_url or Settings().database_url))
+
+
+@staff_app.command("disable")
+def staff_disable(
+    username: Annotated[str, typer.Argument(help="The account to disable.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Disable an account (it is kept, never reused) and end its sessions at once."""
+    from services.platform.settings import Settings
+    from services.staff.commands import disable_command
+
+    _exit(disable_command(database_url or Settings().database_url, username))
 
 
 def main(argv: list[str] | None = None) -> None:
