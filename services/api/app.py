@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,18 @@ from services.api.errors import install_error_handlers
 from services.api.giving import Giving, NoProvider
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
-from services.api.routes import docs, donations, giving_api, giving_pages, pages, projects, transparency
+from services.api.routes import (
+    docs,
+    donations,
+    giving_api,
+    giving_pages,
+    pages,
+    projects,
+    staff_pages,
+    transparency,
+)
 from services.api.routes.giving_pages import return_token
+from services.api.staff_auth import StaffAuth, install_staff_pages, now_ms
 from services.api.web import install_web, load_or_create_secret
 from services.donors.adapters.store import DonorStore
 from services.ledger.read import LedgerQueries, Transparency
@@ -27,6 +37,7 @@ from services.payments.provider import PaymentProvider
 from services.platform.db import make_engine
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
+from services.staff.adapters.store import StaffStore
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +97,13 @@ def create_app(
     checks: dict[str, Check],
     provider: PaymentProvider | None = None,
     store: DonorStore | None = None,
+    staff_store: StaffStore | None = None,
+    clock: Callable[[], int] = now_ms,
 ) -> FastAPI:
     """The API. Without a payment provider it serves everything but taking gifts (503).
 
     store: the donor store, shared with the provider's nonce memory; by default one
-    on the ledger's database."""
+    on the ledger's database. staff_store: likewise; clock: the staff sessions' time (ms)."""
     provider = provider or NoProvider()
     web_secret = load_or_create_secret(Path(settings.web_secret_path))
     base = settings.public_base_url.rstrip("/")
@@ -136,13 +149,16 @@ def create_app(
     app.state.web_secret = web_secret
     app.state.donor_store = store
     app.state.giving = giving
+    app.state.staff_auth = StaffAuth(staff_store or StaffStore(store.engine), settings, clock=clock)
     install_error_handlers(app)
+    install_staff_pages(app)
     install_web(app, settings.payment_public_url or settings.payment_base_url)
 
     app.include_router(pages.router)
     app.include_router(giving_pages.router)
     app.include_router(giving_api.router)
     app.include_router(projects.router)
+    app.include_router(staff_pages.router)
     if settings.internal_donations_enabled:
         # The staff-token stand-in for provider notifications: tests and demo data only.
         app.include_router(donations.router)

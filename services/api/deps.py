@@ -46,7 +46,8 @@ async def require_staff(
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """Staff endpoints need `Authorization: Bearer <CHARITY_STAFF_TOKEN>`; the actor is 'staff'."""
+    """The payment stand-in needs `Authorization: Bearer <CHARITY_STAFF_TOKEN>`: the machine client
+    "automation" (people log in instead: services/api/staff_auth.py)."""
     if not settings.staff_token:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "staff endpoints are disabled: no CHARITY_STAFF_TOKEN set"
@@ -60,7 +61,7 @@ async def require_staff(
             "a valid staff token is required (Authorization: Bearer …)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return "staff"
+    return "machine:automation"
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -52,6 +52,13 @@ STAFF_ONLY: Mapping[int, str] = {
     401: "no valid staff token: send `Authorization: Bearer <CHARITY_STAFF_TOKEN>`",
     403: "staff endpoints are disabled: the server has no staff token configured",
 }
+# Routes people use through a staff session, and machine clients with their token.
+STAFF_ACCESS: Mapping[int, str] = {
+    401: "nobody is logged in (the staff session cookie) and no machine client's token was sent "
+    "(`Authorization: Bearer …`)",
+    403: "the person's role, or the projects assigned to them, do not allow this; the refusal is "
+    "in the access log",
+}
 INVALID: Mapping[int, str] = {422: "the request is invalid; `problems` names each offending input"}
 # What routes that take a body answer besides: a body that is not text FastAPI can decode.
 INVALID_BODY: Mapping[int, str] = {400: "the body could not be read (not UTF-8 text)", **INVALID}

@@ -116,3 +116,7 @@ class Settings(BaseSettings):
     receipt_org_codes: dict[str, str] = {}
     # Signs the CSRF tokens and the language cookie; make run creates one in var/. Never in git.
     web_secret_path: str = str(VAR_DIR / "keys" / "web-secret.key")
+    # --- staff (docs/staff.md) ---
+    # A staff session ends this long after log-in, or after this long without a request.
+    staff_session_lifetime_s: int = 8 * 3600
+    staff_session_idle_s: int = 30 * 60

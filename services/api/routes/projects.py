@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
-from services.api.deps import PublisherDep, QueriesDep, StaffDep
-from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ONLY, errors
+from services.api.deps import PublisherDep, QueriesDep
+from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ACCESS, errors
 from services.api.models import PathId, ProjectIn, TransitionIn
 from services.api.producer import EventPublisher
+from services.api.staff_auth import Actor, StaffAuthDep, require
 from services.api.submission import publish_or_503
 from services.contracts import events as ev
 from services.ledger.read import LedgerQueries, totals_view
+from services.staff.domain.roles import Permission, Role
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 UNKNOWN_PROJECT = {404: "no project with this id is registered"}
+
+# The actor comes from the session (a person) or a machine client's token, never from the body.
+Registrar = Annotated[Actor, Depends(require(Permission.REGISTER_PROJECT))]
+Approver = Annotated[Actor, Depends(require(Permission.APPROVE_PROJECT, project_id="project_id"))]
+Fundraiser = Annotated[Actor, Depends(require(Permission.RUN_FUNDRAISING, project_id="project_id"))]
 
 
 @router.post(
@@ -26,7 +33,7 @@ UNKNOWN_PROJECT = {404: "no project with this id is registered"}
     status_code=status.HTTP_202_ACCEPTED,
     responses=errors(
         {
-            **STAFF_ONLY,
+            **STAFF_ACCESS,
             409: "a project with this project_id is already registered",
             **INVALID_BODY,
             **PUBLISHES,
@@ -34,7 +41,7 @@ UNKNOWN_PROJECT = {404: "no project with this id is registered"}
     ),
 )
 async def register_project(
-    body: ProjectIn, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    body: ProjectIn, actor: Registrar, publisher: PublisherDep, queries: QueriesDep, auth: StaffAuthDep
 ) -> dict[str, Any]:
     """Registers a project; 409 if a project with this id is already registered.
 
@@ -55,17 +62,20 @@ async def register_project(
         # Derived from what the request names, so a retried request is the same event.
         event_id=ev.derived_id("registered", body.project_id),
         occurred_at=ev.utc_now_ms(),
-        actor=actor,
+        actor=actor.name,
         **{**body.model_dump(), "starts_on": body.starts_on.isoformat(), "ends_on": body.ends_on.isoformat()},
     )
     await publish_or_503(publisher, event)
+    if actor.person is not None and actor.person.role is Role.PROJECT_MANAGER:
+        # The manager who registers a project runs it: it joins their scope.
+        await asyncio.to_thread(auth.store.assign, actor.person.username, project_id=body.project_id)
     return {"accepted": True, "event_id": event.event_id, "project_id": body.project_id}
 
 
 async def _transition(
     project_id: str,
     event_type: type[ev.Event],
-    actor: str,
+    actor: Actor,
     publisher: EventPublisher,
     queries: LedgerQueries,
     **fields: Any,
@@ -73,19 +83,23 @@ async def _transition(
     if await asyncio.to_thread(queries.project, project_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
     event = event_type(
-        event_id=str(uuid.uuid4()), occurred_at=ev.utc_now_ms(), actor=actor, project_id=project_id, **fields
+        event_id=str(uuid.uuid4()),
+        occurred_at=ev.utc_now_ms(),
+        actor=actor.name,
+        project_id=project_id,
+        **fields,
     )
     await publish_or_503(publisher, event)
     # The ledger decides whether the transition is legal; the outcome topic says.
     return {"accepted": True, "event_id": event.event_id, "event": event.type_name}
 
 
-TRANSITION_ERRORS = errors({**STAFF_ONLY, **UNKNOWN_PROJECT, **INVALID, **PUBLISHES})
+TRANSITION_ERRORS = errors({**STAFF_ACCESS, **UNKNOWN_PROJECT, **INVALID, **PUBLISHES})
 
 
 @router.post("/{project_id}/approve", status_code=status.HTTP_202_ACCEPTED, responses=TRANSITION_ERRORS)
 async def approve(
-    project_id: PathId, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    project_id: PathId, actor: Approver, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     ref = f"APPROVAL-{project_id}"
     return await _transition(project_id, ev.ProjectApproved, actor, publisher, queries, approval_ref=ref)
@@ -95,7 +109,7 @@ async def approve(
     "/{project_id}/open-fundraising", status_code=status.HTTP_202_ACCEPTED, responses=TRANSITION_ERRORS
 )
 async def open_fundraising(
-    project_id: PathId, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    project_id: PathId, actor: Fundraiser, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     return await _transition(project_id, ev.FundraisingOpened, actor, publisher, queries)
 
@@ -103,10 +117,10 @@ async def open_fundraising(
 @router.post(
     "/{project_id}/close-fundraising",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=errors({**STAFF_ONLY, **UNKNOWN_PROJECT, **INVALID_BODY, **PUBLISHES}),
+    responses=errors({**STAFF_ACCESS, **UNKNOWN_PROJECT, **INVALID_BODY, **PUBLISHES}),
 )
 async def close_fundraising(
-    project_id: PathId, body: TransitionIn, actor: StaffDep, publisher: PublisherDep, queries: QueriesDep
+    project_id: PathId, body: TransitionIn, actor: Fundraiser, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     return await _transition(project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason)
 
