@@ -5,11 +5,14 @@
 2. end-to-end latency from the API's 202 to the venue screens
    (`python -m bench.end_to_end`: ledger, API, gateway and screens as
    processes on one broker);
-3. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`).
+3. giving through the WeChat Pay sandbox (`python -m bench.giving`: notification →
+   journal entry at a steady rate, notifications a second by one API process, the
+   donate page);
+4. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`).
 
 Each runs as its own process (so no benchmark inherits another's memory or
 threads) and prints its full report; the last line is one JSON object with the
-headline figures of all three.
+headline figures of all of them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,23 @@ def display_figures(display: dict[str, Any], e2e: dict[str, Any]) -> Figures:
         figures[f"{key}_achieved_per_s"] = run["achieved_rate_per_s"]
         figures[f"{key}_p50_ms"] = run["screen_ms"]["p50"]
         figures[f"{key}_p99_ms"] = run["screen_ms"]["p99"]
+    return figures
+
+
+def giving_figures(giving: dict[str, Any]) -> Figures:
+    """The headline figures of the giving benchmark's JSON report."""
+    figures: Figures = {}
+    for run in giving.get("notification_to_journal", []):
+        key = f"giving_{run['rate_per_s']:g}_per_s"
+        figures[f"{key}_kept_up"] = run["kept_up"]
+        figures[f"{key}_journaled_per_s"] = run["journaled_per_s"]
+        figures[f"{key}_to_journal_p50_ms"] = run["to_recorded_at_ms"]["p50"]
+        figures[f"{key}_to_journal_p99_ms"] = run["to_recorded_at_ms"]["p99"]
+        figures[f"{key}_to_journal_seen_p99_ms"] = run["to_seen_ms"]["p99"]
+    if "notifications" in giving:
+        figures["giving_notifications_confirmed_per_s"] = giving["notifications"]["confirmed_2xx_per_s"]
+    if "donate_page" in giving:
+        figures["giving_donate_page_per_s"] = giving["donate_page"]["per_s"]
     return figures
 
 
@@ -71,9 +91,14 @@ def main() -> int:
     display = _json_report("bench.display_fanout")
     print("== end to end: API 202 → screens (python -m bench.end_to_end)", flush=True)
     e2e = _json_report("bench.end_to_end")
+    print(
+        "== giving: sandbox notification → journal, notifications/s, donate page (python -m bench.giving)",
+        flush=True,
+    )
+    giving = _json_report("bench.giving")
     print("== ledger: ingest, rebuild, verify, receipts (python -m bench.ingest)", flush=True)
     ledger = _ledger_figures()
-    print(summary_line({**ledger, **display_figures(display, e2e)}), flush=True)
+    print(summary_line({**ledger, **display_figures(display, e2e), **giving_figures(giving)}), flush=True)
     return 0
 
 

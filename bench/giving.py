@@ -1,0 +1,758 @@
+"""Giving under load: WeChat Pay notifications into the journal, notifications a second, the donate page.
+
+    .venv/bin/python -m bench.giving                  # prints one JSON report
+    .venv/bin/python -m bench.giving --rates 200,25   # two steady runs
+
+Nothing is stood in for. A broker (``LocalKafka``, or the one named by
+CHARITY_BENCH_KAFKA_BOOTSTRAP) and ``python -m services.cli ledger|sandbox|api`` as
+processes on one fresh SQLite database (the ledger's and the donor store's), the API
+with its WeChat Pay v3 provider pointed at the sandbox, everything on loopback. This
+process plays the donors and the payers over raw keep-alive HTTP/1.1 on asyncio, so
+that it takes as little as it can of the two cores it shares with what it measures.
+The rate limits per client and per project are raised (every donor here is 127.0.0.1);
+every other setting is the default.
+
+1. **Pledges**: ``POST /api/donations`` for the orders of run 3, beforehand, as fast as
+   the API answers over ``PLEDGE_CONNECTIONS`` connections (donors waiting on the pay
+   page); the ledger journals each DonationPledged, and the runs start once it has.
+2. **Notification → journal**, at each of ``--rates`` (200 a second by default) for
+   ``--seconds`` after ``WARMUP_S``: donors pledge in flight, a second's worth ahead of
+   the payers (every gift paid is a pledge the API takes while the run lasts, as it would
+   be), and the orders are paid on the sandbox
+   (``POST /sandbox/orders/{out_trade_no}/pay``) at that rate, open loop. The sandbox
+   starts the notification's delivery before it answers the pay (its first attempt
+   leaves from the same event loop right after), so each gift's clock starts when this
+   process has the pay's answer, and stops at
+   * ``to_recorded_at_ms``: the journal row's ``recorded_at``, the ledger's clock when
+     it began the batch that holds the gift (millisecond resolution, before that batch
+     commits);
+   * ``to_seen_ms``: when a thread of this process, reading the journal every
+     ``POLL_S`` (10 ms), first saw the committed row (so up to one poll late).
+   The first ``WARMUP_S`` seconds of paying are not counted. One clock: every process
+   runs on this machine. ``journaled_per_s`` is how fast the counted gifts entered the
+   journal: below the rate, the system did not keep up. If it falls behind by more than
+   a second's worth of gifts (at least ``MIN_BEHIND``), paying stops there
+   (``kept_up: false``): more would only queue in the sandbox, whose deliveries then
+   wait for its connections, time out and are retried, and the run would measure that.
+   A payment that waits for its pledge falls behind the schedule (``behind_schedule_ms``);
+   what is not paid within ``LATE_S`` of the schedule's end is not paid. The next run
+   waits until the sandbox has no delivery of this run left to retry.
+3. **Notifications a second, one API process**: orders are paid so that about
+   ``FLOOD_BACKLOG`` notifications are always waiting for the API (paid on the
+   sandbox, not yet confirmed), counted by the API's own
+   ``api_payment_notifications_total`` on ``/metrics``, read every ``SAMPLE_S``.
+   ``confirmed_2xx_per_s`` runs from the first sample that moved to the one that
+   counted the last order; the other outcomes meanwhile (a 204 to a delivery sent again
+   because its first attempt went unanswered for 5 s is ``repeated``) and the sandbox's
+   delivery attempts are reported beside it.
+4. **Donate page**: ``GET /donate?project=…`` back to back over ``PAGE_CONNECTIONS``
+   keep-alive connections (closed loop) for ``--page-seconds``, after one unmeasured second.
+
+With each run: the load average before it, and the CPU each process and the whole
+machine used during it (cores, out of ``os.cpu_count()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, func, select
+
+from bench.display_fanout import PROJECTS, bench_topics, percentile
+from bench.end_to_end import (
+    STAFF_TOKEN,
+    ServiceProcess,
+    broker,
+    cpu_seconds,
+    machine_busy,
+    open_projects,
+)
+from bench.measure import Sample, sustained_drain
+from bench.procfs import children_of
+from services.contracts.events import derived_id
+from services.contracts.topics import Topics
+from services.donors.domain.pledges import out_trade_no_for
+from services.ledger.adapters.tables import journal
+from services.payments.wechatpay_keys import ensure_local_keys
+from services.platform.free_ports import free_ports
+from services.platform.settings import Settings
+
+WARMUP_S = 2.0
+POLL_S = 0.010
+SAMPLE_S = 0.1
+# Enough to keep the API busy (its database calls run on a handful of threads), few enough that
+# none waits near the sandbox's 5 s attempt timeout, after which it would be sent again.
+FLOOD_BACKLOG = 50
+FLOOD_LIMIT_S = 180
+# A steady run stops paying when more than max(this, one second's worth) are paid but not journaled.
+MIN_BEHIND = 100
+# Orders still waiting to be paid this long after a steady run's schedule ended are not paid.
+LATE_S = 1.0
+# How long to wait for the last gifts of a steady run to reach the journal.
+JOURNAL_WAIT_S = 60
+PLEDGE_CONNECTIONS = 8
+PAY_CONNECTIONS = 8
+PAGE_CONNECTIONS = 8
+# Every donor of the benchmark is 127.0.0.1, and thousands of pledges a minute go to a few projects.
+NO_LIMIT = "1000000"
+# The outcomes the API answers 2xx (services/api/giving.py): a confirmation, a repeat, an unpaid order.
+ANSWERED_2XX = ("confirmed", "repeated", "not_paid")
+NOTIFY_COUNTER = "api_payment_notifications_total"
+JSON_BODY = "Content-Type: application/json\r\n"
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr: stdout is the JSON report (bench.suite reads it)."""
+    print(f"[giving {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def ms_summary(seconds: Sequence[float]) -> dict[str, float | None]:
+    if not seconds:
+        return {"p50": None, "p99": None, "max": None}
+    values = list(seconds)
+    return {
+        "p50": round(percentile(values, 50) * 1000, 1),
+        "p99": round(percentile(values, 99) * 1000, 1),
+        "max": round(max(values) * 1000, 1),
+    }
+
+
+def notification_outcomes(metrics_text: str) -> dict[str, int]:
+    """The API's payment notifications so far by outcome, from its Prometheus text."""
+    outcomes: dict[str, int] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == NOTIFY_COUNTER:
+                outcomes[sample.labels["outcome"]] = int(sample.value)
+    return outcomes
+
+
+def answered_2xx(outcomes: dict[str, int]) -> int:
+    return sum(outcomes.get(outcome, 0) for outcome in ANSWERED_2XX)
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection; every answer read here carries a Content-Length."""
+
+    def __init__(self, url: str) -> None:
+        parts = httpx.URL(url)
+        self.host, self.port = parts.host, parts.port or 80
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(
+        self, method: str, target: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, bytes]:
+        """The answer's status and body. A connection the server closed while it sat idle is
+        opened again once (every request sent here may be repeated harmlessly)."""
+        try:
+            return await self._exchange(method, target, body, headers)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.close()
+            return await self._exchange(method, target, body, headers)
+
+    async def _exchange(self, method: str, target: str, body: bytes, headers: str) -> tuple[int, bytes]:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        writer.write(
+            f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower().split("\r\n")
+        fields = dict(line.partition(":")[::2] for line in head[1:] if line)
+        if "content-length" not in fields:
+            raise RuntimeError(f"{method} {target}: an answer without Content-Length: {head}")
+        content = await reader.readexactly(int(fields["content-length"]))
+        if fields.get("connection", "").strip() == "close":
+            self.close()
+        return int(head[0].split(" ", 2)[1]), content
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+        self._streams = None
+
+
+class Pool:
+    """A few keep-alive connections to one server, closed together."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.connections = [KeepAlive(url) for _ in range(size)]
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+
+# --- the system --------------------------------------------------------------------------------
+
+
+@dataclass
+class GivingStack:
+    api_url: str
+    sandbox_url: str
+    database_url: str
+    processes: dict[str, ServiceProcess]
+
+    def pids(self, broker_pid: int | None) -> dict[str, list[int]]:
+        ledger = self.processes["ledger"].proc.pid
+        pids = {
+            # the ledger's children: its intake, its output publisher, multiprocessing's resource tracker
+            "ledger": [ledger, *children_of(ledger)],
+            "api": [self.processes["api"].proc.pid],
+            "sandbox": [self.processes["sandbox"].proc.pid],
+            "bench": [os.getpid()],
+        }
+        if broker_pid is not None:
+            pids["broker"] = [broker_pid]
+        return pids
+
+
+@contextlib.contextmanager
+def giving_stack(bootstrap: str, topics: Topics, workdir: Path) -> Iterator[GivingStack]:
+    """Ledger, sandbox and API as processes, on one SQLite database and the sandbox's keys."""
+    api_port, sandbox_port, ledger_port = free_ports(3)
+    api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
+    database_url = f"sqlite:///{workdir / 'ledger.db'}"
+    keys = workdir / "keys"
+    key_files = Settings(
+        wechatpay_api_v3_key_path=str(keys / "wechatpay-apiv3.key"),
+        wechatpay_merchant_key_path=str(keys / "wechatpay-merchant.pem"),
+        wechatpay_platform_keys_dir=str(keys / "wechatpay-platform"),
+    )
+    # Made once here: the sandbox and the API would otherwise race to create them.
+    ensure_local_keys(key_files)
+    shared = {
+        "CHARITY_KAFKA_BOOTSTRAP": bootstrap,
+        "CHARITY_TOPIC_PREFIX": topics.prefix,
+        "CHARITY_DATABASE_URL": database_url,
+        "CHARITY_STAFF_TOKEN": STAFF_TOKEN,
+        "CHARITY_VAR_DIR": str(workdir),
+        "CHARITY_API_PORT": str(api_port),
+        "CHARITY_SANDBOX_PORT": str(sandbox_port),
+        "CHARITY_PUBLIC_BASE_URL": api_url,
+        "CHARITY_PAYMENT_BASE_URL": sandbox_url,
+        "CHARITY_DONATIONS_PER_CLIENT_PER_MINUTE": NO_LIMIT,
+        "CHARITY_DONATIONS_PER_PROJECT_PER_MINUTE": NO_LIMIT,
+        "CHARITY_WECHATPAY_API_V3_KEY_PATH": key_files.wechatpay_api_v3_key_path,
+        "CHARITY_WECHATPAY_MERCHANT_KEY_PATH": key_files.wechatpay_merchant_key_path,
+        "CHARITY_WECHATPAY_PLATFORM_KEYS_DIR": key_files.wechatpay_platform_keys_dir,
+    }
+    ledger_env = {
+        **shared,
+        "CHARITY_LEDGER_GROUP": f"giving-bench-{uuid.uuid4().hex[:8]}",
+        "CHARITY_LEDGER_HTTP_PORT": str(ledger_port),
+        "CHARITY_SIGNING_KEY": str(keys / "tree-head-ed25519.pem"),
+    }
+    with contextlib.ExitStack() as stack:
+        processes: dict[str, ServiceProcess] = {}
+        # The ledger first: it creates the database (the donor store's tables too).
+        for name, env, ready in (
+            ("ledger", ledger_env, f"http://127.0.0.1:{ledger_port}/readyz"),
+            ("sandbox", shared, f"{sandbox_url}/sandbox/deliveries"),
+            ("api", shared, f"{api_url}/readyz"),
+        ):
+            processes[name] = ServiceProcess(name, env, workdir, ready)
+            stack.callback(processes[name].stop)
+        yield GivingStack(api_url, sandbox_url, database_url, processes)
+
+
+class CpuMeter:
+    """CPU seconds a second of each process group, and of the whole machine, over a stretch."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self.load_before = load_average()
+        self._before = {name: cpu_seconds(*group) for name, group in pids.items()}
+        self._busy, self._started = machine_busy(), time.monotonic()
+
+    def report(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self._started
+        used = {name: cpu_seconds(*group) - self._before[name] for name, group in self.pids.items()}
+        busy = machine_busy() - self._busy
+        return {
+            "load_average_before": self.load_before,
+            "cpu_per_s": {name: round(seconds / elapsed, 2) for name, seconds in used.items()},
+            "machine_cpu_busy_per_s": round(busy / elapsed, 2),
+            "others_cpu_per_s": round((busy - sum(used.values())) / elapsed, 2),
+        }
+
+    def seconds(self, name: str) -> float:
+        return cpu_seconds(*self.pids[name]) - self._before[name]
+
+
+class JournalWatcher:
+    """A thread reading the journal every POLL_S: each new entry's recorded_at and when it was seen."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_engine(database_url)
+        self.entries: dict[str, tuple[float, float]] = {}  # entry id → (recorded_at, seen), wall clock
+        self._watched: set[str] = set()
+        self.watched_found = 0  # how many of the watched ids have been seen
+        with self.engine.connect() as conn:
+            self._after = int(conn.scalar(select(func.coalesce(func.max(journal.c.seq), 0))) or 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="journal-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        query = select(journal.c.seq, journal.c.entry_id, journal.c.recorded_at).order_by(journal.c.seq)
+        with self.engine.connect() as conn:
+            while not self._stop.wait(POLL_S):
+                rows = conn.execute(query.where(journal.c.seq > self._after)).all()
+                seen = time.time()
+                conn.rollback()  # no snapshot held between polls
+                for seq, entry_id, recorded_at in rows:
+                    aware = recorded_at if recorded_at.tzinfo else recorded_at.replace(tzinfo=UTC)
+                    self.entries[entry_id] = (aware.timestamp(), seen)
+                    self._after = seq
+                    if entry_id in self._watched:
+                        self.watched_found += 1
+
+    def watch(self) -> None:
+        """Start counting anew the ids ``expect`` is given, as they arrive (in watched_found)."""
+        self.watched_found = 0
+        self._watched = set()
+
+    def expect(self, entry_id: str) -> None:
+        """Count this id when it arrives; call before it can be in the journal."""
+        self._watched.add(entry_id)
+
+    def wait_for(self, entry_ids: set[str], timeout: float) -> set[str]:
+        """Wait until every id is in the journal; the ids still missing when the time is up."""
+        deadline = time.monotonic() + timeout
+        while (missing := entry_ids - self.entries.keys()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return missing
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+
+# --- donors and payers ------------------------------------------------------------------------------
+
+
+def _gift(index: int) -> bytes:
+    """The index-th donor's gift: spread over the projects, every other one with a masked name."""
+    gift: dict[str, Any] = {"project_id": PROJECTS[index % len(PROJECTS)], "amount_fen": 100 + index % 500}
+    if index % 2:
+        gift |= {"anonymity": "masked", "display_name": "王小明", "consent_to_show_name": True}
+    return json.dumps(gift).encode()
+
+
+async def _pledge_one(connection: KeepAlive, index: int) -> str:
+    status, answer = await connection.request("POST", "/api/donations", _gift(index), JSON_BODY)
+    if status != 201:
+        raise RuntimeError(f"pledge answered {status}: {answer[:300]!r}")
+    donation_id: str = json.loads(answer)["donation_id"]
+    return donation_id
+
+
+async def pledge(api_url: str, count: int, connections: int) -> list[str]:
+    """``count`` pledges, as fast as the API answers; their donation ids."""
+    pool = Pool(api_url, connections)
+    jobs = iter(range(count))
+    donation_ids: list[str] = []
+
+    async def donor(connection: KeepAlive) -> None:
+        for index in jobs:
+            donation_ids.append(await _pledge_one(connection, index))
+
+    try:
+        await asyncio.gather(*(donor(c) for c in pool.connections))
+    finally:
+        pool.close()
+    return donation_ids
+
+
+class Pledger:
+    """Donors pledging just ahead of the payers, in flight: at most ``ahead`` pledged orders wait
+    to be paid, so the API takes a pledge for every gift paid while the run lasts."""
+
+    def __init__(self, api_url: str, connections: int, ahead: int) -> None:
+        self.ahead = ahead
+        self.answer_s: list[float] = []
+        self._pool = Pool(api_url, connections)
+        self._ready: asyncio.Queue[str | BaseException] = asyncio.Queue()
+        self._room = asyncio.Semaphore(ahead)
+        self._indexes = itertools.count()
+        self._donors = [asyncio.create_task(self._donor(c)) for c in self._pool.connections]
+
+    async def _donor(self, connection: KeepAlive) -> None:
+        try:
+            while True:
+                await self._room.acquire()
+                sent = time.monotonic()
+                self._ready.put_nowait(await _pledge_one(connection, next(self._indexes)))
+                self.answer_s.append(time.monotonic() - sent)
+        except Exception as error:  # the payer waiting for a pledge hears of it
+            self._ready.put_nowait(error)
+
+    async def filled(self) -> None:
+        while self._ready.qsize() < self.ahead:
+            await asyncio.sleep(0.05)
+
+    async def next(self) -> str:
+        donation_id = await self._ready.get()
+        if isinstance(donation_id, BaseException):
+            raise donation_id
+        self._room.release()
+        return donation_id
+
+    async def stop(self) -> None:
+        for donor in self._donors:
+            donor.cancel()
+        await asyncio.gather(*self._donors, return_exceptions=True)
+        self._pool.close()
+
+
+@dataclass(frozen=True)
+class Paid:
+    donation_id: str
+    due: float  # wall clock: when the schedule wanted it paid
+    sent: float
+    answered: float  # the sandbox had started the notification's delivery by then
+    newly_paid: bool
+
+
+async def pay(
+    pool: Pool,
+    count: int,
+    next_order: Callable[[], Awaitable[str]],
+    rate: float | None = None,
+    keep_going: Callable[[int], bool] = lambda _: True,
+) -> list[Paid]:
+    """Pay ``count`` orders on the sandbox: the i-th due at start + i/rate (open loop), or all at
+    once. Stops early once keep_going(how many were handed to the payers) is False, or when
+    orders come too slowly to be paid within LATE_S of the schedule's end."""
+    queue: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+    paid: list[Paid] = []
+
+    async def payer(connection: KeepAlive) -> None:
+        while (job := await queue.get()) is not None:
+            donation_id, due = job
+            sent = time.time()
+            path = f"/sandbox/orders/{out_trade_no_for(donation_id)}/pay"
+            status, answer = await connection.request("POST", path)
+            answered = time.time()
+            if status != 200:
+                raise RuntimeError(f"pay answered {status}: {answer[:300]!r}")
+            paid.append(Paid(donation_id, due, sent, answered, bool(json.loads(answer)["newly_paid"])))
+
+    payers = [asyncio.create_task(payer(c)) for c in pool.connections]
+    started = time.time()
+    late = started + (count / rate if rate else 0) + LATE_S
+    for index in range(count):
+        due = started + index / rate if rate else started
+        if (delay := due - time.time()) > 0:
+            await asyncio.sleep(delay)
+        if not keep_going(index) or time.time() > late:
+            break
+        queue.put_nowait((await next_order(), due))
+    for _ in payers:
+        queue.put_nowait(None)
+    await asyncio.gather(*payers)
+    return paid
+
+
+def listed(orders: Sequence[str]) -> Callable[[], Awaitable[str]]:
+    """The orders one after another, for ``pay``."""
+    remaining = iter(orders)
+
+    async def next_order() -> str:
+        return next(remaining)
+
+    return next_order
+
+
+async def _give_steadily(
+    stack: GivingStack, watcher: JournalWatcher, rate: float, count: int
+) -> tuple[list[Paid], list[float]]:
+    """Pledge and pay ``count`` gifts at ``rate``, the pledges a second's worth ahead; the gifts
+    paid and the pledges' answer times.
+
+    Paying stops once more than a second's worth of gifts (at least MIN_BEHIND) are paid but
+    not yet in the journal: the system is not keeping up, and paying on would only pile
+    notifications up in the sandbox, waiting for its connections and timing out into retries."""
+    behind = max(MIN_BEHIND, int(rate))
+    pledger = Pledger(stack.api_url, PLEDGE_CONNECTIONS, ahead=behind)
+    pool = Pool(stack.sandbox_url, PAY_CONNECTIONS)
+
+    async def next_order() -> str:
+        donation_id = await pledger.next()
+        watcher.expect(derived_id("confirmed", donation_id))
+        return donation_id
+
+    try:
+        await pledger.filled()
+        paid = await pay(
+            pool, count, next_order, rate, lambda handed: handed - watcher.watched_found <= behind
+        )
+        return paid, pledger.answer_s
+    finally:
+        await pledger.stop()
+        pool.close()
+
+
+def deliveries(sandbox_url: str, donation_ids: Sequence[str]) -> dict[str, int]:
+    """How the sandbox's deliveries of these orders' notifications went (an attempt that was
+    not answered 2xx within 5 s, or not at all, is retried after a back-off)."""
+    wanted = {out_trade_no_for(d) for d in donation_ids}
+    found = [
+        d
+        for d in httpx.get(f"{sandbox_url}/sandbox/deliveries", timeout=60).json()
+        if d["out_trade_no"] in wanted
+    ]
+    states = Counter(d["state"] for d in found)
+    return {
+        "deliveries": len(found),
+        **{state: states.get(state, 0) for state in ("delivered", "pending", "gave_up")},
+        "attempts": sum(int(d["attempts"]) for d in found),
+    }
+
+
+def settle_deliveries(sandbox_url: str, donation_ids: Sequence[str], timeout: float) -> dict[str, int]:
+    """Wait (up to ``timeout``) until no delivery of these orders is still being retried, so
+    that the next run is not charged for this one's; how they went."""
+    deadline = time.monotonic() + timeout
+    while (went := deliveries(sandbox_url, donation_ids))["pending"] and time.monotonic() < deadline:
+        time.sleep(1)
+    return went
+
+
+# --- the three runs -------------------------------------------------------------------------------
+
+
+def notification_to_journal(
+    stack: GivingStack, watcher: JournalWatcher, pids: dict[str, list[int]], rate: float, seconds: float
+) -> dict[str, Any]:
+    count = int(rate * (WARMUP_S + seconds))
+    log(f"notification → journal: {count} gifts pledged and paid at {rate:g}/s")
+    meter = CpuMeter(pids)
+    watcher.watch()
+    gifts, pledge_answer_s = asyncio.run(_give_steadily(stack, watcher, rate, count))
+    paid = sorted(gifts, key=lambda p: p.due)
+    cpu = meter.report()
+    kept_up = len(paid) == count
+    if not kept_up:
+        log(f"stopped after {len(paid)} of {count} gifts")
+    entry_of = {p.donation_id: derived_id("confirmed", p.donation_id) for p in paid}
+    missing = watcher.wait_for(set(entry_of.values()), timeout=JOURNAL_WAIT_S)
+    sandbox = settle_deliveries(stack.sandbox_url, [p.donation_id for p in paid], timeout=JOURNAL_WAIT_S)
+    counted = [p for p in paid if p.due >= paid[0].due + WARMUP_S] or paid
+    found = [
+        (p, watcher.entries[entry_of[p.donation_id]])
+        for p in counted
+        if entry_of[p.donation_id] not in missing
+    ]
+    recorded = [at for _, (at, _) in found]
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "warmup_s": WARMUP_S,
+        # False: paying stopped early, once more than max(MIN_BEHIND, rate) gifts were paid but
+        # not journaled; the figures are then of the stretch until it stopped (warm-up included
+        # if it stopped within it), and the rate was not sustained.
+        "kept_up": kept_up,
+        "paid": len(paid),
+        "paying_s": round(paid[-1].answered - paid[0].sent, 2),
+        "counted": len(counted),
+        "achieved_pay_rate_per_s": round(
+            len(counted) / (max(p.answered for p in counted) - min(p.sent for p in counted)), 1
+        ),
+        # How fast the counted gifts entered the journal, first to last: below the rate,
+        # the system did not keep up and the latencies grew while paying.
+        "journaled_per_s": round(len(found) / (max(recorded) - min(recorded)), 1) if len(found) > 1 else None,
+        "pay_answer_ms": ms_summary([p.answered - p.sent for p in counted]),
+        "pledge_answer_ms": ms_summary(pledge_answer_s),
+        "behind_schedule_ms": ms_summary([p.sent - p.due for p in counted]),
+        "to_recorded_at_ms": ms_summary([at - p.answered for p, (at, _) in found]),
+        "to_seen_ms": ms_summary([seen - p.answered for p, (_, seen) in found]),
+        "poll_interval_ms": POLL_S * 1000,
+        f"not_in_journal_after_{JOURNAL_WAIT_S:g}s": len(missing),
+        "sandbox": sandbox,
+        **cpu,
+    }
+
+
+async def _flood(stack: GivingStack, orders: list[str]) -> tuple[list[Sample], dict[str, int]]:
+    """Keep about FLOOD_BACKLOG notifications waiting for the API until every order is
+    confirmed: the samples of its confirmations, counted from zero, and all its outcomes."""
+    metrics = KeepAlive(stack.api_url)
+    pool = Pool(stack.sandbox_url, PAY_CONNECTIONS)
+
+    async def outcomes() -> dict[str, int]:
+        status, text = await metrics.request("GET", "/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        return notification_outcomes(text.decode())
+
+    try:
+        before = await outcomes()
+        samples: list[Sample] = []
+        sent = 0
+        give_up = time.monotonic() + FLOOD_LIMIT_S
+        while True:
+            now = await outcomes()
+            at = time.monotonic()
+            confirmed = now.get("confirmed", 0) - before.get("confirmed", 0)
+            samples.append((at, confirmed))
+            if confirmed >= len(orders):
+                return samples, {name: count - before.get(name, 0) for name, count in now.items()}
+            if at > give_up:
+                raise TimeoutError(f"only {confirmed} of {len(orders)} orders confirmed in {FLOOD_LIMIT_S} s")
+            top_up = min(len(orders) - sent, FLOOD_BACKLOG - (sent - confirmed))
+            if top_up > 0:
+                await pay(pool, top_up, listed(orders[sent : sent + top_up]))
+                sent += top_up
+            await asyncio.sleep(SAMPLE_S)
+    finally:
+        metrics.close()
+        pool.close()
+
+
+def notifications_per_s(stack: GivingStack, pids: dict[str, list[int]], orders: list[str]) -> dict[str, Any]:
+    log(f"notifications a second: {len(orders)} orders, about {FLOOD_BACKLOG} always waiting for the API")
+    meter = CpuMeter(pids)
+    samples, outcomes = asyncio.run(_flood(stack, orders))
+    api_cpu_s = meter.seconds("api")
+    cpu = meter.report()
+    drain = sustained_drain(samples, baseline=0, done=samples[-1])
+    return {
+        "orders": len(orders),
+        "backlog": FLOOD_BACKLOG,
+        # Each a notification verified, its pledge marked paid with a receipt number, its
+        # DonationConfirmed acknowledged by the broker, and 204 answered.
+        "confirmed_2xx_per_s": round(drain.per_s, 1),
+        "measured": {"confirmed": drain.events, "seconds": round(drain.seconds, 2)},
+        "sample_interval_ms": SAMPLE_S * 1000,
+        # Every outcome meanwhile: "repeated" are 204s to a delivery tried again after its
+        # first attempt went unanswered for 5 s (the API had confirmed it meanwhile).
+        "outcomes": outcomes,
+        "api_cpu_ms_per_confirmed": round(api_cpu_s / len(orders) * 1000, 2),
+        "sandbox": settle_deliveries(stack.sandbox_url, orders, timeout=JOURNAL_WAIT_S),
+        **cpu,
+    }
+
+
+async def _pages(api_url: str, target: str, seconds: float, connections: int) -> tuple[list[float], int]:
+    """GET target back to back on each connection; the answer times of the 200s after the
+    first second, and how many answers were not 200."""
+    pool = Pool(api_url, connections)
+    begin = time.monotonic()
+    measure_from, end = begin + 1.0, begin + 1.0 + seconds
+    times: list[float] = []
+    failed = 0
+
+    async def reader(connection: KeepAlive) -> None:
+        nonlocal failed
+        while (sent := time.monotonic()) < end:
+            status, _ = await connection.request("GET", target)
+            if sent >= measure_from:
+                if status == 200:
+                    times.append(time.monotonic() - sent)
+                else:
+                    failed += 1
+
+    try:
+        await asyncio.gather(*(reader(c) for c in pool.connections))
+    finally:
+        pool.close()
+    return times, failed
+
+
+def donate_page(stack: GivingStack, pids: dict[str, list[int]], seconds: float) -> dict[str, Any]:
+    target = f"/donate?project={PROJECTS[0]}"
+    log(f"donate page: GET {target} over {PAGE_CONNECTIONS} connections for {seconds:g} s")
+    meter = CpuMeter(pids)
+    times, failed = asyncio.run(_pages(stack.api_url, target, seconds, PAGE_CONNECTIONS))
+    return {
+        "target": target,
+        "connections": PAGE_CONNECTIONS,
+        "seconds": seconds,
+        "served_200": len(times),
+        "not_200": failed,
+        "per_s": round(len(times) / seconds, 1),
+        "answer_ms": ms_summary(times),
+        **meter.report(),
+    }
+
+
+def giving_bench(
+    rates: Sequence[float] = (200,), seconds: float = 20, flood_orders: int = 1000, page_seconds: float = 10
+) -> dict[str, Any]:
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_before": load_average()}
+    with (
+        broker() as (kafka, broker_pid),
+        bench_topics(kafka) as topics,
+        tempfile.TemporaryDirectory(prefix="giving-bench-") as tmp,
+        giving_stack(kafka, topics, Path(tmp)) as stack,
+    ):
+        open_projects(stack.api_url, PROJECTS)
+        pids = stack.pids(broker_pid)
+        watcher = JournalWatcher(stack.database_url)
+        try:
+            log(f"pledging {flood_orders} orders, for the notifications a second")
+            meter, started = CpuMeter(pids), time.monotonic()
+            donation_ids = asyncio.run(pledge(stack.api_url, flood_orders, PLEDGE_CONNECTIONS))
+            pledged_s, pledging_cpu = time.monotonic() - started, meter.report()
+            unjournaled = watcher.wait_for({derived_id("pledged", d) for d in donation_ids}, timeout=120)
+            report["pledges"] = {
+                "count": len(donation_ids),
+                "per_s": round(len(donation_ids) / pledged_s, 1),
+                "connections": PLEDGE_CONNECTIONS,
+                "not_in_journal_after_120s": len(unjournaled),
+                **pledging_cpu,
+            }
+            report["notification_to_journal"] = [
+                notification_to_journal(stack, watcher, pids, rate, seconds) for rate in rates
+            ]
+        finally:
+            watcher.stop()
+        report["notifications"] = notifications_per_s(stack, pids, donation_ids)
+        report["donate_page"] = donate_page(stack, pids, page_seconds)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="200", help="orders paid a second, steady; one run each")
+    parser.add_argument("--seconds", type=float, default=20, help="how long to pay at each rate")
+    parser.add_argument("--flood-orders", type=int, default=1000, help="orders for notifications a second")
+    parser.add_argument("--page-seconds", type=float, default=10)
+    args = parser.parse_args()
+    rates = [float(rate) for rate in args.rates.split(",")]
+    report = giving_bench(rates, args.seconds, args.flood_orders, args.page_seconds)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
