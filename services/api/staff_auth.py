@@ -130,6 +130,12 @@ class StaffAuth:
         self.store.record_success(
             username, hash_password(password) if needs_rehash(account.password_hash) else None
         )
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:
+            # A new token at every log-in, and the old one ended: a planted cookie is worth nothing.
+            self.store.end_session(previous)
+        # Sessions nobody came back to are swept here: log-ins are rare enough to carry it.
+        self.store.end_expired_sessions(now)
         token = secrets.token_urlsafe(32)
         self.store.start_session(username, token, now, self.settings.staff_session_lifetime_s * 1000)
         self.log(request, username, "login", "allowed")

@@ -136,3 +136,12 @@ def test_disabling_an_account_ends_its_session_at_once(app: StaffApp) -> None:
     log_in(app.client, "ada")
     app.store.disable("ada", app.clock())
     assert app.client.get("/staff", follow_redirects=False).status_code == 303
+
+
+def test_logging_in_again_ends_the_session_the_browser_had(app: StaffApp) -> None:
+    log_in(app.client, "ada")
+    planted = app.client.cookies["staff_session"]
+    log_in(app.client, "ada")
+    assert app.client.cookies["staff_session"] != planted
+    app.client.cookies.set("staff_session", planted)
+    assert app.client.get("/staff", follow_redirects=False).status_code == 303
