@@ -26,6 +26,7 @@ from services.api.routes import (
     pages,
     projects,
     staff_pages,
+    staff_projects,
     transparency,
 )
 from services.api.routes.giving_pages import return_token
@@ -159,6 +160,7 @@ def create_app(
     app.include_router(giving_api.router)
     app.include_router(projects.router)
     app.include_router(staff_pages.router)
+    app.include_router(staff_projects.router)
     if settings.internal_donations_enabled:
         # The staff-token stand-in for provider notifications: tests and demo data only.
         app.include_router(donations.router)

@@ -72,7 +72,7 @@ async def register_project(
     return {"accepted": True, "event_id": event.event_id, "project_id": body.project_id}
 
 
-async def _transition(
+async def publish_transition(
     project_id: str,
     event_type: type[ev.Event],
     actor: Actor,
@@ -80,6 +80,7 @@ async def _transition(
     queries: LedgerQueries,
     **fields: Any,
 ) -> dict[str, Any]:
+    """Publish a lifecycle event; the API and the console's forms both come through here."""
     if await asyncio.to_thread(queries.project, project_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
     event = event_type(
@@ -102,7 +103,9 @@ async def approve(
     project_id: PathId, actor: Approver, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
     ref = f"APPROVAL-{project_id}"
-    return await _transition(project_id, ev.ProjectApproved, actor, publisher, queries, approval_ref=ref)
+    return await publish_transition(
+        project_id, ev.ProjectApproved, actor, publisher, queries, approval_ref=ref
+    )
 
 
 @router.post(
@@ -111,7 +114,7 @@ async def approve(
 async def open_fundraising(
     project_id: PathId, actor: Fundraiser, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
-    return await _transition(project_id, ev.FundraisingOpened, actor, publisher, queries)
+    return await publish_transition(project_id, ev.FundraisingOpened, actor, publisher, queries)
 
 
 @router.post(
@@ -122,7 +125,9 @@ async def open_fundraising(
 async def close_fundraising(
     project_id: PathId, body: TransitionIn, actor: Fundraiser, publisher: PublisherDep, queries: QueriesDep
 ) -> dict[str, Any]:
-    return await _transition(project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason)
+    return await publish_transition(
+        project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason
+    )
 
 
 @router.get("", responses=errors({}))

@@ -1,0 +1,101 @@
+"""The console's project pages on the real broker and both databases: a step goes to the ledger,
+and the page shows what the ledger decided, its reason for a refusal included."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.api.producer import KafkaEventPublisher
+from services.contracts.topics import Topics
+from services.ledger.read.queries import LedgerQueries
+from services.platform.db import make_engine
+from services.staff.adapters.store import StaffStore
+from services.staff.domain.roles import Role
+from services.staff.hashing import hash_password
+from tests.api.test_end_to_end import project_body
+from tests.fixtures.ledger import RunningLedger, eventually
+from tests.fixtures.staff import PASSWORD, csrf_of, log_in
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def console(ledger: RunningLedger, tmp_path: Path) -> Iterator[tuple[TestClient, LedgerQueries]]:
+    settings = ledger.settings.model_copy(update={"web_secret_path": str(tmp_path / "web.key")})
+    staff = StaffStore(make_engine(settings.database_url))
+    staff.add_account("ada", Role.ADMINISTRATOR, hash_password(PASSWORD), 1)
+    staff.add_account("min", Role.PROJECT_MANAGER, hash_password(PASSWORD), 1)
+    queries = LedgerQueries(make_engine(settings.database_url, writer=False))
+    publisher = KafkaEventPublisher(settings.kafka_bootstrap, Topics(settings.topic_prefix))
+    with TestClient(create_app(settings, queries, publisher, {}, staff_store=staff)) as client:
+        yield client, queries
+
+
+def step(client: TestClient, project_id: str, path: str, **fields: str) -> str:
+    """Press a step's button; returns the page it leads to, once the ledger has decided."""
+    page = client.get(f"/staff/projects/{project_id}").text
+    answer = client.post(
+        f"/staff/projects/{project_id}/{path}", data={"csrf": csrf_of(page), **fields}, follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    target = answer.headers["location"]
+    assert re.fullmatch(rf"/staff/projects/{project_id}\?sent=[0-9a-f-]{{36}}", target)
+
+    def decided() -> str | None:
+        shown = client.get(target).text
+        return None if "Sent; the ledger has not decided yet." in shown else shown
+
+    eventually(decided, what=f"the ledger's decision on {path}")
+    return client.get(target).text
+
+
+def decided(page: str) -> list[str]:
+    """What the page says the ledger recorded for the step just taken."""
+    assert "The ledger recorded" in page
+    return re.findall(r'<span class="decided">([^<]+)</span>', page)
+
+
+def test_a_manager_and_an_administrator_take_a_project_through_its_steps(
+    console: tuple[TestClient, LedgerQueries],
+) -> None:
+    client, queries = console
+    log_in(client, "min")
+    assert client.post("/api/projects", json=project_body("garden")).status_code == 202
+    eventually(lambda: queries.project("garden") is not None, what="registration applied")
+    page = client.get("/staff/projects/garden").text
+    # The manager registered it, so runs it; approving is the administrator's.
+    assert "/staff/projects/garden/open-fundraising" in page and "/garden/approve" not in page
+
+    # Opening before approval is illegal: the ledger says so, and the page shows its reason.
+    refused = step(client, "garden", "open-fundraising")
+    assert "The ledger refused this step" in refused
+    [reason] = re.findall(r'<span class="reason">([^<]+)</span>', refused)
+    [entry] = [e for e in queries.project_entries("garden", ["FundraisingOpened"])]
+    assert entry.record["decision"] == "rejected" and reason == entry.record["reason"]
+
+    admin = TestClient(client.app)
+    log_in(admin, "ada")
+    assert decided(step(admin, "garden", "approve")) == ["ProjectApproved"]
+    assert decided(step(client, "garden", "open-fundraising")) == ["FundraisingOpened"]
+    assert decided(step(client, "garden", "close-fundraising", reason="目标达成 goal reached")) == [
+        "FundraisingClosed"
+    ]
+    project = queries.project("garden")
+    assert project is not None and str(project.status) == "fundraising_closed"
+    # Every step is journaled under the person who took it.
+    actors = [(e.record["kind"], e.record["body"]["actor"]) for e in queries.project_entries("garden")]
+    assert actors == [
+        ("ProjectRegistered", "min"),
+        ("FundraisingOpened", "min"),
+        ("ProjectApproved", "ada"),
+        ("FundraisingOpened", "min"),
+        ("FundraisingClosed", "min"),
+    ]
+    listed = client.get("/staff/projects").text
+    assert "/staff/projects/garden" in listed and "fundraising_closed" in listed
