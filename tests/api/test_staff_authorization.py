@@ -8,6 +8,7 @@ entry in MATRIX fails the first test. Refused means 403 for a person (logged),
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from services.staff.domain.roles import Role
 from tests.api.test_end_to_end import project_body
-from tests.fixtures.staff import MACHINE, StaffApp, csrf_of, log_in, staff_app
+from tests.fixtures.staff import MACHINE, StaffApp, csrf_of, log_in, plan_form, staff_app
 
 ADMIN, MANAGER, FINANCE, AUDITOR, OPERATOR = (
     "administrator",
@@ -38,6 +39,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/staff"): STAFF,
     ("GET", "/staff/access-log"): frozenset({ADMIN, AUDITOR}),
     ("GET", "/staff/projects"): STAFF,
+    ("GET", "/staff/projects/new"): frozenset({ADMIN, MANAGER}),
+    ("POST", "/staff/projects"): frozenset({ADMIN, MANAGER}),
     ("GET", "/staff/projects/{project_id}"): STAFF,
     ("POST", "/staff/projects/{project_id}/approve"): frozenset({ADMIN}),
     ("POST", "/staff/projects/{project_id}/open-fundraising"): frozenset({ADMIN, MANAGER}),
@@ -103,6 +106,9 @@ def ask(app: StaffApp, who: str, method: str, path: str) -> Any:
     body: dict[str, Any] = {}
     if path == "/api/projects":
         body = {"json": project_body(f"new-{who}".replace("_", "-"))}
+    elif (method, path) == ("POST", "/staff/projects"):
+        token = csrf_of(client.get("/staff/login").text)
+        body = {"data": {"csrf": token, **plan_form(f"form-{who}".replace("_", "-"))}}
     elif method == "POST" and path.startswith("/staff"):
         # A genuine form, so what answers is the route, not the CSRF check.
         token = csrf_of(client.get("/staff/login").text)
@@ -123,7 +129,10 @@ def refused(who: str, path: str, answer: Any) -> bool:
 def done(path: str, answer: Any) -> bool:
     """Served: a page, an accepted event, or a console step's redirect to the project's page."""
     if answer.status_code == 303:
-        return bool(answer.headers["location"].startswith(path.rsplit("/", 1)[0] + "?sent="))
+        return (
+            re.fullmatch(r"/staff/projects/[^/?]+\?sent=[0-9a-f-]{36}", answer.headers["location"])
+            is not None
+        )
     return answer.status_code in (200, 202)
 
 

@@ -18,9 +18,8 @@ from services.platform.db import make_engine
 from services.staff.adapters.store import StaffStore
 from services.staff.domain.roles import Role
 from services.staff.hashing import hash_password
-from tests.api.test_end_to_end import project_body
 from tests.fixtures.ledger import RunningLedger, eventually
-from tests.fixtures.staff import PASSWORD, csrf_of, log_in
+from tests.fixtures.staff import PASSWORD, csrf_of, log_in, plan_form
 
 pytestmark = pytest.mark.integration
 
@@ -66,8 +65,11 @@ def test_a_manager_and_an_administrator_take_a_project_through_its_steps(
 ) -> None:
     client, queries = console
     log_in(client, "min")
-    assert client.post("/api/projects", json=project_body("garden")).status_code == 202
+    form = client.get("/staff/projects/new").text
+    sent = client.post("/staff/projects", data={"csrf": csrf_of(form), **plan_form("garden")})
+    assert "the ledger has not decided yet" in sent.text or decided(sent.text) == ["ProjectRegistered"]
     eventually(lambda: queries.project("garden") is not None, what="registration applied")
+    assert queries.project("garden").goal_fen == 1_000_050  # type: ignore[union-attr]
     page = client.get("/staff/projects/garden").text
     # The manager registered it, so runs it; approving is the administrator's.
     assert "/staff/projects/garden/open-fundraising" in page and "/garden/approve" not in page

@@ -12,7 +12,7 @@ from services.api.deps import PublisherDep, QueriesDep
 from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ACCESS, errors
 from services.api.models import PathId, ProjectIn, TransitionIn
 from services.api.producer import EventPublisher
-from services.api.staff_auth import Actor, StaffAuthDep, require
+from services.api.staff_auth import Actor, StaffAuth, StaffAuthDep, require
 from services.api.submission import publish_or_503
 from services.contracts import events as ev
 from services.ledger.read import LedgerQueries, totals_view
@@ -53,6 +53,13 @@ async def register_project(
     as a conflicting duplicate; a registration of a known id under another event
     id is journaled as rejected.
     """
+    return await publish_registration(body, actor, publisher, queries, auth)
+
+
+async def publish_registration(
+    body: ProjectIn, actor: Actor, publisher: EventPublisher, queries: LedgerQueries, auth: StaffAuth
+) -> dict[str, Any]:
+    """Publish a registration; the API and the console's form both come through here."""
     if await asyncio.to_thread(queries.project, body.project_id) is not None:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

@@ -16,12 +16,14 @@ from pydantic import ValidationError
 
 from services.api.deps import PublisherDep, QueriesDep, WebSecretDep
 from services.api.errors import Invalid, Problem, page_errors
-from services.api.models import PathId, TransitionIn
-from services.api.routes.projects import publish_transition
+from services.api.models import PathId, ProjectIn, TransitionIn
+from services.api.routes.projects import publish_registration, publish_transition
 from services.api.routes.staff_pages import ROLE_ZH
-from services.api.staff_auth import Actor, require
+from services.api.staff_auth import Actor, StaffAuthDep, require
 from services.api.web import check_csrf, render
 from services.contracts import events as ev
+from services.contracts.validation import MAX_AMOUNT_FEN
+from services.donors.domain.amounts import AmountRefused, AmountRules
 from services.ledger.read import LedgerQueries, totals_view
 from services.staff.domain.roles import Permission, allows
 
@@ -52,6 +54,7 @@ STEP_ERRORS = page_errors(
     }
 )
 
+Registrar = Annotated[Actor, Depends(require(Permission.REGISTER_PROJECT))]
 Viewer = Annotated[Actor, Depends(require(Permission.VIEW_CONSOLE))]
 Approver = Annotated[Actor, Depends(require(Permission.APPROVE_PROJECT, project_id="project_id"))]
 Fundraiser = Annotated[Actor, Depends(require(Permission.RUN_FUNDRAISING, project_id="project_id"))]
@@ -85,6 +88,91 @@ def project_list(request: Request, actor: Viewer, queries: QueriesDep) -> HTMLRe
     )
 
 
+# The plan's fields as the form names them (the goal is typed in yuan).
+PLAN_FIELDS = (
+    "project_id",
+    "name",
+    "name_en",
+    "organisation",
+    "certificate_no",
+    "purpose",
+    "goal_yuan",
+    "starts_on",
+    "ends_on",
+    "beneficiaries",
+    "use_of_funds",
+    "cost_cap_percent",
+    "leftover_handling",
+)
+
+
+@router.get("/new", response_class=HTMLResponse, responses=page_errors({403: "may not register projects"}))
+def registration_form(request: Request, actor: Registrar) -> HTMLResponse:
+    return render(request, "staff_register.html", person=actor.person, plan={}, problems=[])
+
+
+def _plan_of(form: dict[str, str]) -> tuple[ProjectIn | None, list[Problem]]:
+    """The form's plan, or what is wrong with it, field by field."""
+    problems: list[Problem] = []
+    values: dict[str, Any] = {k: form[k].strip() for k in PLAN_FIELDS if k in form}
+    try:
+        values["goal_fen"] = AmountRules(MAX_AMOUNT_FEN).parse_yuan(values.pop("goal_yuan", ""))
+    except AmountRefused as refused:
+        problems.append(Problem(field="goal_yuan", problem=str(refused)))
+    percent = values.pop("cost_cap_percent", "") or "10"
+    if percent.isdigit() and int(percent) <= 100:
+        values["cost_cap_bp"] = int(percent) * 100
+    else:
+        problems.append(Problem(field="cost_cap_percent", problem="0-100 的整数 · a whole number 0-100"))
+    values["name_en"] = values.get("name_en") or None
+    try:
+        plan = ProjectIn.model_validate(values)
+    except ValidationError as error:
+        for e in error.errors():
+            where = ".".join(str(part) for part in e["loc"]) or "plan"
+            problems.append(Problem(field=where, problem=str(e["msg"])))
+        return None, problems
+    return (None if problems else plan), problems
+
+
+@router.post(
+    "",
+    responses=page_errors(
+        {
+            303: "published: on to the project's page, which shows the ledger's decision",
+            403: "may not register projects (logged), or the form's CSRF token does not match",
+            409: "a project with this id is already registered",
+            422: "the form is shown again with each field's problem",
+        }
+    ),
+)
+async def register(
+    request: Request,
+    actor: Registrar,
+    secret: WebSecretDep,
+    publisher: PublisherDep,
+    queries: QueriesDep,
+    auth: StaffAuthDep,
+) -> Response:
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and len(v) <= 4000}
+    check_csrf(request, secret, fields.get("csrf", ""))
+    plan, problems = _plan_of(fields)
+    if plan is None:
+        return render(
+            request,
+            "staff_register.html",
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            person=actor.person,
+            plan=fields,
+            problems=problems,
+        )
+    published = await publish_registration(plan, actor, publisher, queries, auth)
+    return RedirectResponse(
+        f"/staff/projects/{plan.project_id}?sent={published['event_id']}", status.HTTP_303_SEE_OTHER
+    )
+
+
 @router.get(
     "/{project_id}",
     response_class=HTMLResponse,
@@ -94,24 +182,36 @@ def project_list(request: Request, actor: Viewer, queries: QueriesDep) -> HTMLRe
 )
 def project_page(request: Request, project_id: PathId, actor: Viewer, queries: QueriesDep) -> HTMLResponse:
     project = queries.project(project_id)
-    if project is None:
+    sent = request.query_params.get("sent")
+    if project is None and not sent:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
+    # Just registered: the ledger may not have applied it yet, and the page says so.
+    shown = (
+        totals_view(project)
+        if project is not None
+        else {
+            "project_id": project_id,
+            "name": project_id,
+            "status": "—",
+            "organisation": "",
+            "certificate_no": "",
+        }
+    )
     person = actor.person
     assert person is not None  # pages take no machine client
     history = _history(queries, project_id)
-    sent = request.query_params.get("sent")
     decided = next((h for h in history if sent and h["entry_id"] == sent), None)
     steps = [
         (path, zh, en)
         for path, (_, permission, zh, en) in STEPS.items()
-        if allows(person, permission, project_id=project_id)
+        if project is not None and allows(person, permission, project_id=project_id)
     ]
     return render(
         request,
         "staff_project.html",
         person=person,
         role_zh=ROLE_ZH[person.role],
-        project=totals_view(project),
+        project=shown,
         history=history,
         sent=sent,
         decided=decided,
