@@ -32,8 +32,9 @@ every other setting is the default.
    runs on this machine. ``journaled_per_s`` is how fast the counted gifts entered the
    journal: below the rate, the system did not keep up. If it falls behind by more than
    a second's worth of gifts (at least ``MIN_BEHIND``), paying stops there
-   (``kept_up: false``): more would only queue in the sandbox, whose deliveries then
-   wait for its connections, time out and are retried, and the run would measure that.
+   (``kept_up: false``; the figures are then of every gift paid until it stopped, warm-up
+   included): more would only queue in the sandbox, whose deliveries then wait for its
+   connections, time out and are retried, and the run would measure that.
    A payment that waits for its pledge falls behind the schedule (``behind_schedule_ms``);
    what is not paid within ``LATE_S`` of the schedule's end is not paid. The next run
    waits until the sandbox has no delivery of this run left to retry.
@@ -567,7 +568,8 @@ def notification_to_journal(
     entry_of = {p.donation_id: derived_id("confirmed", p.donation_id) for p in paid}
     missing = watcher.wait_for(set(entry_of.values()), timeout=JOURNAL_WAIT_S)
     sandbox = settle_deliveries(stack.sandbox_url, [p.donation_id for p in paid], timeout=JOURNAL_WAIT_S)
-    counted = [p for p in paid if p.due >= paid[0].due + WARMUP_S] or paid
+    # A run that stopped is reported whole: the stretch after the warm-up may be a handful of gifts.
+    counted = [p for p in paid if p.due >= paid[0].due + WARMUP_S] if kept_up else paid
     found = [
         (p, watcher.entries[entry_of[p.donation_id]])
         for p in counted
@@ -579,8 +581,8 @@ def notification_to_journal(
         "seconds": seconds,
         "warmup_s": WARMUP_S,
         # False: paying stopped early, once more than max(MIN_BEHIND, rate) gifts were paid but
-        # not journaled; the figures are then of the stretch until it stopped (warm-up included
-        # if it stopped within it), and the rate was not sustained.
+        # not journaled; the figures are then of every gift paid until it stopped, warm-up
+        # included, and the rate was not sustained.
         "kept_up": kept_up,
         "paid": len(paid),
         "paying_s": round(paid[-1].answered - paid[0].sent, 2),
