@@ -91,6 +91,21 @@ async def _reconcile_forever(giving: Giving, every_s: float) -> None:
             log.exception("pledge reconciliation failed; trying again in %.0f s", every_s)
 
 
+def _document_the_ceiling(app: FastAPI, ceiling_fen: int) -> None:
+    """The largest gift is a setting; the OpenAPI document states this deployment's."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document["components"]["schemas"]["DonationIn"]["properties"]["amount_fen"]["maximum"] = (
+                ceiling_fen
+            )
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings,
     queries: LedgerQueries,
@@ -167,4 +182,5 @@ def create_app(
     app.include_router(transparency.router)
     app.include_router(docs.router)
     _include_operations(app, checks)
+    _document_the_ceiling(app, settings.donation_ceiling_fen)
     return app

@@ -183,35 +183,56 @@ def _is_page(request: Request) -> bool:
 
 
 def require(permission: Permission, *, project_id: str | None = None) -> Callable[..., Awaitable[Actor]]:
-    """A dependency: the actor, if they may do `permission` (on the project named by the path
-    parameter `project_id`, for scoped roles); otherwise refused and logged."""
+    """A dependency of the staff API: the actor, a person of the session or a machine client's
+    bearer token, if they may do `permission` (on the project named by the path parameter
+    `project_id`, for scoped roles); otherwise refused and logged."""
 
     async def check(
         request: Request,
         auth: StaffAuthDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Actor:
-        target = request.path_params.get(project_id) if project_id else None
-        person = await asyncio.to_thread(auth.person, request)
-        if person is not None:
-            if allows(person, permission, project_id=target):
-                return Actor(person.username, person)
-            return await _refuse(request, auth, person.username, f"{permission} not granted to {person.role}")
-        machine = None if _is_page(request) else auth.machine(credentials)
-        if machine is not None:
-            if permission in MACHINE_GRANTS[machine]:
-                return Actor(f"machine:{machine}")
-            return await _refuse(request, auth, f"machine:{machine}", f"{permission} not granted")
-        await asyncio.to_thread(auth.log, request, None, "access", "refused", "not logged in")
-        if _is_page(request):
-            raise PageRefused("not logged in", anonymous=True)
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "log in at /staff/login, or send a machine client's token (Authorization: Bearer …)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return await _actor(request, auth, permission, project_id, credentials)
 
     return check
+
+
+def require_page(permission: Permission, *, project_id: str | None = None) -> Callable[..., Awaitable[Actor]]:
+    """`require` for the console's pages: people only, from the session. Pages take no bearer
+    token, so their OpenAPI entries declare none."""
+
+    async def check(request: Request, auth: StaffAuthDep) -> Actor:
+        return await _actor(request, auth, permission, project_id, None)
+
+    return check
+
+
+async def _actor(
+    request: Request,
+    auth: StaffAuth,
+    permission: Permission,
+    project_id: str | None,
+    credentials: HTTPAuthorizationCredentials | None,
+) -> Actor:
+    target = request.path_params.get(project_id) if project_id else None
+    person = await asyncio.to_thread(auth.person, request)
+    if person is not None:
+        if allows(person, permission, project_id=target):
+            return Actor(person.username, person)
+        return await _refuse(request, auth, person.username, f"{permission} not granted to {person.role}")
+    machine = None if _is_page(request) else auth.machine(credentials)
+    if machine is not None:
+        if permission in MACHINE_GRANTS[machine]:
+            return Actor(f"machine:{machine}")
+        return await _refuse(request, auth, f"machine:{machine}", f"{permission} not granted")
+    await asyncio.to_thread(auth.log, request, None, "access", "refused", "not logged in")
+    if _is_page(request):
+        raise PageRefused("not logged in", anonymous=True)
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "log in at /staff/login, or send a machine client's token (Authorization: Bearer …)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def _refuse(request: Request, auth: StaffAuth, actor: str, detail: str) -> Actor:

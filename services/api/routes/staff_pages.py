@@ -15,11 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.api.deps import WebSecretDep
 from services.api.errors import page_errors
-from services.api.staff_auth import SESSION_COOKIE, Actor, StaffAuthDep, require
+from services.api.staff_auth import SESSION_COOKIE, Actor, StaffAuthDep, require_page
 from services.api.web import check_csrf, render
 from services.staff.domain.roles import GRANTS, Permission
 
-router = APIRouter(prefix="/staff", tags=["pages", "staff"])
+# Forms for people, not an API: kept out of the OpenAPI document (so out of Schemathesis's reach;
+# tests/api/test_staff_authorization.py walks them from the app's routes).
+router = APIRouter(prefix="/staff", tags=["pages", "staff"], include_in_schema=False)
 
 ROLE_ZH = {
     "administrator": "管理员",
@@ -32,8 +34,8 @@ LOGIN_REFUSED = (
     "用户名或密码不正确，或账户暂时锁定 · wrong username or password, or the account is locked for now"
 )
 
-ConsoleActor = Annotated[Actor, Depends(require(Permission.VIEW_CONSOLE))]
-AuditActor = Annotated[Actor, Depends(require(Permission.READ_ACCESS_LOG))]
+ConsoleActor = Annotated[Actor, Depends(require_page(Permission.VIEW_CONSOLE))]
+AuditActor = Annotated[Actor, Depends(require_page(Permission.READ_ACCESS_LOG))]
 
 
 @router.get("/login", response_class=HTMLResponse, responses=page_errors({}))

@@ -19,7 +19,7 @@ from services.api.errors import Invalid, Problem, page_errors
 from services.api.models import PathId, ProjectIn, TransitionIn
 from services.api.routes.projects import publish_registration, publish_transition
 from services.api.routes.staff_pages import ROLE_ZH
-from services.api.staff_auth import Actor, StaffAuthDep, require
+from services.api.staff_auth import Actor, StaffAuthDep, require_page
 from services.api.web import check_csrf, render
 from services.contracts import events as ev
 from services.contracts.validation import MAX_AMOUNT_FEN
@@ -27,7 +27,7 @@ from services.donors.domain.amounts import AmountRefused, AmountRules
 from services.ledger.read import LedgerQueries, totals_view
 from services.staff.domain.roles import Permission, allows
 
-router = APIRouter(prefix="/staff/projects", tags=["pages", "staff"])
+router = APIRouter(prefix="/staff/projects", tags=["pages", "staff"], include_in_schema=False)
 
 LIFECYCLE_KINDS = (
     "ProjectRegistered",
@@ -54,10 +54,10 @@ STEP_ERRORS = page_errors(
     }
 )
 
-Registrar = Annotated[Actor, Depends(require(Permission.REGISTER_PROJECT))]
-Viewer = Annotated[Actor, Depends(require(Permission.VIEW_CONSOLE))]
-Approver = Annotated[Actor, Depends(require(Permission.APPROVE_PROJECT, project_id="project_id"))]
-Fundraiser = Annotated[Actor, Depends(require(Permission.RUN_FUNDRAISING, project_id="project_id"))]
+Registrar = Annotated[Actor, Depends(require_page(Permission.REGISTER_PROJECT))]
+Viewer = Annotated[Actor, Depends(require_page(Permission.VIEW_CONSOLE))]
+Approver = Annotated[Actor, Depends(require_page(Permission.APPROVE_PROJECT, project_id="project_id"))]
+Fundraiser = Annotated[Actor, Depends(require_page(Permission.RUN_FUNDRAISING, project_id="project_id"))]
 
 
 def _history(queries: LedgerQueries, project_id: str) -> list[dict[str, Any]]:
