@@ -42,7 +42,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Display fan-out and latency, then end to end from the API's 202 to the screens
-# (docs/display.md), then the ledger: ingest on both backends, then
+# (docs/display.md), then giving (a payment notification to its journal entry,
+# notifications and donate pages a second), then the ledger: ingest on both backends, then
 # rebuild/verify/receipts on 1,000,000 entries (docs/benchmarks.md). The last
 # line is one JSON object with the headline figures of all of them.
 bench: $(STAMP) $(JARS)
