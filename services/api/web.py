@@ -112,7 +112,8 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         {**context, "lang": lang, "tr": tr_for(lang), "csrf": csrf_token(secret, cookie)},
         status_code=status_code,
     )
-    response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="lax", max_age=86400)
+    secure = request.app.state.settings.public_base_url.startswith("https://")
+    response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="lax", secure=secure, max_age=86400)
     if request.query_params.get("lang") in LANGS:
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
     return response
