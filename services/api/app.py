@@ -124,7 +124,7 @@ def create_app(
     web_secret = load_or_create_secret(Path(settings.web_secret_path))
     base = settings.public_base_url.rstrip("/")
     open_projects = OpenProjects(queries)
-    store = store or DonorStore(make_engine(settings.database_url))
+    store = store or DonorStore(make_engine(settings.database_url), queries.engine)
     giving = Giving(
         settings,
         store,

@@ -24,7 +24,7 @@ def build(settings: Settings) -> FastAPI:
         settings.kafka_bootstrap, Topics(settings.topic_prefix), settings.produce_timeout_s
     )
     checks = {"database": database_check(engine), "kafka": broker_check(settings.kafka_bootstrap)}
-    store = DonorStore(make_engine(settings.database_url))
+    store = DonorStore(make_engine(settings.database_url), engine)  # reads share the read engine
     provider = (
         WechatPayV3Provider.from_settings(settings, nonces=store)
         if settings.payment_provider == "wechatpay"

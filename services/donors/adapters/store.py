@@ -58,8 +58,12 @@ def _pledge(row: RowMapping) -> Pledge:
 
 
 class DonorStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
+        """engine writes; reader, if given, serves the reads. On SQLite the writing engine
+        takes the database's one write lock at BEGIN, so a read through it would queue
+        behind the ledger's batches and every other writer for nothing."""
         self.engine = engine
+        self.reader = reader or engine
 
     # --- pledges -------------------------------------------------------------
 
@@ -112,7 +116,7 @@ class DonorStore:
 
     def pledge_for_key(self, key: str, digest: str, now_ms: int) -> Pledge | None:
         """The pledge an Idempotency-Key made within 24 hours; IdempotencyConflict if the body differs."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             earlier = conn.execute(
                 select(t.idempotency_keys).where(
                     t.idempotency_keys.c.key == key,
@@ -126,15 +130,15 @@ class DonorStore:
             return self._pledge_where(conn, t.pledges.c.donation_id == earlier.donation_id)
 
     def pledge(self, donation_id: str) -> Pledge | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
 
     def pledge_by_trade_no(self, out_trade_no: str) -> Pledge | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._pledge_where(conn, t.pledges.c.out_trade_no == out_trade_no)
 
     def pledge_by_receipt(self, receipt: str) -> Pledge | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._pledge_where(conn, t.pledges.c.receipt_no == receipt)
 
     @staticmethod
@@ -152,7 +156,7 @@ class DonorStore:
             condition = and_(condition, t.pledges.c.client_hash == client_hash)
         if project_id is not None:
             condition = and_(condition, t.pledges.c.project_id == project_id)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(t.pledges).where(condition)) or 0)
 
     def mark_paid(
@@ -244,7 +248,7 @@ class DonorStore:
         condition = and_(
             t.pledges.c.status == PledgeStatus.PENDING, t.pledges.c.expires_at_ms <= now_ms
         ) | and_(t.pledges.c.status == PledgeStatus.PAID, t.pledges.c.paid_at_ms <= now_ms - paid_grace_ms)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(select(t.pledges).where(condition).limit(limit)).mappings().all()
         return [_pledge(r) for r in rows]
 
@@ -266,7 +270,7 @@ class DonorStore:
     # --- personal data ---------------------------------------------------------
 
     def details(self, donor_ref: str) -> DonorDetails | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(t.donor_data).where(t.donor_data.c.donor_ref == donor_ref)).first()
         if row is None:
             return None
