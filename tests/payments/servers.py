@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+
+from tests.fixtures.ledger import eventually
 
 
 @contextmanager
@@ -19,7 +20,7 @@ def serving(app: FastAPI, port: int) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, name=f"test-http-{port}", daemon=True)
     thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), 10, f"a server on port {port}")
+    eventually(lambda: server.started or not thread.is_alive(), timeout=10, what=f"a server on port {port}")
     if not server.started:
         raise RuntimeError(f"the server on port {port} did not start")
     try:
@@ -27,12 +28,3 @@ def serving(app: FastAPI, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Check the condition until it holds; AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)

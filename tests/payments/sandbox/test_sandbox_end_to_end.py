@@ -47,7 +47,8 @@ from services.payments.wechatpay_keys import (
 from services.payments.wechatpay_v3 import verify_body
 from services.platform.free_ports import free_ports
 from services.platform.settings import Settings
-from tests.payments.servers import serving, wait_until
+from tests.fixtures.ledger import eventually
+from tests.payments.servers import serving
 
 FAST_RETRIES = RetrySchedule(
     first_delay_s=0.05, factor=2, max_delay_s=0.4, max_attempts=60, attempt_timeout_s=2
@@ -304,7 +305,11 @@ def test_a_notification_answered_with_500_is_delivered_on_retry(live: Live) -> N
     first, second = live.merchant.wait_for(out_trade_no, 2)
     assert (first.status, second.status) == (500, 204)
     assert first.notification_id == second.notification_id
-    wait_until(lambda: live.deliveries(out_trade_no)[0]["state"] == "delivered", 5, "the delivery's record")
+    eventually(
+        lambda: live.deliveries(out_trade_no)[0]["state"] == "delivered",
+        timeout=5,
+        what="the delivery's record",
+    )
     (delivery,) = live.deliveries(out_trade_no)
     assert (delivery["attempts"], delivery["last_status"]) == (2, 204)
 
@@ -319,7 +324,7 @@ def test_notifications_wait_for_a_merchant_that_is_down(live: Live) -> None:
         (delivery,) = live.deliveries(out_trade_no)
         return bool(delivery["attempts"] >= 2 and delivery["last_status"] is None)
 
-    wait_until(refused_twice, 10, "two refused connections")
+    eventually(refused_twice, timeout=10, what="two refused connections")
     with serving(live.merchant.app, port):
         (received,) = live.merchant.wait_for(out_trade_no, 1)
     assert received.status == 204
