@@ -26,7 +26,7 @@ from services.platform.scratch_postgres import scratch_database
 from services.platform.settings import Settings
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
-from tests.fixtures.ledger import eventually, readyz
+from tests.fixtures.ledger import eventually, inputs_consumed, readyz
 from tests.fixtures.tcp_proxy import CuttableProxy
 from tests.ledger.test_ledger_integration import produce, spawn_ledger, stop_process
 
@@ -127,7 +127,7 @@ def test_a_database_outage_is_waited_out_without_a_restart(
         eventually(lambda: readyz(http_port) == 200, timeout=90, what="ready again after the outage")
         feeder.join()
         eventually(lambda: journal_size() == 3 + N_GIFTS, timeout=180, what="every gift applied")
-        time.sleep(1.0)  # anything more would be a gift applied twice
+        eventually(lambda: inputs_consumed(direct, kafka_bootstrap, topics), what="inputs consumed")
         assert journal_size() == 3 + N_GIFTS
         with direct.connect() as conn:
             assert conn.scalar(select(func.count(func.distinct(t.journal.c.entry_id)))) == 3 + N_GIFTS

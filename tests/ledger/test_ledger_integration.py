@@ -46,6 +46,7 @@ from tests.fixtures.kafka import free_ports
 from tests.fixtures.ledger import (
     RunningLedger,
     eventually,
+    inputs_consumed,
     ledger_settings,
     readyz,
     start_ledger,
@@ -301,7 +302,7 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
             timeout=180,
             what="all events applied",
         )
-        time.sleep(1.0)  # anything more would be a duplicate
+        eventually(lambda: inputs_consumed(engine, kafka_bootstrap, topics), what="inputs consumed")
     finally:
         stop_process(process)
     assert len(applied_at_kill) == KILLS and applied_at_kill[-1] < N_EVENTS, applied_at_kill

@@ -25,7 +25,7 @@ from services.platform.db import make_engine
 from services.platform.scratch_postgres import scratch_database
 from tests.fixtures import factories as f
 from tests.fixtures.kafka import free_ports
-from tests.fixtures.ledger import eventually
+from tests.fixtures.ledger import eventually, inputs_consumed
 from tests.ledger.test_ledger_integration import produce, spawn_ledger, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -121,7 +121,7 @@ def test_one_writer_at_a_time_and_the_standby_takes_over(
         assert paused.wait(timeout=60) != 0  # it exits, to come back as a standby
         feeder.join()
         eventually(lambda: journal_size(engine) >= opened + N_GIFTS, timeout=180, what="every gift applied")
-        time.sleep(1.0)  # anything more would be a gift applied twice
+        eventually(lambda: inputs_consumed(engine, kafka_bootstrap, topics), what="inputs consumed")
     finally:
         for process in processes:
             if process.poll() is None:
