@@ -47,6 +47,18 @@ class Permission(StrEnum):
     REGISTER_PROJECT = "project.register"
     APPROVE_PROJECT = "project.approve"
     RUN_FUNDRAISING = "project.fundraising"
+    REPORT_PROGRESS = "project.report"  # progress reports and correction notes
+    SUSPEND_PROJECT = "project.suspend"  # suspend and resume
+    CLOSE_PROJECT = "project.close"  # close with a leftover disposition
+    REQUEST_DISBURSEMENT = "disbursement.request"
+    APPROVE_DISBURSEMENT = "disbursement.approve"  # approve or reject; never one's own request
+    PAY_DISBURSEMENT = "disbursement.pay"  # mark paid with the bank or provider reference
+    ATTACH_EVIDENCE = "disbursement.evidence"
+    REFUND_DONATION = "donation.refund"
+    RESOLVE_SUSPENSE = "suspense.resolve"  # redirect or refund; a second person approves
+    RECORD_TILL = "till.record"  # cash-box counts and charity sales at a venue
+    MANAGE_VENUES = "venue.manage"
+    MODERATE_DISPLAY = "venue.moderate"  # donor messages and names on the screens
 
 
 class Scope(StrEnum):
@@ -63,11 +75,35 @@ class Scope(StrEnum):
 GRANTS: Mapping[Role, frozenset[Permission]] = {
     Role.ADMINISTRATOR: frozenset(Permission),
     Role.PROJECT_MANAGER: frozenset(
-        {Permission.VIEW_CONSOLE, Permission.REGISTER_PROJECT, Permission.RUN_FUNDRAISING}
+        {
+            Permission.VIEW_CONSOLE,
+            Permission.REGISTER_PROJECT,
+            Permission.RUN_FUNDRAISING,
+            Permission.REPORT_PROGRESS,
+            Permission.REQUEST_DISBURSEMENT,
+            Permission.ATTACH_EVIDENCE,
+        }
     ),
-    Role.FINANCE_OFFICER: frozenset({Permission.VIEW_CONSOLE}),
+    # Finance approves and pays what managers request, so no one person both asks and approves.
+    Role.FINANCE_OFFICER: frozenset(
+        {
+            Permission.VIEW_CONSOLE,
+            Permission.APPROVE_DISBURSEMENT,
+            Permission.PAY_DISBURSEMENT,
+            Permission.ATTACH_EVIDENCE,
+            Permission.REFUND_DONATION,
+            Permission.RESOLVE_SUSPENSE,
+        }
+    ),
     Role.AUDITOR: frozenset({Permission.VIEW_CONSOLE, Permission.READ_ACCESS_LOG}),
-    Role.VENUE_OPERATOR: frozenset({Permission.VIEW_CONSOLE}),
+    Role.VENUE_OPERATOR: frozenset(
+        {
+            Permission.VIEW_CONSOLE,
+            Permission.RECORD_TILL,
+            Permission.MANAGE_VENUES,
+            Permission.MODERATE_DISPLAY,
+        }
+    ),
 }
 
 # Roles whose grants hold only within their assignments, and which assignments.
