@@ -45,14 +45,17 @@ class _Update:
     projects: dict[str, ProjectView] = field(default_factory=dict)
     feed: list[FeedEntry] = field(default_factory=list)
     messages: dict[str, str] = field(default_factory=dict)
+    # Donor names changed on gifts already shown: approved by staff, or masked when flagged.
+    names: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.projects or self.feed or self.messages)
+        return bool(self.projects or self.feed or self.messages or self.names)
 
     def absorb(self, later: _Update) -> None:
         self.projects.update(later.projects)
         self.feed.extend(later.feed)
         self.messages.update(later.messages)
+        self.names.update(later.names)
         self.seq = later.seq
 
 
@@ -109,16 +112,31 @@ class VenueChannel:
             self._pending.feed.append(entry)
             self._touch()
 
+    def offer_change(self, entry: FeedEntry, what: str) -> None:
+        """A gift's message ("message") or name ("name") changed by staff's decision."""
+        if what == "name":
+            self.offer_name(entry)
+        else:
+            self.offer_message(entry)
+
     def offer_message(self, entry: FeedEntry) -> None:
         """A message approved after its gift was queued or shown."""
         if not self.venue.show_messages or entry.message is None:
             return
+        self._replace_or_note(entry, self._pending.messages, entry.message)
+
+    def offer_name(self, entry: FeedEntry) -> None:
+        """A name approved, or masked, after its gift was queued or shown."""
+        if self.venue.shows_gift(entry.project_id, entry.venue_id):
+            self._replace_or_note(entry, self._pending.names, entry.shown_name)
+
+    def _replace_or_note(self, entry: FeedEntry, changes: dict[str, str], value: str) -> None:
         for index, pending in enumerate(self._pending.feed):
             if pending.entry_id == entry.entry_id:
                 self._pending.feed[index] = entry
                 return
         if any(shown.entry_id == entry.entry_id for shown in self._feed):
-            self._pending.messages[entry.entry_id] = entry.message
+            changes[entry.entry_id] = value
             self._touch()
 
     def _touch(self) -> None:
@@ -140,9 +158,9 @@ class VenueChannel:
         update.seq = self.seq
         self._projects.update(update.projects)
         self._feed.extend(update.feed)
-        if update.messages:
+        if update.messages or update.names:
             self._feed = deque(
-                (_with_message(e, update.messages.get(e.entry_id)) for e in self._feed),
+                (_with_changes(e, update) for e in self._feed),
                 maxlen=self.limits.feed_size,
             )
         self._history.append(update)
@@ -210,6 +228,8 @@ class VenueChannel:
             payload["feed_skipped"] = len(update.feed) - len(feed)
         if update.messages:
             payload["messages"] = [{"id": k, "message": v} for k, v in update.messages.items()]
+        if update.names:
+            payload["names"] = [{"id": k, "name": v} for k, v in update.names.items()]
         return payload
 
     def _entry_json(self, entry: FeedEntry) -> dict[str, object]:
@@ -219,7 +239,11 @@ class VenueChannel:
         return data
 
 
-def _with_message(entry: FeedEntry, message: str | None) -> FeedEntry:
-    if message is None:
-        return entry
-    return replace(entry, message=message)
+def _with_changes(entry: FeedEntry, update: _Update) -> FeedEntry:
+    message = update.messages.get(entry.entry_id)
+    name = update.names.get(entry.entry_id)
+    if message is not None:
+        entry = replace(entry, message=message)
+    if name is not None:
+        entry = replace(entry, shown_name=name)
+    return entry

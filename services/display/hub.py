@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from services.contracts.events import DonationFeedItem, Event, TotalsUpdated
 from services.display import metrics
 from services.display.channel import ChannelLimits, VenueChannel, now_ms
-from services.display.moderation import Moderator
+from services.display.decisions import FLAGGED, NAME_PREFIX
+from services.display.moderation import MASKED_NAME, Moderator
 from services.display.sse import Client, encode_json, frame
 from services.display.state import DisplayState, FeedEntry
 from services.display.venues import VenueCatalogue
@@ -211,22 +212,39 @@ class Hub:
     # --- staff ------------------------------------------------------------------------------------
 
     def decide(self, entry_id: str, decision: str) -> None:
-        """Apply staff's decision on a message (taken here or on another gateway): an
-        approved message this gateway held goes to the screens showing its gift."""
-        released = self.moderator.decide(entry_id, decision)
-        if released is None:
+        """Apply staff's decision on a message or (id `name:<entry>`) a name, taken here or on
+        another gateway: an approved message or name this gateway held goes to the screens
+        showing its gift; a flagged name is masked on them."""
+        if entry_id.startswith(NAME_PREFIX):
+            self._decide_name(entry_id.removeprefix(NAME_PREFIX), decision)
             return
-        entry = self.state.attach_message(entry_id, released.text)
+        released = self.moderator.decide(entry_id, decision)
+        if released is not None:
+            self._change_entry(self.state.attach_message(entry_id, released.text), "message")
+
+    def _decide_name(self, entry_id: str, decision: str) -> None:
+        if decision == FLAGGED:
+            self.moderator.decide_name(entry_id, decision)
+            entry = self.state.entry(entry_id)
+            if entry is not None and entry.shown_name not in ("", MASKED_NAME):
+                self.moderator.flag_name(entry_id, entry.shown_name, entry.project_id, entry.venue_id)
+                self._change_entry(self.state.attach_name(entry_id, MASKED_NAME), "name")
+            return
+        released = self.moderator.decide_name(entry_id, decision)
+        if released is not None:
+            self._change_entry(self.state.attach_name(entry_id, released.text), "name")
+
+    def _change_entry(self, entry: FeedEntry | None, what: str) -> None:
         if entry is None:
             return
-        # A gift still waiting for its total goes out with the message when it is released.
+        # A gift still waiting for its total goes out with the change when it is released.
         self._awaiting_totals = [
-            (deadline, entry if waiting.entry_id == entry_id else waiting)
+            (deadline, entry if waiting.entry_id == entry.entry_id else waiting)
             for deadline, waiting in self._awaiting_totals
         ]
         if self.ready:
             for channel in self.channels.values():
-                channel.offer_message(entry)
+                channel.offer_change(entry, what)
 
     def reconfigure(self, catalogue: VenueCatalogue) -> None:
         """Apply a new venue file. Screens of a changed or removed venue reload their page

@@ -151,16 +151,31 @@ class DisplayState:
         if len(self._seen) > SEEN_IDS:
             self._seen.popitem(last=False)
         entry = FeedEntry.from_event(event)
-        verdict = self.moderator.review(entry.entry_id, event.message)
-        entry = replace(entry, message=verdict)
+        where = (entry.project_id, entry.venue_id)
+        verdict = self.moderator.review(entry.entry_id, event.message, *where)
+        entry = replace(
+            entry,
+            message=verdict,
+            shown_name=self.moderator.review_name(entry.entry_id, entry.shown_name, *where),
+        )
         self.feed.append(entry)
         return entry
 
     def attach_message(self, entry_id: str, message: str) -> FeedEntry | None:
         """Show a message that staff approved after its gift was already on screen."""
+        return self._change(entry_id, message=message)
+
+    def attach_name(self, entry_id: str, name: str) -> FeedEntry | None:
+        """Show a name staff approved, or the masked label for one they flagged."""
+        return self._change(entry_id, shown_name=name)
+
+    def entry(self, entry_id: str) -> FeedEntry | None:
+        return next((e for e in self.feed if e.entry_id == entry_id), None)
+
+    def _change(self, entry_id: str, **changes: str) -> FeedEntry | None:
         for index, entry in enumerate(self.feed):
             if entry.entry_id == entry_id:
-                updated = replace(entry, message=message)
+                updated = replace(entry, **changes)  # type: ignore[arg-type]
                 self.feed[index] = updated
                 return updated
         return None

@@ -230,6 +230,14 @@
     }
   }
 
+  // Names staff approved after the gift was shown, or masked when they flagged them.
+  function applyNames(list) {
+    for (const n of list || []) {
+      const gift = feed.find((g) => g.id === n.id);
+      if (gift) gift.name = n.name;
+    }
+  }
+
   // --- stream -------------------------------------------------------------------------------
 
   function noteServerTime(data) {
@@ -265,7 +273,9 @@
     applyProjects(data.projects || [], true);
     const fresh = addGifts(data.feed || [], true);
     applyMessages(data.messages);
-    if (fresh.size || (data.messages && data.messages.length)) renderFeed(fresh);
+    applyNames(data.names);
+    const changed = (data.messages && data.messages.length) || (data.names && data.names.length);
+    if (fresh.size || changed) renderFeed(fresh);
     setTotal(recomputeTotal(data), true);
     markLive();
   }
