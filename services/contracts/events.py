@@ -63,6 +63,8 @@ class ProjectRegistered(Event):
     leftover_handling: str
     emergency: bool = False
     name_en: str | None = None
+    area: str | None = None  # added in v3: where the money is raised and spent
+    filing_no: str | None = None  # added in v3: the plan's filing number (备案编号)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +115,15 @@ class CorrectionPublished(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProjectSuspended(Event):
     """The project is halted pending review."""
+
+    topic_base: ClassVar[str] = "charity.projects"
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectResumed(Event):
+    """A suspended project goes on in the state it was suspended from."""
 
     topic_base: ClassVar[str] = "charity.projects"
 
@@ -273,6 +284,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "ProgressReported": ProgressReported,
     "CorrectionPublished": CorrectionPublished,
     "ProjectSuspended": ProjectSuspended,
+    "ProjectResumed": ProjectResumed,
     "ProjectClosed": ProjectClosed,
     "DonationPledged": DonationPledged,
     "DonationConfirmed": DonationConfirmed,

@@ -87,6 +87,7 @@ project_totals = Table(
     Column("held_fen", BigInteger, nullable=False),
     Column("disbursed_fen", BigInteger, nullable=False),
     Column("suspense_fen", BigInteger, nullable=False),
+    Column("redirected_in_fen", BigInteger, nullable=False, server_default="0"),
     Column("leftover_fen", BigInteger, nullable=False),
     Column("fund_fen", BigInteger, nullable=False),
     Column("registered_at", DateTime(timezone=True)),
@@ -94,6 +95,7 @@ project_totals = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("last_disclosure_at", DateTime(timezone=True)),
     Column("last_entry_seq", BigInteger, nullable=False),
+    Column("resumes_to", String(24)),
 )
 
 donations = Table(
@@ -107,6 +109,21 @@ donations = Table(
     Column("refunded_fen", BigInteger, nullable=False),
     Column("to_suspense", Boolean, nullable=False),
     Column("donor_ref", String(64)),
+)
+
+suspense_resolutions = Table(
+    "suspense_resolutions",
+    metadata,
+    Column("resolution_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("target_project_id", String(64)),
+    Column("donation_id", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("approved_by", String(200)),
 )
 
 disbursements = Table(

@@ -31,7 +31,7 @@ PERSONAL_FIELDS = frozenset({"display_name", "message"})
 # the body while null, so the entry of an event without one is byte for byte the
 # entry it always was, and existing journals verify and rebuild unchanged. (Not
 # ProjectRegistered's name_en: its bodies have carried it, null or not, from the start.)
-LATER_OPTIONAL_FIELDS = frozenset({"receipt_no"})
+LATER_OPTIONAL_FIELDS = frozenset({"receipt_no", "area", "filing_no"})
 
 S = ProjectStatus
 # Which lifecycle event may move a project from which states, and to where.
@@ -103,6 +103,8 @@ def decide(event: ev.Event, view: LedgerView, policy: Policy = Policy()) -> Jour
         return _refund(event, project, view, entry)
     if isinstance(event, ev.ProjectClosed):
         return _close(event, project, view, entry)
+    if isinstance(event, ev.ProjectResumed):
+        return _resume(project, entry)
     if event.type_name in TRANSITIONS:
         allowed, target = TRANSITIONS[event.type_name]
         if project.status not in allowed:
@@ -191,6 +193,16 @@ def _close(
         target = f"leftover:{event.project_id}:{event.leftover_disposition}"
         postings = transfer(acc.project_fund(event.project_id), target, Money(leftover, project.currency))
     return entry(j.POSTED if postings else j.RECORDED, "", postings, to=str(S.CLOSED), leftover_fen=leftover)
+
+
+def _resume(project: ProjectTotals, entry: EntryMaker) -> JournalEntry:
+    """A suspended project goes back to the state it was suspended from, whatever that was."""
+    if project.status != S.SUSPENDED:
+        return entry(j.REJECTED, f"ProjectResumed is not allowed in state {project.status}")
+    if project.resumes_to is None:
+        # Suspended before suspensions remembered their state (rebuild fills it in).
+        return entry(j.REJECTED, "the state the project was suspended from is not known")
+    return entry(j.RECORDED, to=project.resumes_to)
 
 
 def _disbursement(

@@ -7,6 +7,7 @@ rebuilt projection equals the live one: the decision is read from the entry.
 from __future__ import annotations
 
 from services.ledger.domain import journal as j
+from services.ledger.domain import suspense
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.state import (
     DisbursementRecord,
@@ -18,7 +19,14 @@ from services.ledger.domain.state import (
 from services.ledger.domain.view import LedgerView
 
 _STATUS_EVENTS = frozenset(
-    {"ProjectApproved", "FundraisingOpened", "FundraisingClosed", "ProjectSuspended", "ProjectClosed"}
+    {
+        "ProjectApproved",
+        "FundraisingOpened",
+        "FundraisingClosed",
+        "ProjectSuspended",
+        "ProjectResumed",
+        "ProjectClosed",
+    }
 )
 
 
@@ -44,9 +52,13 @@ def apply_entry(entry: JournalEntry, view: LedgerView) -> None:
         _apply_offline(entry, project)
     elif kind == "DonationRefunded":
         _apply_refund(entry, view, project)
+    elif kind in suspense.KINDS:
+        suspense.apply(entry, view, project)
     elif kind.startswith("Disbursement") or kind == "EvidenceAttached":
         _apply_disbursement(entry, view, project)
     elif project is not None and kind in _STATUS_EVENTS:
+        # A suspension remembers where the project was; any way out of it forgets.
+        project.resumes_to = str(project.status) if kind == "ProjectSuspended" else None
         project.status = b["to"]
         if kind == "FundraisingOpened" and project.opened_at is None:
             project.opened_at = entry.effective_at

@@ -56,6 +56,8 @@ class ProjectTotals:
     closed_at: datetime | None = None
     last_disclosure_at: datetime | None = None
     last_entry_seq: int = 0
+    # While suspended: the state a resumption returns the project to.
+    resumes_to: str | None = None
 
     @property
     def raised_fen(self) -> int:

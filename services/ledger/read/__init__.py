@@ -15,6 +15,8 @@ lock, and it never opens the private signing key.
   that sign heads (`public_keys`, `current_public_key`), as the ledger
   registered them in the database;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
+- `LEFTOVER_DISPOSITIONS`: what the ledger accepts as a closing project's
+  leftover disposition, so forms offer exactly those;
 - `DATABASE_AWAY`: what any of them raises while the database cannot be
   reached (the API answers 503 with Retry-After, never 500).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from services.ledger.domain.book import LEFTOVER_DISPOSITIONS
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.queries import LedgerQueries, totals_view
@@ -32,6 +35,7 @@ from services.platform.db import make_engine
 
 __all__ = [
     "DATABASE_AWAY",
+    "LEFTOVER_DISPOSITIONS",
     "LedgerQueries",
     "Money",
     "NotYetCovered",
