@@ -254,6 +254,52 @@ def staff_disable(
     _exit(disable_command(database_url or Settings().database_url, username))
 
 
+token_app = typer.Typer(
+    name="token",
+    help="Machine clients' named tokens: each acts as machine:NAME with exactly its permissions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+staff_app.add_typer(token_app, name="token")
+
+
+@token_app.command("add")
+def staff_token_add(
+    name: Annotated[str, typer.Argument(help="2-32 of a-z 0-9 _ . -, starting with a letter.")],
+    permission: Annotated[
+        list[str], typer.Option(help="A permission the token carries, e.g. project.register (repeatable).")
+    ],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make a token for a machine client and print it once; only its SHA-256 is kept."""
+    from services.platform.settings import Settings
+    from services.staff.commands import token_add_command
+
+    _exit(token_add_command(database_url or Settings().database_url, name, permission))
+
+
+@token_app.command("list")
+def staff_token_list(database_url: DatabaseUrl = None) -> None:
+    """Every machine token: name, active or revoked, permissions (never the token)."""
+    from services.platform.settings import Settings
+    from services.staff.commands import token_list_command
+
+    _exit(token_list_command(database_url or Settings().database_url))
+
+
+@token_app.command("revoke")
+def staff_token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Refuse a token from now on (its name is kept, never reused)."""
+    from services.platform.settings import Settings
+    from services.staff.commands import token_revoke_command
+
+    _exit(token_revoke_command(database_url or Settings().database_url, name))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The entry point; exits with the command's status, 2 for bad usage or bad settings."""
     try:

@@ -3,7 +3,8 @@
 A person is known only from their session cookie, never from anything the
 request body says; the actor of every event they cause is their username. The
 shared `CHARITY_STAFF_TOKEN` is a machine client's credential ("automation",
-recorded as `machine:automation`), never a person's.
+recorded as `machine:automation`), never a person's; so is each named token made
+with `charity-ledger staff token add NAME` (`machine:NAME`, exactly its permissions).
 
 Refusals are logged in the access log: a person without the permission, or
 without the project in their scope (403), and a request with no valid session
@@ -26,17 +27,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.web import render
 from services.platform.settings import Settings
-from services.staff.adapters.store import AccessRecord, StaffStore
+from services.staff.adapters.store import AccessRecord, StaffStore, token_hash
 from services.staff.domain.lockout import LockoutPolicy
+from services.staff.domain.machines import SHARED_TOKEN_NAME
 from services.staff.domain.roles import Permission, Person, allows
 from services.staff.hashing import hash_password, needs_rehash, verify_password
 
 SESSION_COOKIE = "staff_session"
 LOGIN_PATH = "/staff/login"
 
-# Machine clients by name: what each may do. People never use these.
+# What the shared CHARITY_STAFF_TOKEN may do; named tokens carry their own (the staff store).
+# People never use these.
 MACHINE_GRANTS: Mapping[str, frozenset[Permission]] = {
-    "automation": frozenset(
+    SHARED_TOKEN_NAME: frozenset(
         {Permission.REGISTER_PROJECT, Permission.APPROVE_PROJECT, Permission.RUN_FUNDRAISING}
     ),
 }
@@ -154,16 +157,25 @@ class StaffAuth:
             return None
         return self.store.session_person(token, self.clock(), self.settings.staff_session_idle_s * 1000)
 
-    def machine(self, credentials: HTTPAuthorizationCredentials | None) -> str | None:
-        """The machine client a bearer token names, or None."""
-        token = self.settings.staff_token
+    def machine(
+        self, credentials: HTTPAuthorizationCredentials | None
+    ) -> tuple[str, frozenset[Permission]] | None:
+        """The machine client a bearer token names and what it may do, or None: the shared
+        `CHARITY_STAFF_TOKEN` (automation), or a named token from `staff token add` (blocking)."""
+        if credentials is None:
+            return None
         # Compared as bytes: compare_digest refuses non-ASCII str, which would be a 500.
-        if (
-            token
-            and credentials is not None
-            and secrets.compare_digest(credentials.credentials.encode(), token.encode())
+        supplied = credentials.credentials.encode()
+        shared = self.settings.staff_token
+        if shared and secrets.compare_digest(supplied, shared.encode()):
+            return SHARED_TOKEN_NAME, MACHINE_GRANTS[SHARED_TOKEN_NAME]
+        # Found by its SHA-256 (a high-entropy token needs no slow hash); the stored hash is
+        # compared again in constant time, so no timing tells how much of it matched.
+        found = self.store.machine_token(credentials.credentials)
+        if found is not None and secrets.compare_digest(
+            found.token_hash, token_hash(credentials.credentials)
         ):
-            return "automation"
+            return found.name, found.permissions
         return None
 
 
@@ -197,12 +209,15 @@ def require(permission: Permission, *, project_id: str | None = None) -> Callabl
     return check
 
 
-def require_page(permission: Permission, *, project_id: str | None = None) -> Callable[..., Awaitable[Actor]]:
+def require_page(
+    permission: Permission, *, project_id: str | None = None, venue_id: str | None = None
+) -> Callable[..., Awaitable[Actor]]:
     """`require` for the console's pages: people only, from the session. Pages take no bearer
-    token, so their OpenAPI entries declare none."""
+    token, so their OpenAPI entries declare none. `venue_id` names the path parameter of a
+    venue, checked against a venue operator's venues as `project_id` is against a manager's."""
 
     async def check(request: Request, auth: StaffAuthDep) -> Actor:
-        return await _actor(request, auth, permission, project_id, None)
+        return await _actor(request, auth, permission, project_id, None, venue_id)
 
     return check
 
@@ -213,18 +228,21 @@ async def _actor(
     permission: Permission,
     project_id: str | None,
     credentials: HTTPAuthorizationCredentials | None,
+    venue_id: str | None = None,
 ) -> Actor:
     target = request.path_params.get(project_id) if project_id else None
+    venue = request.path_params.get(venue_id) if venue_id else None
     person = await asyncio.to_thread(auth.person, request)
     if person is not None:
-        if allows(person, permission, project_id=target):
+        if allows(person, permission, project_id=target, venue_id=venue):
             return Actor(person.username, person)
         return await _refuse(request, auth, person.username, f"{permission} not granted to {person.role}")
-    machine = None if _is_page(request) else auth.machine(credentials)
+    machine = None if _is_page(request) else await asyncio.to_thread(auth.machine, credentials)
     if machine is not None:
-        if permission in MACHINE_GRANTS[machine]:
-            return Actor(f"machine:{machine}")
-        return await _refuse(request, auth, f"machine:{machine}", f"{permission} not granted")
+        name, granted = machine
+        if permission in granted:
+            return Actor(f"machine:{name}")
+        return await _refuse(request, auth, f"machine:{name}", f"{permission} not granted")
     await asyncio.to_thread(auth.log, request, None, "access", "refused", "not logged in")
     if _is_page(request):
         raise PageRefused("not logged in", anonymous=True)

@@ -1,4 +1,4 @@
-"""`charity-ledger staff …`: accounts made and disabled by whoever runs the server.
+"""`charity-ledger staff …`: accounts and machine tokens, made and ended by whoever runs the server.
 
 There is no default password and no default account: the first administrator is
 made here, on the server, by someone who can already reach its database.
@@ -6,6 +6,7 @@ made here, on the server, by someone who can already reach its database.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,14 @@ from rich.console import Console
 
 from services.ledger.adapters.store import LedgerStore
 from services.platform.db import make_engine
-from services.staff.adapters.store import StaffStore, UnknownAccount, UsernameTaken
+from services.staff.adapters.store import (
+    StaffStore,
+    TokenNameTaken,
+    UnknownAccount,
+    UnknownToken,
+    UsernameTaken,
+)
+from services.staff.domain.machines import TOKEN_PREFIX, check_machine_name, parse_permissions
 from services.staff.domain.passwords import WeakPassword, check_password
 from services.staff.domain.roles import check_username, parse_role
 from services.staff.hashing import hash_password
@@ -98,4 +106,52 @@ def disable_command(database_url: str, username: str, console: Console | None = 
         out.print(f"no account {username!r}")
         return 1
     out.print(f"disabled {username}; their sessions have ended")
+    return 0
+
+
+def token_add_command(
+    database_url: str, name: str, permissions: list[str], console: Console | None = None
+) -> int:
+    """Make a named machine token and print it once. Exit status: 0 made, 1 name taken, 2 refused."""
+    out = console or Console(highlight=False)
+    try:
+        check_machine_name(name)
+        granted = parse_permissions(permissions)
+    except ValueError as refused:
+        out.print(f"refused: {refused}")
+        return 2
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    try:
+        with _store(database_url) as store:
+            LedgerStore(store.engine).migrate()
+            store.add_machine_token(name, token, granted, _now_ms())
+    except TokenNameTaken:
+        out.print(f"refused: there is already a token {name!r} (names are never reused)")
+        return 1
+    out.print(f"made machine:{name} ({' '.join(sorted(p.value for p in granted))})")
+    out.print("the token (shown once; only its hash is kept):")
+    out.print(token, soft_wrap=True)
+    return 0
+
+
+def token_list_command(database_url: str, console: Console | None = None) -> int:
+    out = console or Console(highlight=False)
+    with _store(database_url) as store:
+        for token in store.machine_tokens():
+            state = "revoked" if token.revoked else "active"
+            granted = " ".join(sorted(p.value for p in token.permissions))
+            out.print(f"{token.name}\t{state}\t{granted}")
+    return 0
+
+
+def token_revoke_command(database_url: str, name: str, console: Console | None = None) -> int:
+    """Revoke a token at once. Exit status: 0 done, 1 no such token."""
+    out = console or Console(highlight=False)
+    try:
+        with _store(database_url) as store:
+            store.revoke_machine_token(name, _now_ms())
+    except UnknownToken:
+        out.print(f"no token {name!r}")
+        return 1
+    out.print(f"revoked machine:{name}")
     return 0

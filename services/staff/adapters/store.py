@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.staff.adapters import tables as t
-from services.staff.domain.roles import Person, Role
+from services.staff.domain.roles import Permission, Person, Role
 
 
 class UsernameTaken(Exception):
@@ -21,6 +22,14 @@ class UsernameTaken(Exception):
 
 
 class UnknownAccount(Exception):
+    pass
+
+
+class TokenNameTaken(Exception):
+    """A machine token of this name exists (revoked ones too: names are never reused)."""
+
+
+class UnknownToken(Exception):
     pass
 
 
@@ -36,6 +45,21 @@ class Account:
     @property
     def disabled(self) -> bool:
         return self.disabled_at_ms is not None
+
+
+@dataclass(frozen=True)
+class MachineToken:
+    """A machine client's named token, as stored: never the token itself."""
+
+    name: str
+    permissions: frozenset[Permission]
+    created_at_ms: int
+    revoked_at_ms: int | None
+    token_hash: str = ""
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ms is not None
 
 
 @dataclass(frozen=True)
@@ -207,6 +231,55 @@ class StaffStore:
             done = conn.execute(delete(t.staff_sessions).where(t.staff_sessions.c.expires_at_ms <= now_ms))
             return done.rowcount
 
+    # --- machine tokens ----------------------------------------------------------
+
+    def add_machine_token(
+        self, name: str, token: str, permissions: frozenset[Permission], now_ms: int
+    ) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(t.machine_tokens).values(
+                        name=name,
+                        token_hash=token_hash(token),
+                        permissions=" ".join(sorted(p.value for p in permissions)),
+                        created_at_ms=now_ms,
+                    )
+                )
+        except IntegrityError:
+            raise TokenNameTaken(name) from None
+
+    def machine_tokens(self) -> list[MachineToken]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.machine_tokens).order_by(t.machine_tokens.c.name)).all()
+        return [_machine_token(row) for row in rows]
+
+    def machine_token(self, token: str) -> MachineToken | None:
+        """The live (not revoked) token whose SHA-256 this token has, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.machine_tokens).where(
+                    t.machine_tokens.c.token_hash == token_hash(token),
+                    t.machine_tokens.c.revoked_at_ms.is_(None),
+                )
+            ).first()
+        return None if row is None else _machine_token(row)
+
+    def revoke_machine_token(self, name: str, now_ms: int) -> None:
+        """Refuse the token from now on. Raises UnknownToken (revoking twice is harmless)."""
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(t.machine_tokens.c.revoked_at_ms).where(t.machine_tokens.c.name == name)
+            ).first()
+            if found is None:
+                raise UnknownToken(name)
+            if found.revoked_at_ms is None:
+                conn.execute(
+                    update(t.machine_tokens)
+                    .where(t.machine_tokens.c.name == name)
+                    .values(revoked_at_ms=now_ms)
+                )
+
     # --- the access log --------------------------------------------------------
 
     def log(self, record: AccessRecord) -> None:
@@ -244,3 +317,13 @@ class StaffStore:
             projects=frozenset(s for k, s in scopes if k == "project"),
             venues=frozenset(s for k, s in scopes if k == "venue"),
         )
+
+
+def _machine_token(row: Row[Any]) -> MachineToken:
+    return MachineToken(
+        name=row.name,
+        permissions=frozenset(Permission(p) for p in row.permissions.split()),
+        created_at_ms=row.created_at_ms,
+        revoked_at_ms=row.revoked_at_ms,
+        token_hash=row.token_hash,
+    )

@@ -60,3 +60,15 @@ access_log = Table(
     Column("detail", Text, nullable=False),
     Index("ix_access_log_at_ms", "at_ms"),
 )
+
+# Machine clients' named tokens (migration 0009): only the SHA-256 of each token, its
+# permissions (space-separated Permission values) and when it was made or revoked.
+machine_tokens = Table(
+    "machine_tokens",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("permissions", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("revoked_at_ms", BigInteger),
+)
