@@ -220,6 +220,41 @@ class OfflineDonationRecorded(Event):
     currency: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuspenseResolutionRequested(Event):
+    """Someone asks to move money out of a project's suspense account (the project_id):
+    redirected to an open project, or refunded. A second person must approve."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    resolution_id: str
+    action: str  # redirect | refund
+    amount_fen: int
+    currency: str
+    target_project_id: str | None = None  # redirect: the open project that receives it
+    donation_id: str | None = None  # refund of an online gift held in suspense
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuspenseResolutionApproved(Event):
+    """A second person (the actor, never the requester) approves: the money moves."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    resolution_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuspenseResolutionRejected(Event):
+    """The request is turned down; the money stays in suspense."""
+
+    topic_base: ClassVar[str] = "charity.donations"
+
+    resolution_id: str
+    reason: str
+
+
 # --- charity.disbursements -------------------------------------------------
 
 
@@ -291,6 +326,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "DonationFailed": DonationFailed,
     "DonationRefunded": DonationRefunded,
     "OfflineDonationRecorded": OfflineDonationRecorded,
+    "SuspenseResolutionRequested": SuspenseResolutionRequested,
+    "SuspenseResolutionApproved": SuspenseResolutionApproved,
+    "SuspenseResolutionRejected": SuspenseResolutionRejected,
     "DisbursementRequested": DisbursementRequested,
     "DisbursementApproved": DisbursementApproved,
     "DisbursementRejected": DisbursementRejected,

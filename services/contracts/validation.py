@@ -18,6 +18,7 @@ from services.contracts.events import (
     Event,
     OfflineDonationRecorded,
     ProjectRegistered,
+    SuspenseResolutionRequested,
     field_names,
 )
 
@@ -44,7 +45,17 @@ _LONG_TEXT_FIELDS: Final = frozenset(
 # Ids, and names that become part of an account name (`clearing:<provider>`):
 # bounded so that every account name fits its column.
 _ID_FIELDS: Final = frozenset(
-    {"project_id", "donation_id", "disbursement_id", "refund_id", "record_id", "venue_id", "provider"}
+    {
+        "project_id",
+        "donation_id",
+        "disbursement_id",
+        "refund_id",
+        "record_id",
+        "venue_id",
+        "provider",
+        "resolution_id",
+        "target_project_id",
+    }
 )
 # Characters no free text may hold: C0 and C1 controls (a NUL byte, a terminal
 # escape), and the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
@@ -169,6 +180,11 @@ def _specific_problems(event: Event) -> list[str]:
             )
     if isinstance(event, OfflineDonationRecorded) and event.kind not in OFFLINE_KINDS:
         problems.append(f"unknown offline kind {event.kind!r}; accepted: {', '.join(sorted(OFFLINE_KINDS))}")
+    if isinstance(event, SuspenseResolutionRequested):
+        if event.action not in ("redirect", "refund"):
+            problems.append(f"unknown action {event.action!r}; accepted: redirect, refund")
+        if (event.action == "redirect") != (event.target_project_id is not None):
+            problems.append("a redirection, and only a redirection, names target_project_id")
     if isinstance(event, ProjectRegistered):
         if not event.name.strip():
             problems.append("name is empty")

@@ -14,13 +14,24 @@ from services.contracts.validation import problems_with
 
 # Fields whose values come from a closed set or a fixed pattern; every other
 # string field is free text.
-CLOSED = {"event_id", "currency", "channel", "anonymity", "kind", "document_sha256", "receipt_no"}
-IDS = {"project_id", "donation_id", "disbursement_id", "refund_id", "record_id", "venue_id", "provider"}
+CLOSED = {"event_id", "currency", "channel", "anonymity", "kind", "document_sha256", "receipt_no", "action"}
+IDS = {
+    "project_id",
+    "donation_id",
+    "disbursement_id",
+    "refund_id",
+    "record_id",
+    "venue_id",
+    "provider",
+    "resolution_id",
+    "target_project_id",
+}
 VALUES: dict[str, Any] = {
     "currency": "CNY",
     "channel": "web",
     "anonymity": "masked",
     "kind": "cash_box",
+    "action": "redirect",
     "document_sha256": "a" * 64,
     "receipt_no": "SIP-2026-0001234",
     "event_id": "0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f",

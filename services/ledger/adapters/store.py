@@ -24,7 +24,13 @@ from services.contracts.events import field_names
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.migrate import upgrade
 from services.ledger.domain.chain import canonical_bytes, entry_record, hashes_of, iso_ms
-from services.ledger.domain.state import DisbursementRecord, DonationRecord, ProjectTotals
+from services.ledger.domain.state import (
+    DisbursementRecord,
+    DonationRecord,
+    ProjectTotals,
+    SuspenseResolution,
+)
+from services.ledger.domain.suspense import other_project
 from services.ledger.domain.view import LedgerView
 from services.ledger.service.ports import (
     JOURNAL_STREAM,
@@ -102,6 +108,9 @@ class LedgerStore:
         self._disbursements_by_id = select(t.disbursements).where(
             self._one_of(t.disbursements.c.disbursement_id)
         )
+        self._resolutions_by_id = select(t.suspense_resolutions).where(
+            self._one_of(t.suspense_resolutions.c.resolution_id)
+        )
 
     def migrate(self) -> None:
         upgrade(self.engine)
@@ -142,8 +151,24 @@ class LedgerStore:
         return column.in_(bindparam("ids", expanding=True))
 
     @translated
-    def prefetch(self, view: LedgerView, donation_ids: set[str], disbursement_ids: set[str]) -> None:
-        """Load the records a batch's events refer to, unless the view holds them already."""
+    def prefetch(
+        self,
+        view: LedgerView,
+        donation_ids: set[str],
+        disbursement_ids: set[str],
+        resolution_ids: frozenset[str] = frozenset(),
+    ) -> None:
+        """Load the records a batch's events refer to, unless the view holds them already
+        (a suspense resolution's gift too: its approval refunds it)."""
+        missing_resolutions = [r for r in resolution_ids if r not in view.resolutions]
+        if missing_resolutions:
+            with self.engine.connect() as conn:
+                rows = conn.execute(self._resolutions_by_id, {"ids": missing_resolutions}).mappings()
+                for r in rows:
+                    view.resolutions[r["resolution_id"]] = SuspenseResolution(**r)
+        donation_ids = donation_ids | {
+            r.donation_id for r in view.resolutions.values() if r.donation_id is not None
+        }
         missing_donations = [d for d in donation_ids if d not in view.donations]
         missing_disbursements = [d for d in disbursement_ids if d not in view.disbursements]
         if not missing_donations and not missing_disbursements:
@@ -289,10 +314,11 @@ class LedgerStore:
             if fields is not None:
                 outbox_rows.append((seq, feed_fields_json(fields)))
             prev = entry_hash
-            project = view.projects.get(entry.project_id)
-            if project is not None:
-                project.last_entry_seq = seq  # how far this projection is up to date
-                view.dirty_projects.add(entry.project_id)
+            for project_id in (entry.project_id, other_project(entry.kind, entry.decision, entry.body)):
+                project = view.projects.get(project_id or "")
+                if project is not None:
+                    project.last_entry_seq = seq  # how far this projection is up to date
+                    view.dirty_projects.add(project.project_id)
         journal.write_tuples(conn, JOURNAL_COLUMNS, journal_rows, bound=("effective_at", "recorded_at"))
         leaves.write_tuples(conn, ("seq", "leaf_hash"), leaf_rows)
         postings.write_tuples(conn, ("seq", "leg", "account", "currency", "amount"), posting_rows)
@@ -330,6 +356,12 @@ class LedgerStore:
             t.disbursements,
             "disbursement_id",
             [disbursement_to_row(view.disbursements[d]) for d in sorted(view.dirty_disbursements)],
+        )
+        self._upsert(
+            conn,
+            t.suspense_resolutions,
+            "resolution_id",
+            [_plain_row(view.resolutions[r]) for r in sorted(view.dirty_resolutions)],
         )
 
     def _store_offsets(self, conn: Connection, batch: Batch) -> None:

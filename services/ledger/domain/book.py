@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import services.contracts.events as ev
 from services.ledger.domain import accounts as acc
 from services.ledger.domain import journal as j
+from services.ledger.domain import suspense
 from services.ledger.domain.journal import JournalEntry, Posting, transfer
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import (
@@ -101,6 +102,8 @@ def decide(event: ev.Event, view: LedgerView, policy: Policy = Policy()) -> Jour
         return entry(j.REJECTED, f"unknown project {event.project_id}")
     if isinstance(event, ev.DonationRefunded):
         return _refund(event, project, view, entry)
+    if isinstance(event, suspense.ResolutionEvent):
+        return suspense.decide(event, project, view, entry)
     if isinstance(event, ev.ProjectClosed):
         return _close(event, project, view, entry)
     if isinstance(event, ev.ProjectResumed):

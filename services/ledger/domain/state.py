@@ -49,6 +49,7 @@ class ProjectTotals:
     held_fen: int = 0
     disbursed_fen: int = 0
     suspense_fen: int = 0
+    redirected_in_fen: int = 0  # money redirected here from another project's suspense
     leftover_fen: int = 0
     fund_fen: int = 0  # available: in the fund, not held
     registered_at: datetime | None = None
@@ -62,7 +63,7 @@ class ProjectTotals:
     @property
     def raised_fen(self) -> int:
         """Everything that reached the project: net online gifts plus offline money."""
-        return self.net_fen + self.offline_cash_fen + self.offline_sales_fen
+        return self.net_fen + self.offline_cash_fen + self.offline_sales_fen + self.redirected_in_fen
 
 
 @dataclass(slots=True)
@@ -99,3 +100,25 @@ class DisbursementRecord:
     status: str = DisbursementStatus.REQUESTED
     approvers: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)  # document SHA-256s
+
+
+class ResolutionStatus(StrEnum):
+    REQUESTED = "requested"
+    APPLIED = "applied"  # approved by a second person: the money moved
+    REJECTED = "rejected"
+
+
+@dataclass(slots=True)
+class SuspenseResolution:
+    """A request to move money out of a project's suspense, and what became of it."""
+
+    resolution_id: str
+    project_id: str  # whose suspense account
+    action: str  # redirect | refund
+    currency: str
+    amount_fen: int
+    requested_by: str
+    target_project_id: str | None = None
+    donation_id: str | None = None
+    status: str = ResolutionStatus.REQUESTED
+    approved_by: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,9 @@ from services.ledger.adapters.store import (
     project_to_row,
 )
 from services.ledger.domain.chain import iso_ms
+from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.projector import apply_entry
+from services.ledger.domain.suspense import other_project
 from services.ledger.domain.view import LedgerView
 
 Progress = Callable[[int, int], None]  # (entries done, entries in all)
@@ -33,12 +36,18 @@ def replay(engine: Engine, progress: Progress | None = None) -> LedgerView:
                 f"entry {stored.seq} ({stored.record['entry_id']}) is unbalanced: {stored.problem}"
             )
         apply_entry(stored.entry, view)
-        project = view.projects.get(stored.entry.project_id)
-        if project is not None:
-            project.last_entry_seq = stored.seq
+        mark_seq(view, stored.entry, stored.seq)
         if progress is not None and (n % 10_000 == 0 or n == total):
             progress(n, total)
     return view
+
+
+def mark_seq(view: LedgerView, entry: JournalEntry, seq: int) -> None:
+    """How far each project the entry changed is up to date (a redirection changes two)."""
+    for project_id in (entry.project_id, other_project(entry.kind, entry.decision, entry.body)):
+        project = view.projects.get(project_id or "")
+        if project is not None:
+            project.last_entry_seq = seq
 
 
 @dataclass
@@ -94,6 +103,11 @@ def compare_with_live(
             for r in conn.execute(select(t.disbursements)).mappings()
             if mine(r["project_id"])
         }
+        live_resolutions = {
+            r["resolution_id"]: dict(r)
+            for r in conn.execute(select(t.suspense_resolutions)).mappings()
+            if mine(r["project_id"])
+        }
     rebuilt_donations = {
         d.donation_id: (
             d.donation_id,
@@ -117,6 +131,11 @@ def compare_with_live(
     rebuilt_disbursements = {k: disbursement_to_row(v) for k, v in rebuilt.disbursements.items()}
     if live_disbursements != rebuilt_disbursements:
         result.differences.append("disbursements differ")
+    rebuilt_resolutions = {
+        k: dataclasses.asdict(v) for k, v in rebuilt.resolutions.items() if mine(v.project_id)
+    }
+    if live_resolutions != rebuilt_resolutions:
+        result.differences.append("suspense resolutions differ")
     return result
 
 
@@ -131,7 +150,8 @@ def replace_live(engine: Engine, rebuilt: LedgerView) -> None:
     rebuilt.dirty_projects = set(rebuilt.projects)
     rebuilt.dirty_donations = set(rebuilt.donations)
     rebuilt.dirty_disbursements = set(rebuilt.disbursements)
+    rebuilt.dirty_resolutions = set(rebuilt.resolutions)
     with engine.begin() as conn:
-        for table in (t.project_totals, t.donations, t.disbursements):
+        for table in (t.project_totals, t.donations, t.disbursements, t.suspense_resolutions):
             conn.execute(delete(table))
         store.write_projections(conn, rebuilt)

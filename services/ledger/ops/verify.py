@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, func, select, text
 
@@ -34,7 +35,7 @@ from services.ledger.domain.chain import GENESIS_HASH, hashes_of
 from services.ledger.domain.merkle import MerkleTree, TreeHead
 from services.ledger.domain.projector import apply_entry
 from services.ledger.domain.view import LedgerView
-from services.ledger.ops.rebuild import compare_with_live
+from services.ledger.ops.rebuild import compare_with_live, mark_seq
 from services.platform.db import make_engine
 
 Progress = Callable[[int, int], None]
@@ -77,11 +78,39 @@ def check_entries(engine: Engine, last_seq: int, projects: frozenset[str] | None
         apply_entry(stored.entry, view)
         for account, _currency, amount in stored.record["postings"]:
             result.account_sums[account] = result.account_sums.get(account, 0) + amount
-        project = view.projects.get(stored.entry.project_id)
-        if project is not None:
-            project.last_entry_seq = stored.seq
+        mark_seq(view, stored.entry, stored.seq)
     result.differences = compare_with_live(engine, view, projects).differences[:20]
     return result
+
+
+def _shares(engine: Engine, workers: int) -> list[frozenset[str]]:
+    """The projects split among workers, a project and those its suspense was redirected to
+    always in one share: a redirection's entry changes both."""
+    with engine.connect() as conn:
+        projects = sorted(conn.scalars(select(t.journal.c.project_id).distinct()))
+        redirections = conn.execute(
+            select(t.journal.c.project_id, t.journal.c.canonical).where(
+                t.journal.c.kind == "SuspenseResolutionApproved", t.journal.c.decision == "posted"
+            )
+        ).all()
+    group = {p: p for p in projects}
+
+    def root(p: str) -> str:
+        while group[p] != p:
+            p = group[p]
+        return p
+
+    for source, canonical in redirections:
+        target = orjson.loads(canonical)["body"].get("target_project_id")
+        if target in group:
+            group[root(target)] = root(source)
+    groups: dict[str, set[str]] = {}
+    for p in projects:
+        groups.setdefault(root(p), set()).add(p)
+    shares: list[set[str]] = [set() for _ in range(workers)]
+    for members in sorted(groups.values(), key=len, reverse=True):
+        min(shares, key=len).update(members)
+    return [frozenset(s) for s in shares if s]
 
 
 def _check_entries_in_worker(url: str, last_seq: int, projects: frozenset[str]) -> PartResult:
@@ -117,9 +146,7 @@ def verify(
         parts = [check_entries(engine, total, None)]
         bad_link = _walk_chain(engine, report, total, progress)
     else:
-        with engine.connect() as conn:
-            projects = sorted(conn.scalars(select(t.journal.c.project_id).distinct()))
-        shares = [frozenset(projects[i::workers]) for i in range(workers)]
+        shares = _shares(engine, workers)
         url = engine.url.render_as_string(hide_password=False)
         # spawn, not fork: the caller may have threads (Kafka clients, servers).
         context = multiprocessing.get_context("spawn")

@@ -46,6 +46,7 @@ def totals_view(p: ProjectTotals) -> dict[str, Any]:
         "held_fen": p.held_fen,
         "disbursed_fen": p.disbursed_fen,
         "suspense_fen": p.suspense_fen,
+        "redirected_in_fen": p.redirected_in_fen,
         "leftover_fen": p.leftover_fen,
         "available_fen": p.fund_fen,
         "as_of_seq": p.last_entry_seq,
@@ -83,6 +84,16 @@ class LedgerQueries:
                 return None
         entry: dict[str, Any] = json.loads(row["canonical"])  # exactly what was hashed
         return {**entry, "source": row["source"], "entry_hash": row["entry_hash"]}
+
+    def suspense_resolutions(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        """Requests to redirect or refund money in suspense (of one project, or all), newest
+        last, with their status as the ledger decided it."""
+        r = t.suspense_resolutions
+        query = select(r).order_by(r.c.project_id, r.c.resolution_id)
+        if project_id is not None:
+            query = query.where(r.c.project_id == project_id)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def donors_count(self, project_id: str) -> int:
         """Distinct donors: one per donor_ref, and each gift without a ref counts as one donor."""

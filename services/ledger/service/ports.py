@@ -80,7 +80,13 @@ class LedgerStorePort(Protocol):
         """The canonical records of the journal entries with these ids."""
         ...
 
-    def prefetch(self, view: LedgerView, donation_ids: set[str], disbursement_ids: set[str]) -> None: ...
+    def prefetch(
+        self,
+        view: LedgerView,
+        donation_ids: set[str],
+        disbursement_ids: set[str],
+        resolution_ids: frozenset[str] = frozenset(),
+    ) -> None: ...
 
     def stored_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition]

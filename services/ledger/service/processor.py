@@ -9,12 +9,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.sealed import CannotUnseal, is_sealed, unseal
 from services.contracts.topics import Topics
 from services.ledger import metrics
 from services.ledger.domain import journal as j
+from services.ledger.domain import suspense
 from services.ledger.domain.book import Policy, decide
 from services.ledger.domain.duplicates import changes, differences
 from services.ledger.domain.masking import shown_name
@@ -203,6 +206,7 @@ class BatchProcessor:
         # Referenced records are cheap to reload; keeping them would grow without bound.
         self.view.donations.clear()
         self.view.disbursements.clear()
+        self.view.resolutions.clear()
         self._observe(result, len(records), batch, time.perf_counter() - started)
         return result
 
@@ -243,7 +247,8 @@ class BatchProcessor:
             e.donation_id for e in events if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
         }
         disbursement_ids = {e.disbursement_id for e in events if hasattr(e, "disbursement_id")}
-        self.store.prefetch(self.view, donation_ids, disbursement_ids)
+        resolution_ids = frozenset(e.resolution_id for e in events if isinstance(e, suspense.ResolutionEvent))
+        self.store.prefetch(self.view, donation_ids, disbursement_ids, resolution_ids)
 
     # --- outputs, after the commit ------------------------------------------------
 
@@ -257,7 +262,13 @@ class BatchProcessor:
         plan = PublishPlan(now=ev.utc_now_ms(), entries=committed)
         plan.feed = [dict(fields, seq=seq) for seq, fields in sorted(feed_by_seq.items())]
         projects = self.view.projects
-        touched = sorted({row[2] for row in committed})
+        # A redirection out of suspense changes its target project too (the body names it).
+        targets = {
+            suspense.other_project(row[3], row[4], orjson.loads(row[6])["body"])
+            for row in committed
+            if row[3] == "SuspenseResolutionApproved"
+        }
+        touched = sorted({row[2] for row in committed} | {t for t in targets if t})
         plan.totals = [totals_event(projects[p]) for p in touched if p in projects]
         return plan
 

@@ -147,7 +147,7 @@ def test_migrating_twice_is_harmless_and_reaches_the_head_revision(store: Ledger
     store.migrate()
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
     with store.engine.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head == "0009"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head == "0011"
 
 
 def test_a_record_the_database_refuses_is_told_apart_from_a_database_that_is_away(
