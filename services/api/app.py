@@ -19,12 +19,14 @@ from services.api.giving import Giving, NoProvider
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.api.routes import (
+    disbursements,
     docs,
     donations,
     giving_api,
     giving_pages,
     pages,
     projects,
+    staff_disbursements,
     staff_pages,
     staff_projects,
     transparency,
@@ -38,7 +40,9 @@ from services.payments.provider import PaymentProvider
 from services.platform.db import make_engine
 from services.platform.health import Check, health_router
 from services.platform.settings import Settings
+from services.staff.adapters.documents import DocumentStore
 from services.staff.adapters.store import StaffStore
+from services.staff.domain.documents import DocumentRules
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +170,11 @@ def create_app(
     app.state.donor_store = store
     app.state.giving = giving
     app.state.staff_auth = StaffAuth(staff_store or StaffStore(store.engine), settings, clock=clock)
+    app.state.documents = DocumentStore(
+        app.state.staff_auth.store.engine,
+        Path(settings.documents_dir),
+        DocumentRules(settings.document_max_bytes),
+    )
     install_error_handlers(app)
     install_staff_pages(app)
     install_web(app, settings.payment_public_url or settings.payment_base_url)
@@ -176,6 +185,8 @@ def create_app(
     app.include_router(projects.router)
     app.include_router(staff_pages.router)
     app.include_router(staff_projects.router)
+    app.include_router(staff_disbursements.router)
+    app.include_router(disbursements.router)
     if settings.internal_donations_enabled:
         # The staff-token stand-in for provider notifications: tests and demo data only.
         app.include_router(donations.router)

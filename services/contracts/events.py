@@ -269,6 +269,10 @@ class DisbursementRequested(Event):
     currency: str
     payee: str
     purpose: str
+    # Added in v2, both null in records written before: the day the money is meant to
+    # leave (ISO date), and the SHA-256 of each supporting document uploaded with the request.
+    planned_on: str | None = None
+    document_sha256s: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -278,6 +282,8 @@ class DisbursementApproved(Event):
     topic_base: ClassVar[str] = "charity.disbursements"
 
     disbursement_id: str
+    # The approver's note (added in v2; null in records written before).
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from services.contracts.events import (
+    DisbursementRequested,
     DonationConfirmed,
     DonationPledged,
     Event,
@@ -34,6 +35,9 @@ MAX_SHORT_TEXT: Final = 200
 MAX_AMOUNT_FEN: Final = 1_000_000_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+# Supporting documents one disbursement request may name.
+MAX_DOCUMENTS: Final = 20
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # A donor's receipt number, as the API assigns it: organisation code, year, and
 # a counter that is gap-free per organisation and year (`SIP-2026-0001234`).
@@ -180,6 +184,8 @@ def _specific_problems(event: Event) -> list[str]:
             )
     if isinstance(event, OfflineDonationRecorded) and event.kind not in OFFLINE_KINDS:
         problems.append(f"unknown offline kind {event.kind!r}; accepted: {', '.join(sorted(OFFLINE_KINDS))}")
+    if isinstance(event, DisbursementRequested):
+        problems.extend(_request_problems(event))
     if isinstance(event, SuspenseResolutionRequested):
         if event.action not in ("redirect", "refund"):
             problems.append(f"unknown action {event.action!r}; accepted: redirect, refund")
@@ -190,6 +196,18 @@ def _specific_problems(event: Event) -> list[str]:
             problems.append("name is empty")
         if not 0 <= event.cost_cap_bp <= 10_000:
             problems.append(f"cost_cap_bp {event.cost_cap_bp} is not between 0 and 10000")
+    return problems
+
+
+def _request_problems(event: DisbursementRequested) -> list[str]:
+    problems: list[str] = []
+    if event.planned_on is not None and not _ISO_DATE.match(event.planned_on):
+        problems.append(f"planned_on {event.planned_on!r} is not a date (YYYY-MM-DD)")
+    documents = event.document_sha256s or []
+    if len(documents) > MAX_DOCUMENTS:
+        problems.append(f"{len(documents)} documents; the limit is {MAX_DOCUMENTS}")
+    if any(not _SHA256.match(d) for d in documents):
+        problems.append("each of document_sha256s must be 64 lowercase hex digits")
     return problems
 
 

@@ -22,6 +22,7 @@ from services.ledger.adapters.signing import NoSigningKey, load_or_create_signin
 from services.ledger.adapters.sqlite_wal import WalCheckpointer
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.adapters.tree_heads import TreeHeadSigner
+from services.ledger.domain.book import Policy
 from services.ledger.service.batch_loop import BatchLoop, StoredPositions
 from services.ledger.service.outputs import OutputPublisher, SizeRoutedPublisher
 from services.ledger.service.processor import BatchProcessor
@@ -94,6 +95,7 @@ def bootstrap(settings: Settings, stop: threading.Event | None = None) -> Ledger
         settings.ledger_group,
         publisher=routed,
         donor_keys=StoredDonorKeys(store.engine),
+        policy=Policy(dual_approval_threshold_fen=settings.disbursement_dual_approval_fen),
     )
     intake = IntakeProcess(
         settings.kafka_bootstrap,

@@ -120,3 +120,11 @@ class Settings(BaseSettings):
     # A staff session ends this long after log-in, or after this long without a request.
     staff_session_lifetime_s: int = 8 * 3600
     staff_session_idle_s: int = 30 * 60
+    # --- disbursements (docs/staff.md#disbursements) ---
+    # A disbursement of this many fen or more needs two different approvers; the ledger
+    # decides with it and the console's pages count approvals against it.
+    disbursement_dual_approval_fen: int = Field(default=1_000_000, ge=1)
+    # Where uploaded supporting documents and evidence are kept, each under its SHA-256.
+    documents_dir: str = str(VAR_DIR / "documents")
+    # The largest document the console and the API take, in bytes.
+    document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

@@ -8,6 +8,7 @@ entry in MATRIX fails the first test. Refused means 403 for a person (logged),
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
 import re
@@ -20,8 +21,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from services.api import routes as api_routes
+from services.contracts import events as ev
 from services.staff.domain.roles import Role
 from tests.api.test_end_to_end import project_body
+from tests.fixtures import factories as f
 from tests.fixtures.staff import MACHINE, StaffApp, csrf_of, log_in, plan_form, staff_app
 
 ADMIN, MANAGER, FINANCE, AUDITOR, OPERATOR = (
@@ -35,6 +38,36 @@ PEOPLE = (ADMIN, MANAGER, FINANCE, AUDITOR, OPERATOR)
 MACHINE_CLIENT, NOBODY = "machine:automation", "nobody"
 EVERYONE = frozenset({*PEOPLE, MACHINE_CLIENT, NOBODY})
 STAFF = frozenset(PEOPLE)
+
+# Disbursements: managers request, finance approves and pays, both attach evidence; people only.
+MONEY_OUT = frozenset({ADMIN, FINANCE})
+DISBURSEMENT = "/staff/projects/{project_id}/disbursements/{disbursement_id}"
+DISBURSEMENT_API = "/api/projects/{project_id}/disbursements/{disbursement_id}"
+DISBURSEMENTS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/staff/projects/{project_id}/disbursements"): STAFF,
+    ("GET", "/staff/projects/{project_id}/disbursements/new"): frozenset({ADMIN, MANAGER}),
+    ("POST", "/staff/projects/{project_id}/disbursements"): frozenset({ADMIN, MANAGER}),
+    ("GET", DISBURSEMENT): STAFF,
+    ("POST", f"{DISBURSEMENT}/approve"): MONEY_OUT,
+    ("POST", f"{DISBURSEMENT}/reject"): MONEY_OUT,
+    ("POST", f"{DISBURSEMENT}/pay"): MONEY_OUT,
+    ("POST", f"{DISBURSEMENT}/evidence"): frozenset({ADMIN, MANAGER, FINANCE}),
+    ("GET", "/staff/projects/{project_id}/documents/{sha256}"): STAFF,
+    ("GET", "/api/projects/{project_id}/disbursements"): STAFF,
+    ("POST", "/api/projects/{project_id}/documents"): frozenset({ADMIN, MANAGER, FINANCE}),
+    ("POST", "/api/projects/{project_id}/disbursements"): frozenset({ADMIN, MANAGER}),
+    ("POST", f"{DISBURSEMENT_API}/approve"): MONEY_OUT,
+    ("POST", f"{DISBURSEMENT_API}/reject"): MONEY_OUT,
+    ("POST", f"{DISBURSEMENT_API}/pay"): MONEY_OUT,
+    ("POST", f"{DISBURSEMENT_API}/evidence"): frozenset({ADMIN, MANAGER, FINANCE}),
+}
+PDF = b"%PDF-1.4\n%%EOF\n"
+PDF_SHA256 = hashlib.sha256(PDF).hexdigest()
+# A disbursement of each project, requested by someone who is none of the matrix's people.
+SEED = [
+    f.disbursement(ev.DisbursementRequested, project_id, f"d-{project_id}", "someone-else")
+    for project_id in ("meals", "books")
+]
 
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -54,6 +87,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/projects/{project_id}/approve"): frozenset({ADMIN, MACHINE_CLIENT}),
     ("POST", "/api/projects/{project_id}/open-fundraising"): frozenset({ADMIN, MANAGER, MACHINE_CLIENT}),
     ("POST", "/api/projects/{project_id}/close-fundraising"): frozenset({ADMIN, MANAGER, MACHINE_CLIENT}),
+    **DISBURSEMENTS,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.
 PUBLIC_ANSWERS = {
@@ -73,7 +107,10 @@ OTHER_PROJECT = {
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaffApp]:
-    with staff_app(tmp_path_factory.mktemp("matrix")) as made:
+    with staff_app(tmp_path_factory.mktemp("matrix"), seed=SEED) as made:
+        for project_id in ("meals", "books"):
+            documents = made.client.app.state.documents  # type: ignore[attr-defined]
+            documents.keep(PDF, project_id=project_id, filename="a.pdf", uploaded_by="x", now_ms=1)
         for role in Role:
             scopes: dict[str, Any] = {}
             if role is Role.PROJECT_MANAGER:
@@ -126,6 +163,8 @@ def ask(app: StaffApp, who: str, method: str, path: str) -> Any:
     body: dict[str, Any] = {}
     if path == "/api/projects":
         body = {"json": project_body(f"new-{who}".replace("_", "-"))}
+    elif (method == "POST" and "/disbursements" in path) or path.endswith("/documents"):
+        body = disbursement_body(client, path)
     elif (method, path) == ("POST", "/staff/projects"):
         token = csrf_of(client.get("/staff/login").text)
         body = {"data": {"csrf": token, **plan_form(f"form-{who}".replace("_", "-"))}}
@@ -136,6 +175,73 @@ def ask(app: StaffApp, who: str, method: str, path: str) -> Any:
     elif path.endswith("close-fundraising"):
         body = {"json": {"reason": "goal reached"}}
     return client.request(method, path, headers=headers, follow_redirects=False, **body)
+
+
+def disbursement_body(client: TestClient, path: str) -> dict[str, Any]:
+    """What a disbursement route takes: a form (with a file where it uploads) or a JSON body."""
+    pdf = ("quote.pdf", PDF, "application/pdf")
+    if path.startswith("/staff"):
+        token = csrf_of(client.get("/staff/login").text)
+        fields = {
+            "csrf": token,
+            "comment": "no",
+            "payout_ref": "BANK-1",
+            "description": "发票",
+            "payee": "助餐点",
+            "purpose": "午餐",
+            "amount_yuan": "10",
+            "planned_on": "2026-12-20",
+        }
+        return {"data": fields, "files": [("documents" if path.endswith("s") else "document", pdf)]}
+    if path.endswith("/documents"):
+        return {"files": {"file": pdf}}
+    step = path.rsplit("/", 1)[-1]
+    return {
+        "json": {
+            "disbursements": {
+                "payee": "助餐点",
+                "purpose": "午餐",
+                "amount_fen": 1000,
+                "planned_on": "2026-12-20",
+                "document_sha256s": [PDF_SHA256],
+            },
+            "approve": {},
+            "reject": {"comment": "no"},
+            "pay": {"payout_ref": "BANK-1"},
+            "evidence": {"document_sha256": PDF_SHA256, "description": "发票"},
+        }[step]
+    }
+
+
+def concrete(template: str, project_id: str) -> str:
+    return (
+        template.replace("{project_id}", project_id)
+        .replace("{disbursement_id}", f"d-{project_id}")
+        .replace("{sha256}", PDF_SHA256)
+        .replace("{venue_id}", VENUE_OF[project_id])
+        .replace("{entry_id}", "held")
+        .replace("{donation_id}", f"gift-{project_id}")
+        .replace("{resolution_id}", f"sr-{project_id}")
+    )
+
+
+def lifecycle_body(client: TestClient, path: str) -> dict[str, Any]:
+    """What a later step of a project takes: a form with its CSRF token, or a JSON body."""
+    project_id, step = path.split("/")[3:5]
+    queries = client.app.state.queries  # type: ignore[attr-defined]
+    fields = {
+        "report-progress": {"summary": "进展 progress"},
+        "publish-correction": {
+            "corrects_event_id": queries.project_entries(project_id)[0].record["entry_id"],
+            "note": "更正 correction",
+        },
+        "suspend": {"reason": "审计 audit"},
+        "resume": {"reason": "审计通过 audit passed"},
+        "close": {"leftover_disposition": "none"},
+    }[step]
+    if path.startswith("/staff"):
+        return {"data": {"csrf": csrf_of(client.get("/staff/login").text), **fields}}
+    return {"json": fields}
 
 
 def refused(who: str, path: str, answer: Any) -> bool:
@@ -150,16 +256,16 @@ def done(path: str, answer: Any) -> bool:
     """Served: a page, an accepted event, or a console step's redirect to the project's page."""
     if answer.status_code == 303:
         return (
-            re.fullmatch(r"/staff/projects/[^/?]+\?sent=[0-9a-f-]{36}", answer.headers["location"])
+            re.fullmatch(r"/staff/projects/[^?]+\?sent=[0-9a-f-]{36}", answer.headers["location"])
             is not None
         )
-    return answer.status_code in (200, 202)
+    return answer.status_code in (200, 201, 202)
 
 
 @pytest.mark.parametrize("who", sorted(EVERYONE))
 @pytest.mark.parametrize(("method", "template"), sorted(MATRIX))
 def test_the_matrix(app: StaffApp, who: str, method: str, template: str) -> None:
-    path = template.replace("{project_id}", "meals")
+    path = concrete(template, "meals")
     answer = ask(app, who, method, path)
     assert answer.status_code < 500, answer.text
     if MATRIX[(method, template)] == EVERYONE:
@@ -173,7 +279,7 @@ def test_the_matrix(app: StaffApp, who: str, method: str, template: str) -> None
 @pytest.mark.parametrize("who", sorted(EVERYONE))
 @pytest.mark.parametrize("template", sorted(OTHER_PROJECT))
 def test_a_manager_cannot_act_on_another_managers_project(app: StaffApp, who: str, template: str) -> None:
-    path = template.replace("{project_id}", "books")
+    path = concrete(template, "books")
     answer = ask(app, who, "POST", path)
     if who in OTHER_PROJECT[template]:
         assert done(path, answer), (who, path, answer.text)

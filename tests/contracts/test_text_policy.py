@@ -14,7 +14,17 @@ from services.contracts.validation import problems_with
 
 # Fields whose values come from a closed set or a fixed pattern; every other
 # string field is free text.
-CLOSED = {"event_id", "currency", "channel", "anonymity", "kind", "document_sha256", "receipt_no", "action"}
+CLOSED = {
+    "event_id",
+    "currency",
+    "channel",
+    "anonymity",
+    "kind",
+    "document_sha256",
+    "receipt_no",
+    "action",
+    "planned_on",
+}
 IDS = {
     "project_id",
     "donation_id",
@@ -34,6 +44,7 @@ VALUES: dict[str, Any] = {
     "action": "redirect",
     "document_sha256": "a" * 64,
     "receipt_no": "SIP-2026-0001234",
+    "planned_on": "2026-12-28",
     "event_id": "0f3c2a4e-9a1b-4c7d-8e2f-5a6b7c8d9e0f",
     "name": "乐龄助餐",
     "cost_cap_bp": 500,

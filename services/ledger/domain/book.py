@@ -32,7 +32,9 @@ PERSONAL_FIELDS = frozenset({"display_name", "message"})
 # the body while null, so the entry of an event without one is byte for byte the
 # entry it always was, and existing journals verify and rebuild unchanged. (Not
 # ProjectRegistered's name_en: its bodies have carried it, null or not, from the start.)
-LATER_OPTIONAL_FIELDS = frozenset({"receipt_no", "area", "filing_no"})
+LATER_OPTIONAL_FIELDS = frozenset(
+    {"receipt_no", "area", "filing_no", "planned_on", "document_sha256s", "comment"}
+)
 
 S = ProjectStatus
 # Which lifecycle event may move a project from which states, and to where.
