@@ -33,6 +33,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from services.contracts.validation import ANONYMITY_MODES, CHANNELS, CURRENCIES, MAX_AMOUNT_FEN
+from services.ledger.read import LEFTOVER_DISPOSITIONS
 
 # The largest integer the databases store (SQLite's INTEGER, PostgreSQL's BIGINT).
 MAX_INT64 = 2**63 - 1
@@ -173,6 +174,8 @@ class ProjectIn(_Strict):
     ] = 1000
     leftover_handling: Short
     emergency: StrictBool = False
+    area: Short | None = None
+    filing_no: Short | None = None  # the plan's filing number (备案编号)
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> ProjectIn:
@@ -219,6 +222,37 @@ class ConfirmedDonationIn(_Strict):
 
 class TransitionIn(_Strict):
     reason: Annotated[str, Field(max_length=200), Text()] = ""
+
+
+class ReasonIn(_Strict):
+    """A step that must say why: suspending or resuming a project."""
+
+    reason: Short
+
+
+class ProgressIn(_Strict):
+    """A progress report, disclosed on the project's public page; never edited afterwards."""
+
+    summary: Long
+
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class CorrectionIn(_Strict):
+    """A correction note. `corrects_event_id` is the id of an event in this project's journal,
+    which stays as it was: the note is published beside it."""
+
+    corrects_event_id: Annotated[str, Field(pattern=UUID_PATTERN, description="an event id (UUID)")]
+    note: Long
+
+
+class ClosureIn(_Strict):
+    """Closing a project. `leftover_target_project_id`, a project that is fundraising, is needed
+    for 'transfer_to_project' and refused with any other disposition."""
+
+    leftover_disposition: Annotated[str, OneOf("leftover disposition", LEFTOVER_DISPOSITIONS)]
+    leftover_target_project_id: Id | None = None
 
 
 DisplayChoice = Annotated[str, OneOf("display choice", frozenset({"masked", "anonymous", "excluded"}))]

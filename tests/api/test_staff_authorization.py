@@ -69,6 +69,21 @@ SEED = [
     for project_id in ("meals", "books")
 ]
 
+# A project's later steps: reports and corrections by its manager; suspending, resuming and
+# closing by administrators. The shared machine token holds none of them.
+LIFECYCLE_STEPS = {
+    "report-progress": frozenset({ADMIN, MANAGER}),
+    "publish-correction": frozenset({ADMIN, MANAGER}),
+    "suspend": frozenset({ADMIN}),
+    "resume": frozenset({ADMIN}),
+    "close": frozenset({ADMIN}),
+}
+LIFECYCLE: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", f"{prefix}/{{project_id}}/{step}"): who
+    for step, who in LIFECYCLE_STEPS.items()
+    for prefix in ("/staff/projects", "/api/projects")
+}
+
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/staff/login"): EVERYONE,
@@ -87,6 +102,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/projects/{project_id}/approve"): frozenset({ADMIN, MACHINE_CLIENT}),
     ("POST", "/api/projects/{project_id}/open-fundraising"): frozenset({ADMIN, MANAGER, MACHINE_CLIENT}),
     ("POST", "/api/projects/{project_id}/close-fundraising"): frozenset({ADMIN, MANAGER, MACHINE_CLIENT}),
+    **LIFECYCLE,
     **DISBURSEMENTS,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.
@@ -165,6 +181,8 @@ def ask(app: StaffApp, who: str, method: str, path: str) -> Any:
         body = {"json": project_body(f"new-{who}".replace("_", "-"))}
     elif (method == "POST" and "/disbursements" in path) or path.endswith("/documents"):
         body = disbursement_body(client, path)
+    elif method == "POST" and path.rsplit("/", 1)[-1] in LIFECYCLE_STEPS:
+        body = lifecycle_body(client, path)
     elif (method, path) == ("POST", "/staff/projects"):
         token = csrf_of(client.get("/staff/login").text)
         body = {"data": {"csrf": token, **plan_form(f"form-{who}".replace("_", "-"))}}
@@ -223,6 +241,25 @@ def concrete(template: str, project_id: str) -> str:
         .replace("{donation_id}", f"gift-{project_id}")
         .replace("{resolution_id}", f"sr-{project_id}")
     )
+
+
+def lifecycle_body(client: TestClient, path: str) -> dict[str, Any]:
+    """What a later step of a project takes: a form with its CSRF token, or a JSON body."""
+    project_id, step = path.split("/")[3:5]
+    queries = client.app.state.queries  # type: ignore[attr-defined]
+    fields = {
+        "report-progress": {"summary": "进展 progress"},
+        "publish-correction": {
+            "corrects_event_id": queries.project_entries(project_id)[0].record["entry_id"],
+            "note": "更正 correction",
+        },
+        "suspend": {"reason": "审计 audit"},
+        "resume": {"reason": "审计通过 audit passed"},
+        "close": {"leftover_disposition": "none"},
+    }[step]
+    if path.startswith("/staff"):
+        return {"data": {"csrf": csrf_of(client.get("/staff/login").text), **fields}}
+    return {"json": fields}
 
 
 def lifecycle_body(client: TestClient, path: str) -> dict[str, Any]:

@@ -71,3 +71,17 @@ def test_a_registered_id_is_a_conflict_and_a_stale_form_is_refused(app: StaffApp
     stale = app.client.post("/staff/projects", data={"csrf": "0" * 64, **plan_form("garden")})
     assert stale.status_code == 403
     assert app.published.events == []
+
+
+def test_the_area_and_filing_number_go_into_the_plan_and_blank_ones_are_left_out(app: StaffApp) -> None:
+    filed = submit(app, **plan_form("garden"), area="苏州工业园区 SIP", filing_no="53320500-2026-0007")
+    blank = submit(app, **plan_form("orchard"), area=" ", filing_no="")
+    assert (filed.status_code, blank.status_code) == (303, 303)
+    garden, orchard = app.published.events
+    assert isinstance(garden, ev.ProjectRegistered) and isinstance(orchard, ev.ProjectRegistered)
+    assert (garden.area, garden.filing_no) == ("苏州工业园区 SIP", "53320500-2026-0007")
+    assert (orchard.area, orchard.filing_no) == (None, None)
+    too_long = submit(app, **plan_form("grove"), filing_no="x" * 201)
+    assert too_long.status_code == 422
+    assert "filing_no" in re.findall(r'<code class="field">([^<]+)</code>', too_long.text)
+    assert len(app.published.events) == 2

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel
 
 from services.api.deps import PublisherDep, QueriesDep
-from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ACCESS, errors
-from services.api.models import PathId, ProjectIn, TransitionIn
+from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ACCESS, Invalid, Problem, errors
+from services.api.models import (
+    ClosureIn,
+    CorrectionIn,
+    PathId,
+    ProgressIn,
+    ProjectIn,
+    ReasonIn,
+    TransitionIn,
+)
 from services.api.producer import EventPublisher
 from services.api.staff_auth import Actor, StaffAuth, StaffAuthDep, require
 from services.api.submission import publish_or_503
@@ -135,6 +146,120 @@ async def close_fundraising(
     return await publish_transition(
         project_id, ev.FundraisingClosed, actor, publisher, queries, reason=body.reason
     )
+
+
+def correction_problems(queries: LedgerQueries, project_id: str, body: CorrectionIn) -> list[Problem]:
+    """A correction names an event of this project's journal; that event stays as it is."""
+    corrected = queries.entry(body.corrects_event_id)
+    if corrected is None or corrected.get("project_id") != project_id:
+        return [
+            Problem(
+                field="corrects_event_id",
+                problem=f"no event {body.corrects_event_id} in the journal of project {project_id}",
+            )
+        ]
+    return []
+
+
+def closure_problems(queries: LedgerQueries, project_id: str, body: ClosureIn) -> list[Problem]:
+    """Leftover funds transferred go to another project that is fundraising, in the same currency."""
+    target_id = body.leftover_target_project_id
+    transfer = body.leftover_disposition == "transfer_to_project"
+    if target_id is None:
+        missing = "transfer_to_project needs the project that receives the funds"
+        return [Problem(field="leftover_target_project_id", problem=missing)] if transfer else []
+    target, closing = queries.project(target_id), queries.project(project_id)
+    problem = ""
+    if not transfer:
+        problem = "only transfer_to_project names a project that receives the funds"
+    elif target_id == project_id:
+        problem = "a project cannot take its own leftover funds"
+    elif target is None or str(target.status) != "fundraising":
+        problem = f"project {target_id!r} is not open for fundraising"
+    elif closing is not None and target.currency != closing.currency:
+        problem = f"project {target_id!r} raises {target.currency}, not {closing.currency}"
+    return [Problem(field="leftover_target_project_id", problem=problem)] if problem else []
+
+
+@dataclass(frozen=True)
+class LaterStep:
+    """A step of a project's life after registration that carries a body: its event, who may
+    take it, the body (the console's form has the same fields), and the checks that need the
+    ledger's read side. Whether the step is legal in the project's state is the ledger's call."""
+
+    event_type: type[ev.Event]
+    permission: Permission
+    body: type[BaseModel]
+    doc: str
+    check: Callable[[LedgerQueries, str, Any], list[Problem]] | None = None
+
+    def problems(self, queries: LedgerQueries, project_id: str, body: BaseModel) -> list[Problem]:
+        return self.check(queries, project_id, body) if self.check is not None else []
+
+
+LATER_STEPS: dict[str, LaterStep] = {
+    "report-progress": LaterStep(
+        ev.ProgressReported,
+        Permission.REPORT_PROGRESS,
+        ProgressIn,
+        "Publishes a progress report (ProgressReported), disclosed on the project's public page.",
+    ),
+    "publish-correction": LaterStep(
+        ev.CorrectionPublished,
+        Permission.REPORT_PROGRESS,
+        CorrectionIn,
+        "Publishes a correction note (CorrectionPublished) beside the event it corrects; 422 if "
+        "that event is not in this project's journal. Nothing is edited: both stay disclosed.",
+        correction_problems,
+    ),
+    "suspend": LaterStep(
+        ev.ProjectSuspended,
+        Permission.SUSPEND_PROJECT,
+        ReasonIn,
+        "Suspends the project (ProjectSuspended); the ledger refuses it unless the project is open.",
+    ),
+    "resume": LaterStep(
+        ev.ProjectResumed,
+        Permission.SUSPEND_PROJECT,
+        ReasonIn,
+        "Resumes a suspended project (ProjectResumed) in the state it was suspended from.",
+    ),
+    "close": LaterStep(
+        ev.ProjectClosed,
+        Permission.CLOSE_PROJECT,
+        ClosureIn,
+        "Closes the project (ProjectClosed) saying what becomes of its leftover funds; the ledger "
+        "refuses it while fundraising, while funds are held, or with money left and no disposition.",
+        closure_problems,
+    ),
+}
+LATER_STEP_ERRORS = errors({**STAFF_ACCESS, **UNKNOWN_PROJECT, **INVALID_BODY, **PUBLISHES})
+
+
+def _add_later_step(path: str, step: LaterStep) -> None:
+    async def take(
+        project_id: PathId, body: BaseModel, actor: Actor, publisher: PublisherDep, queries: QueriesDep
+    ) -> dict[str, Any]:
+        problems = await asyncio.to_thread(step.problems, queries, project_id, body)
+        if problems:
+            raise Invalid("; ".join(f"{p.field}: {p.problem}" for p in problems), problems)
+        return await publish_transition(
+            project_id, step.event_type, actor, publisher, queries, **body.model_dump()
+        )
+
+    # Each step's own body and permission, which FastAPI reads from the annotations.
+    take.__annotations__.update(
+        body=step.body, actor=Annotated[Actor, Depends(require(step.permission, project_id="project_id"))]
+    )
+    take.__name__ = take.__qualname__ = path.replace("-", "_")
+    take.__doc__ = step.doc
+    router.post(f"/{{project_id}}/{path}", status_code=status.HTTP_202_ACCEPTED, responses=LATER_STEP_ERRORS)(
+        take
+    )
+
+
+for _path, _step in LATER_STEPS.items():
+    _add_later_step(_path, _step)
 
 
 @router.get("", responses=errors({}))
