@@ -38,7 +38,13 @@ from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.contracts import events as ev
 from services.contracts.sealed import seal
-from services.donors.adapters.store import ChargeAlreadyCounted, DonorDetails, DonorStore, request_hash
+from services.donors.adapters.store import (
+    ChargeAlreadyCounted,
+    DonorDetails,
+    DonorStore,
+    NonceReplayed,
+    request_hash,
+)
 from services.donors.domain.amounts import AmountRefused, AmountRules
 from services.donors.domain.pledges import (
     PaymentMismatch,
@@ -66,6 +72,7 @@ from services.platform.settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHINA = ZoneInfo("Asia/Shanghai")  # receipt years are the organisation's calendar years
+NONCES_KEPT_MS = 15 * 60 * 1000  # beyond any provider's replay window (WeChat Pay: 600 s)
 
 LIMITED = Counter("api_donation_limits_total", "Donation requests refused by a limit", ["limit"])
 NOTIFICATIONS = Counter("api_payment_notifications_total", "Payment notifications by outcome", ["outcome"])
@@ -171,6 +178,8 @@ class Giving:
         self.clock = clock
         self.return_url = return_url
         self.amounts = AmountRules(settings.donation_ceiling_fen)
+        self._to_mark: list[str] = []  # acknowledged gifts not yet marked confirmed
+        self._marking: asyncio.Task[None] | None = None
         self.notify_url = settings.payment_notify_url or (
             f"http://127.0.0.1:{settings.api_port}/api/payments/wechatpay/notify"
         )
@@ -310,17 +319,23 @@ class Giving:
         await self.settle(result)
 
     async def settle(self, result: PaymentResult) -> Pledge | None:
-        """What the provider says about an order, from a notification or a query."""
+        """What the provider says about an order, from a notification or a query.
+
+        A notification's nonce is recorded with the pledge it pays (one transaction),
+        or on its own when it pays nothing; a replay raises NotificationRefused."""
         pledge = await asyncio.to_thread(self.store.pledge_by_trade_no, result.out_trade_no)
         if pledge is None:
+            await self._spend_nonce(result)
             NOTIFICATIONS.labels("unknown_order").inc()
             raise GivingRefused(400, f"no pledge with out_trade_no {result.out_trade_no!r}")
         if result.trade_state != TradeState.SUCCESS:
+            await self._spend_nonce(result)
             NOTIFICATIONS.labels("not_paid").inc()
             return pledge
         try:
             check_payment(pledge, result.out_trade_no, result.amount_fen, result.currency)
         except PaymentMismatch as exc:
+            await self._spend_nonce(result)
             NOTIFICATIONS.labels("mismatch").inc()
             log.error("payment does not match its pledge %s: %s", pledge.donation_id, exc)
             raise GivingRefused(400, f"payment does not match the pledge: {exc}") from exc
@@ -336,17 +351,49 @@ class Giving:
                 0,  # the sandbox and WeChat Pay's charity merchants charge no fee per gift
                 org_code(organisation, self.settings.receipt_org_codes),
                 result.success_time.astimezone(CHINA).year,
+                result.nonce,
             )
+        except NonceReplayed as exc:
+            NOTIFICATIONS.labels("replayed").inc()
+            raise NotificationRefused("replayed nonce") from exc
         except ChargeAlreadyCounted as exc:
+            await self._spend_nonce(result)
             NOTIFICATIONS.labels("charge_reused").inc()
             raise GivingRefused(409, str(exc)) from exc
         if paid.status == PledgeStatus.CONFIRMED:
             NOTIFICATIONS.labels("repeated").inc()
             return paid
         await self.publisher.publish(await self._confirmed_event(paid))
-        await asyncio.to_thread(self.store.mark_confirmed, paid.donation_id)
+        self._acknowledged(paid.donation_id)
         NOTIFICATIONS.labels("confirmed").inc()
         return paid
+
+    async def _spend_nonce(self, result: PaymentResult) -> None:
+        """Record the nonce of a notification that pays nothing (a rare path: its own write)."""
+        if result.nonce is not None and not await asyncio.to_thread(self.store.remember, result.nonce):
+            NOTIFICATIONS.labels("replayed").inc()
+            raise NotificationRefused("replayed nonce")
+
+    def _acknowledged(self, donation_id: str) -> None:
+        """Mark the gift confirmed in the store, with the others acknowledged meanwhile.
+
+        The provider's answer does not wait for it: a confirmation acknowledged by the
+        broker but not yet marked (the process died in between) is published again by
+        reconciliation, and the ledger takes an identical event once."""
+        self._to_mark.append(donation_id)
+        if self._marking is None:
+            self._marking = asyncio.create_task(self._mark_acknowledged())
+
+    async def _mark_acknowledged(self) -> None:
+        try:
+            while self._to_mark:
+                batch, self._to_mark = self._to_mark, []
+                try:
+                    await asyncio.to_thread(self.store.mark_confirmed, batch)
+                except Exception:  # the database away: reconciliation publishes these again later
+                    log.exception("could not mark %d acknowledged gifts confirmed", len(batch))
+        finally:
+            self._marking = None
 
     async def _confirmed_event(self, pledge: Pledge) -> ev.DonationConfirmed:
         assert pledge.paid_at_ms is not None and pledge.provider_charge_id is not None
@@ -377,7 +424,10 @@ class Giving:
 
     async def reconcile(self, limit: int = 100) -> int:
         """Settle the pledges that are due; returns how many were looked at."""
-        due = await asyncio.to_thread(self.store.due, self._now_ms(), paid_grace_ms=30_000, limit=limit)
+        now_ms = self._now_ms()
+        # Nonces outlive their window by this much: a notification's check and its write are apart.
+        await asyncio.to_thread(self.store.forget_nonces, now_ms - NONCES_KEPT_MS)
+        due = await asyncio.to_thread(self.store.due, now_ms, paid_grace_ms=30_000, limit=limit)
         for pledge in due:
             try:
                 await self._reconcile_one(pledge)
@@ -388,7 +438,7 @@ class Giving:
     async def _reconcile_one(self, pledge: Pledge) -> None:
         if pledge.status == PledgeStatus.PAID:
             await self.publisher.publish(await self._confirmed_event(pledge))
-            await asyncio.to_thread(self.store.mark_confirmed, pledge.donation_id)
+            await asyncio.to_thread(self.store.mark_confirmed, [pledge.donation_id])
             RECONCILED.labels("republished").inc()
             return
         try:

@@ -55,6 +55,15 @@ class TradeState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Nonce:
+    """A verified notification's nonce: a copy of it within `window_ms` of `seen_at_ms` is a replay."""
+
+    value: str
+    seen_at_ms: int
+    window_ms: int
+
+
+@dataclass(frozen=True)
 class PaymentResult:
     out_trade_no: str
     transaction_id: str | None  # the provider's id, once paid
@@ -62,6 +71,9 @@ class PaymentResult:
     amount_fen: int  # the order's total
     currency: str
     success_time: datetime | None
+    # A notification's nonce, for the store to record with what the notification changes
+    # (None for a query's answer).
+    nonce: Nonce | None = None
 
 
 class RefundStatus(StrEnum):
@@ -137,8 +149,15 @@ class PaymentProvider(Protocol):
 
 
 class NonceStore(Protocol):
-    def remember(self, nonce: str, now_ms: int, window_ms: int) -> bool:
-        """Record the nonce; False when it was already seen less than `window_ms` before `now_ms`."""
+    def fresh(self, nonce: str, now_ms: int, window_ms: int) -> bool:
+        """False when the nonce was seen less than `window_ms` before `now_ms`: a replay.
+
+        A store may record the nonce here (one process's memory), or leave the record
+        to whoever acts on the notification: the donor store records it in the same
+        transaction that marks the pledge paid (`PaymentResult.nonce`), so a confirmed
+        notification costs one write, and its unique index refuses a replay that raced
+        this check.
+        """
         ...
 
 
@@ -156,7 +175,8 @@ class InMemoryNonceStore:
         # parse_notification is synchronous, so a server may call it from worker threads.
         self._lock = threading.Lock()
 
-    def remember(self, nonce: str, now_ms: int, window_ms: int) -> bool:
+    def fresh(self, nonce: str, now_ms: int, window_ms: int) -> bool:
+        """Checks and records at once."""
         with self._lock:
             self._forget_older_than(now_ms - window_ms)
             if nonce in self._seen:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, Self
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pydantic import AwareDatetime, BaseModel, StrictInt, ValidationError
 
 from services.payments.provider import (
+    Nonce,
     NonceStore,
     NotificationRefused,
     PaymentRequest,
@@ -48,11 +50,13 @@ from services.payments.wechatpay_keys import (
 )
 from services.payments.wechatpay_v3 import (
     CHINA_TIME,
+    NONCE_WINDOW,
     PlatformKeys,
     decrypt_resource,
     parse_json_object,
     rfc3339,
     sign_request,
+    unix_millis,
     verify_body,
     verify_notification,
 )
@@ -176,7 +180,7 @@ class WechatPayV3Provider:
         )
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes, now: datetime) -> PaymentResult:
-        verify_notification(headers, body, self._platform_keys, self._nonces, now)
+        signed = verify_notification(headers, body, self._platform_keys, self._nonces, now)
         envelope = parse_json_object(body, "the notification")
         resource = envelope.get("resource")
         if isinstance(resource, Mapping) and resource.get("original_type") != TRANSACTION_RESOURCE:
@@ -190,7 +194,8 @@ class WechatPayV3Provider:
             raise NotificationRefused(f"mchid {transaction.mchid!r} is not this merchant's")
         if transaction.appid != self.appid:
             raise NotificationRefused(f"appid {transaction.appid!r} is not this merchant's")
-        return _payment_result(transaction)
+        nonce = Nonce(signed.nonce, unix_millis(now), NONCE_WINDOW // timedelta(milliseconds=1))
+        return replace(_payment_result(transaction), nonce=nonce)
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"

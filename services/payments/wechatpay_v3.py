@@ -11,8 +11,9 @@
 - **Replays**: a notification's nonce is remembered in a `NonceStore` for twice
   the tolerance, since a message with timestamp T is acceptable from T-300 s to
   T+300 s: a window of only 300 s from first sight would let a copy through.
-  The nonce is recorded only after the signature verified, so nobody can fill
-  the store with nonces they made up.
+  The nonce is checked, and recorded, only after the signature verified, so
+  nobody can fill the store with nonces they made up. The API's store records
+  it with the pledge it pays, in one transaction (`NonceStore.fresh`).
 - **Requests** (the merchant's): `Authorization: WECHATPAY2-SHA256-RSA2048
   mchid="…",nonce_str="…",signature="…",timestamp="…",serial_no="…"`, the
   signature over `METHOD\\nURL\\ntimestamp\\nnonce\\nbody\\n` (URL = path and query).
@@ -178,7 +179,7 @@ def verify_notification(
 ) -> BodySignature:
     """verify_body, then refuse a nonce seen before within the window in which it could be valid."""
     signed = verify_body(headers, body, keys, now)
-    if not nonces.remember(signed.nonce, unix_millis(now), NONCE_WINDOW // timedelta(milliseconds=1)):
+    if not nonces.fresh(signed.nonce, unix_millis(now), NONCE_WINDOW // timedelta(milliseconds=1)):
         raise NotificationRefused("replayed nonce")
     return signed
 

@@ -12,16 +12,19 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from services.donors.adapters import tables as t
 from services.donors.domain.pledges import Pledge, PledgeStatus
 from services.donors.domain.receipts import receipt_no
+from services.payments.provider import Nonce
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 
@@ -32,6 +35,10 @@ class IdempotencyConflict(Exception):
 
 class ChargeAlreadyCounted(Exception):
     """The provider's charge id already confirmed another donation."""
+
+
+class NonceReplayed(Exception):
+    """A notification's nonce was seen within its window: nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,14 @@ class DonorDetails:
 def request_hash(body: Mapping[str, Any]) -> str:
     """A stable digest of a request body: the same body, whatever its key order."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+_PAID_FIELDS = ("status", "provider_charge_id", "paid_at_ms", "fee_fen", "receipt_no", "failure_reason")
+
+
+def _upsert(conn: Connection) -> Any:
+    """INSERT … ON CONFLICT of the connection's database (SQLite and PostgreSQL spell it alike)."""
+    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def _pledge(row: RowMapping) -> Pledge:
@@ -160,14 +175,25 @@ class DonorStore:
             return int(conn.scalar(select(func.count()).select_from(t.pledges).where(condition)) or 0)
 
     def mark_paid(
-        self, donation_id: str, charge_id: str, paid_at_ms: int, fee_fen: int, org_code: str, year: int
+        self,
+        donation_id: str,
+        charge_id: str,
+        paid_at_ms: int,
+        fee_fen: int,
+        org_code: str,
+        year: int,
+        nonce: Nonce | None = None,
     ) -> Pledge:
         """The provider says it is paid: give the pledge its receipt number, once.
 
         A pledge already paid is returned as it is (a repeated notification).
-        Raises ChargeAlreadyCounted when the charge id confirmed another donation.
+        Raises ChargeAlreadyCounted when the charge id confirmed another donation,
+        NonceReplayed when the notification's nonce was seen (both: nothing written).
+        The nonce is recorded in the same transaction: one commit per notification.
         """
         with self.engine.begin() as conn:
+            if nonce is not None and not self._record_nonce(conn, nonce):
+                raise NonceReplayed(nonce.value)
             # The pledge's row lock: two copies of one notification arriving together must not
             # both see it unpaid and take two numbers (SQLite: BEGIN IMMEDIATE already serialises).
             current = self._pledge_where(conn, t.pledges.c.donation_id == donation_id, for_update=True)
@@ -187,20 +213,20 @@ class DonorStore:
             number = self._next_receipt_number(conn, org_code, year)
             # A payment that arrives after the pledge was given up is still money received:
             # it is confirmed (the ledger books it, to suspense if need be), never dropped.
+            paid = replace(
+                current,
+                status=PledgeStatus.PAID,
+                provider_charge_id=charge_id,
+                paid_at_ms=paid_at_ms,
+                fee_fen=fee_fen,
+                receipt_no=receipt_no(org_code, year, number),
+                failure_reason=None,
+            )
             conn.execute(
                 update(t.pledges)
                 .where(t.pledges.c.donation_id == donation_id)
-                .values(
-                    status=PledgeStatus.PAID,
-                    provider_charge_id=charge_id,
-                    paid_at_ms=paid_at_ms,
-                    fee_fen=fee_fen,
-                    receipt_no=receipt_no(org_code, year, number),
-                    failure_reason=None,
-                )
+                .values({k: getattr(paid, k) for k in _PAID_FIELDS})
             )
-            paid = self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
-            assert paid is not None
             return paid
 
     @staticmethod
@@ -209,27 +235,30 @@ class DonorStore:
         # held since BEGIN IMMEDIATE), so two processes never take the same number,
         # and the number commits or rolls back with the pledge: no gaps.
         counter = and_(t.receipt_counters.c.org_code == org_code, t.receipt_counters.c.year == year)
-        bumped = conn.execute(
-            update(t.receipt_counters).where(counter).values(last_no=t.receipt_counters.c.last_no + 1)
+        bump = (
+            update(t.receipt_counters)
+            .where(counter)
+            .values(last_no=t.receipt_counters.c.last_no + 1)
+            .returning(t.receipt_counters.c.last_no)
         )
-        if bumped.rowcount == 0:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(t.receipt_counters).values(org_code=org_code, year=year, last_no=1))
-                return 1
-            except IntegrityError:  # another process created it first
-                conn.execute(
-                    update(t.receipt_counters).where(counter).values(last_no=t.receipt_counters.c.last_no + 1)
-                )
-        last: int = conn.execute(select(t.receipt_counters.c.last_no).where(counter)).scalar_one()
-        return last
+        bumped = conn.execute(bump).scalar()
+        if bumped is not None:
+            return int(bumped)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(t.receipt_counters).values(org_code=org_code, year=year, last_no=1))
+            return 1
+        except IntegrityError:  # another process created it first
+            return int(conn.execute(bump).scalar_one())
 
-    def mark_confirmed(self, donation_id: str) -> None:
-        """The broker acknowledged the gift's DonationConfirmed."""
+    def mark_confirmed(self, donation_ids: Sequence[str]) -> None:
+        """The broker acknowledged these gifts' DonationConfirmed (one transaction for them all)."""
+        if not donation_ids:
+            return
         with self.engine.begin() as conn:
             conn.execute(
                 update(t.pledges)
-                .where(t.pledges.c.donation_id == donation_id, t.pledges.c.status == PledgeStatus.PAID)
+                .where(t.pledges.c.donation_id.in_(donation_ids), t.pledges.c.status == PledgeStatus.PAID)
                 .values(status=PledgeStatus.CONFIRMED)
             )
 
@@ -254,18 +283,46 @@ class DonorStore:
 
     # --- notifications ---------------------------------------------------------
 
-    def remember(self, nonce: str, now_ms: int, window_ms: int) -> bool:
-        """False when the nonce was seen within the window: a replayed notification."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(t.notification_nonces).where(t.notification_nonces.c.seen_at_ms < now_ms - window_ms)
+    def fresh(self, nonce: str, now_ms: int, window_ms: int) -> bool:
+        """False when the nonce was seen within the window: a replayed notification.
+
+        Only a read: the nonce is recorded by what acts on the notification
+        (`mark_paid`, or `remember` when nothing else is written)."""
+        with self.reader.connect() as conn:
+            seen = conn.scalar(
+                select(t.notification_nonces.c.seen_at_ms).where(
+                    t.notification_nonces.c.nonce == nonce,
+                    t.notification_nonces.c.seen_at_ms > now_ms - window_ms,
+                )
             )
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(t.notification_nonces).values(nonce=nonce, seen_at_ms=now_ms))
-            except IntegrityError:
-                return False
-        return True
+        return seen is None
+
+    def remember(self, nonce: Nonce) -> bool:
+        """Record a nonce on its own; False when it was seen within its window."""
+        with self.engine.begin() as conn:
+            return self._record_nonce(conn, nonce)
+
+    @staticmethod
+    def _record_nonce(conn: Connection, nonce: Nonce) -> bool:
+        # A row from outside the window (not yet forgotten) is taken over; one inside it stays,
+        # and the statement changes nothing: a replay. The unique index settles a race.
+        table = t.notification_nonces
+        statement = _upsert(conn)(table).values(nonce=nonce.value, seen_at_ms=nonce.seen_at_ms)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.nonce],
+            set_={"seen_at_ms": statement.excluded.seen_at_ms},
+            where=table.c.seen_at_ms <= nonce.seen_at_ms - nonce.window_ms,
+        )
+        # RETURNING, not rowcount: psycopg reports no row count for this statement.
+        return conn.execute(statement.returning(table.c.nonce)).first() is not None
+
+    def forget_nonces(self, before_ms: int) -> int:
+        """Drop nonces seen before `before_ms` (their windows are over); returns how many."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(
+                delete(t.notification_nonces).where(t.notification_nonces.c.seen_at_ms < before_ms)
+            )
+            return gone.rowcount
 
     # --- personal data ---------------------------------------------------------
 

@@ -12,9 +12,11 @@ from services.donors.adapters.store import (
     DonorDetails,
     DonorStore,
     IdempotencyConflict,
+    NonceReplayed,
 )
 from services.donors.domain.pledges import Pledge, PledgeStatus
 from services.ledger.adapters.store import LedgerStore
+from services.payments.provider import Nonce
 from services.platform.db import make_engine
 from tests.fixtures.factories import a_pledge
 
@@ -157,8 +159,9 @@ def test_states_and_what_is_due(donors: DonorStore) -> None:
     assert donors.mark_failed(unpaid.donation_id, "not paid")
     assert not donors.mark_failed(unpaid.donation_id, "not paid")  # already failed
     assert not donors.mark_failed(paid.donation_id, "not paid")  # paid stays paid
-    donors.mark_confirmed(paid.donation_id)
+    donors.mark_confirmed([paid.donation_id, unpaid.donation_id])  # only a paid one becomes confirmed
     assert donors.pledge(paid.donation_id).status == PledgeStatus.CONFIRMED  # type: ignore[union-attr]
+    assert donors.pledge(unpaid.donation_id).status == PledgeStatus.FAILED  # type: ignore[union-attr]
     assert donors.due(now_ms=99_000, paid_grace_ms=30_000) == []
     # Money that arrives after the pledge was given up is still booked.
     late = donors.mark_paid(unpaid.donation_id, "charge-late", 99_000, 0, "SIP", 2026)
@@ -166,10 +169,33 @@ def test_states_and_what_is_due(donors: DonorStore) -> None:
 
 
 def test_nonces_are_remembered_for_the_window(donors: DonorStore) -> None:
-    assert donors.remember("n1", now_ms=1_000, window_ms=300_000)
-    assert not donors.remember("n1", now_ms=2_000, window_ms=300_000)
-    assert donors.remember("n2", now_ms=2_000, window_ms=300_000)
-    assert donors.remember("n1", now_ms=301_001, window_ms=300_000)  # forgotten after the window
+    assert donors.fresh("n1", now_ms=1_000, window_ms=300_000)
+    assert donors.remember(Nonce("n1", 1_000, 300_000))
+    assert not donors.fresh("n1", now_ms=2_000, window_ms=300_000)
+    assert not donors.remember(Nonce("n1", 2_000, 300_000))
+    assert donors.remember(Nonce("n2", 2_000, 300_000))
+    assert donors.fresh("n1", now_ms=301_001, window_ms=300_000)  # forgotten after the window
+    assert donors.remember(Nonce("n1", 301_001, 300_000))  # and taken again, though not yet deleted
+    assert not donors.fresh("n1", now_ms=302_000, window_ms=300_000)
+    assert donors.forget_nonces(before_ms=301_000) == 1  # n2; n1 was seen again at 301,001
+    assert not donors.fresh("n1", now_ms=302_000, window_ms=300_000)
+
+
+def test_a_payment_records_its_nonce_in_the_same_transaction(donors: DonorStore) -> None:
+    pledge, other = make(donors, a_pledge()), make(donors, a_pledge())
+    paid = donors.mark_paid(
+        pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n1", 5_000, 600_000)
+    )
+    assert not donors.fresh("n1", now_ms=6_000, window_ms=600_000)
+    with pytest.raises(NonceReplayed):  # a replay changes nothing, not even another pledge
+        donors.mark_paid(other.donation_id, "charge-2", 6_000, 0, "SIP", 2026, Nonce("n1", 6_000, 600_000))
+    assert donors.pledge(other.donation_id) == other
+    # A repeated notification (a new nonce) finds the pledge paid, with its one number.
+    assert (
+        donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n2", 7_000, 600_000))
+        == paid
+    )
+    assert donors.pledge(pledge.donation_id) == paid
 
 
 def test_erasing_forgets_the_person_not_the_gift(donors: DonorStore) -> None:
