@@ -86,6 +86,7 @@ from bench.end_to_end import (
     machine_busy,
     open_projects,
 )
+from bench.ingest import BACKENDS, postgres_base_url
 from bench.measure import Sample, sustained_drain
 from bench.procfs import children_of
 from services.contracts.events import derived_id
@@ -94,6 +95,7 @@ from services.donors.domain.pledges import out_trade_no_for
 from services.ledger.adapters.tables import journal
 from services.payments.wechatpay_keys import ensure_local_keys
 from services.platform.free_ports import free_ports
+from services.platform.scratch_postgres import scratch_database
 from services.platform.settings import Settings
 
 WARMUP_S = 2.0
@@ -236,11 +238,22 @@ class GivingStack:
 
 
 @contextlib.contextmanager
-def giving_stack(bootstrap: str, topics: Topics, workdir: Path) -> Iterator[GivingStack]:
-    """Ledger, sandbox and API as processes, on one SQLite database and the sandbox's keys."""
+def database(backend: str, workdir: Path) -> Iterator[str]:
+    """The URL of a fresh database: a SQLite file (the default), or a scratch PostgreSQL
+    database on CHARITY_BENCH_POSTGRES_URL or the local server, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'ledger.db'}"
+    else:
+        with scratch_database(postgres_base_url(), "giving") as url:
+            yield url
+
+
+@contextlib.contextmanager
+def giving_stack(bootstrap: str, topics: Topics, workdir: Path, database_url: str) -> Iterator[GivingStack]:
+    """Ledger, sandbox and API as processes, on one database (the ledger's and the donor
+    store's) and the sandbox's keys."""
     api_port, sandbox_port, ledger_port = free_ports(3)
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
-    database_url = f"sqlite:///{workdir / 'ledger.db'}"
     keys = workdir / "keys"
     key_files = Settings(
         wechatpay_api_v3_key_path=str(keys / "wechatpay-apiv3.key"),
@@ -495,31 +508,35 @@ def listed(orders: Sequence[str]) -> Callable[[], Awaitable[str]]:
 
 
 async def _give_steadily(
-    stack: GivingStack, watcher: JournalWatcher, rate: float, count: int
+    stack: GivingStack, watcher: JournalWatcher, rate: float, count: int, pledged: Sequence[str] = ()
 ) -> tuple[list[Paid], list[float]]:
-    """Pledge and pay ``count`` gifts at ``rate``, the pledges a second's worth ahead; the gifts
-    paid and the pledges' answer times.
+    """Pledge and pay ``count`` gifts at ``rate``, the pledges a second's worth ahead (or, given
+    ``pledged``, pay those orders, pledged before the run); the gifts paid and the pledges'
+    answer times.
 
     Paying stops once more than a second's worth of gifts (at least MIN_BEHIND) are paid but
     not yet in the journal: the system is not keeping up, and paying on would only pile
     notifications up in the sandbox, waiting for its connections and timing out into retries."""
     behind = max(MIN_BEHIND, int(rate))
-    pledger = Pledger(stack.api_url, PLEDGE_CONNECTIONS, ahead=behind)
+    pledger = None if pledged else Pledger(stack.api_url, PLEDGE_CONNECTIONS, ahead=behind)
+    orders = listed(pledged)
     pool = Pool(stack.sandbox_url, PAY_CONNECTIONS)
 
     async def next_order() -> str:
-        donation_id = await pledger.next()
+        donation_id = await (pledger.next() if pledger else orders())
         watcher.expect(derived_id("confirmed", donation_id))
         return donation_id
 
     try:
-        await pledger.filled()
+        if pledger:
+            await pledger.filled()
         paid = await pay(
             pool, count, next_order, rate, lambda handed: handed - watcher.watched_found <= behind
         )
-        return paid, pledger.answer_s
+        return paid, pledger.answer_s if pledger else []
     finally:
-        await pledger.stop()
+        if pledger:
+            await pledger.stop()
         pool.close()
 
 
@@ -553,13 +570,23 @@ def settle_deliveries(sandbox_url: str, donation_ids: Sequence[str], timeout: fl
 
 
 def notification_to_journal(
-    stack: GivingStack, watcher: JournalWatcher, pids: dict[str, list[int]], rate: float, seconds: float
+    stack: GivingStack,
+    watcher: JournalWatcher,
+    pids: dict[str, list[int]],
+    rate: float,
+    seconds: float,
+    pledged_before: bool = False,
 ) -> dict[str, Any]:
     count = int(rate * (WARMUP_S + seconds))
-    log(f"notification → journal: {count} gifts pledged and paid at {rate:g}/s")
+    pledged: list[str] = []
+    if pledged_before:
+        log(f"notification → journal: pledging {count} orders first")
+        pledged = asyncio.run(pledge(stack.api_url, count, PLEDGE_CONNECTIONS))
+        watcher.wait_for({derived_id("pledged", d) for d in pledged}, timeout=JOURNAL_WAIT_S)
+    log(f"notification → journal: {count} gifts {'paid' if pledged else 'pledged and paid'} at {rate:g}/s")
     meter = CpuMeter(pids)
     watcher.watch()
-    gifts, pledge_answer_s = asyncio.run(_give_steadily(stack, watcher, rate, count))
+    gifts, pledge_answer_s = asyncio.run(_give_steadily(stack, watcher, rate, count, pledged))
     paid = sorted(gifts, key=lambda p: p.due)
     cpu = meter.report()
     kept_up = len(paid) == count
@@ -578,6 +605,9 @@ def notification_to_journal(
     recorded = [at for _, (at, _) in found]
     return {
         "rate_per_s": rate,
+        # True: the orders were pledged before the run, which only paid them; False: donors
+        # pledged during the run, so the API took a pledge for every gift as well.
+        "pledged_before": pledged_before,
         "seconds": seconds,
         "warmup_s": WARMUP_S,
         # False: paying stopped early, once more than max(MIN_BEHIND, rate) gifts were paid but
@@ -709,14 +739,24 @@ def donate_page(stack: GivingStack, pids: dict[str, list[int]], seconds: float) 
 
 
 def giving_bench(
-    rates: Sequence[float] = (200,), seconds: float = 20, flood_orders: int = 1000, page_seconds: float = 10
+    rates: Sequence[float] = (200,),
+    seconds: float = 20,
+    flood_orders: int = 1000,
+    page_seconds: float = 10,
+    backend: str = "sqlite",
+    pledged_before: bool = False,
 ) -> dict[str, Any]:
-    report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_before": load_average()}
+    report: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_average_before": load_average(),
+        "database": backend,
+    }
     with (
         broker() as (kafka, broker_pid),
         bench_topics(kafka) as topics,
         tempfile.TemporaryDirectory(prefix="giving-bench-") as tmp,
-        giving_stack(kafka, topics, Path(tmp)) as stack,
+        database(backend, Path(tmp)) as database_url,
+        giving_stack(kafka, topics, Path(tmp), database_url) as stack,
     ):
         open_projects(stack.api_url, PROJECTS)
         pids = stack.pids(broker_pid)
@@ -735,7 +775,7 @@ def giving_bench(
                 **pledging_cpu,
             }
             report["notification_to_journal"] = [
-                notification_to_journal(stack, watcher, pids, rate, seconds) for rate in rates
+                notification_to_journal(stack, watcher, pids, rate, seconds, pledged_before) for rate in rates
             ]
         finally:
             watcher.stop()
@@ -750,9 +790,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="how long to pay at each rate")
     parser.add_argument("--flood-orders", type=int, default=1000, help="orders for notifications a second")
     parser.add_argument("--page-seconds", type=float, default=10)
+    parser.add_argument(
+        "--database", choices=BACKENDS, default="sqlite", help="the ledger's and donor store's"
+    )
+    parser.add_argument(
+        "--pledged-before",
+        action="store_true",
+        help="pledge each steady run's orders before it, so the run only pays them (notifications alone)",
+    )
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
-    report = giving_bench(rates, args.seconds, args.flood_orders, args.page_seconds)
+    report = giving_bench(
+        rates, args.seconds, args.flood_orders, args.page_seconds, args.database, args.pledged_before
+    )
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
