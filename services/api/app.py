@@ -27,6 +27,7 @@ from services.api.routes import (
     pages,
     projects,
     staff_disbursements,
+    staff_money,
     staff_pages,
     staff_projects,
     transparency,
@@ -185,6 +186,7 @@ def create_app(
     app.include_router(projects.router)
     app.include_router(staff_pages.router)
     app.include_router(staff_projects.router)
+    app.include_router(staff_money.router)
     app.include_router(staff_disbursements.router)
     app.include_router(disbursements.router)
     if settings.internal_donations_enabled:

@@ -244,7 +244,10 @@ class BatchProcessor:
 
     def _prefetch(self, events: list[ev.Event]) -> None:
         donation_ids = {
-            e.donation_id for e in events if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded)
+            e.donation_id
+            for e in events
+            if isinstance(e, ev.DonationConfirmed | ev.DonationRefunded | ev.SuspenseResolutionRequested)
+            and e.donation_id is not None
         }
         disbursement_ids = {e.disbursement_id for e in events if hasattr(e, "disbursement_id")}
         resolution_ids = frozenset(e.resolution_id for e in events if isinstance(e, suspense.ResolutionEvent))
