@@ -300,8 +300,8 @@ def test_the_json_api_uploads_requests_and_refuses_four_eyes_early(app: StaffApp
 
 def test_the_list_shows_each_disbursement_with_its_approvals(app: StaffApp) -> None:
     page = browser(app, "min").get("/staff/projects/meals/disbursements").text
-    assert len(re.findall(r'<tr class="disbursement">', page)) == 2
-    assert "1 / 2" in page and "0 / 1" in page
+    assert len(re.findall(r'<li class="disbursement">', page)) == 2
+    assert "approvals 1 / 2" in page and "approvals 0 / 1" in page
     assert "/staff/projects/meals/disbursements/new" in page
     assert (
         "/staff/projects/meals/disbursements/new"

@@ -80,6 +80,10 @@ UPLOAD_ERRORS = page_errors(
 REQUEST_FIELDS = ("payee", "purpose", "amount_yuan", "planned_on")
 
 
+def _size(n: int) -> str:
+    return f"{n // 1048576} MiB" if n % 1048576 == 0 else f"{n} B"
+
+
 def _person(actor: Actor) -> Person:
     assert actor.person is not None  # pages take no machine client
     return actor.person
@@ -143,7 +147,7 @@ async def _request_form(
         form={k: form.get(k, "") for k in REQUEST_FIELDS},
         problems=problems,
         threshold_fen=desk.threshold_fen,
-        max_bytes=desk.max_bytes,
+        max_size=_size(desk.max_bytes),
     )
 
 
@@ -233,6 +237,7 @@ async def _page(
         [*(found.documents if found else []), *(e.body["document_sha256"] for e in evidence)],
     )
     status_now = found.status if found else ""
+    four_eyes = ds.four_eyes_refusal(found, person.username) if found else None
 
     def may(permission: Permission) -> bool:
         return allows(person, permission, project_id=project_id)
@@ -249,7 +254,9 @@ async def _page(
         refusal=refusal,
         documents=[doc for doc in shown if found and doc.sha256 in found.documents],
         evidence_documents={doc.sha256: doc for doc in shown},
-        may_approve=status_now == "requested" and may(Permission.APPROVE_DISBURSEMENT),
+        may_reject=status_now == "requested" and may(Permission.APPROVE_DISBURSEMENT),
+        may_approve=status_now == "requested" and may(Permission.APPROVE_DISBURSEMENT) and not four_eyes,
+        four_eyes=four_eyes if status_now == "requested" else None,
         may_pay=status_now == "held" and may(Permission.PAY_DISBURSEMENT),
         may_attach=status_now not in ("", "refused") and may(Permission.ATTACH_EVIDENCE),
     )

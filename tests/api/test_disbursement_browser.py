@@ -1,0 +1,227 @@
+"""Money out with four eyes in headless Chromium: a project manager requests a disbursement above
+the threshold with a PDF, a finance officer approves it, a second finance officer approves it (the
+ledger holds the funds), it is marked paid with the bank's reference, and the manager attaches the
+beneficiary's sign-off.
+
+Everything is real and on loopback: broker, ledger (SQLite) and the API serving over HTTP. Each
+person has their own browser context (their own session). Screenshots of every step go to the
+test's tmp directory; with CHARITY_DOCS_SCREENSHOTS=1 the ones docs/staff.md shows are also written
+to docs/screenshots/staff-disbursement-*.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+from services.api.app import create_app
+from services.api.producer import KafkaEventPublisher
+from services.contracts.topics import Topics
+from services.ledger.read.queries import LedgerQueries
+from services.platform.db import make_engine
+from services.platform.free_ports import free_ports
+from services.platform.http_thread import serve_in_thread
+from services.staff.adapters.store import StaffStore
+from services.staff.domain.roles import Role
+from services.staff.hashing import hash_password
+from tests.api.test_receipt_verify_browser import LoopbackOnly
+from tests.api.test_staff_disbursements_ledger import PDF, PNG, THRESHOLD, publish
+from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures import factories as f
+from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.staff import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+FOR_DOCS = {
+    "01-request-form": "staff-disbursement-request.png",
+    "03-first-approval": "staff-disbursement-first-approval.png",
+    "04-held": "staff-disbursement-held.png",
+    "06-paid-with-evidence": "staff-disbursement-paid.png",
+    "07-phone": "staff-disbursement-phone.png",
+}
+
+
+@dataclass
+class Running:
+    base: str
+    queries: LedgerQueries
+
+
+@pytest.fixture
+def running(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Running]:
+    """Ledger and API on loopback: project 'well' open with ¥3,000, its manager and two finance
+    officers; two approvals from ¥1,000 up."""
+    port = free_ports(1)[0]
+    settings = ledger_settings(
+        kafka_bootstrap,
+        topics,
+        f"sqlite:///{tmp_path / 'ledger.db'}",
+        disbursement_dual_approval_fen=THRESHOLD,
+        web_secret_path=str(tmp_path / "web.key"),
+        documents_dir=str(tmp_path / "documents"),
+        api_port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
+    )
+    ledger = start_ledger(settings)
+    try:
+        staff = StaffStore(make_engine(settings.database_url))
+        for username, role in [
+            ("wang.min", Role.PROJECT_MANAGER),
+            ("li.fin", Role.FINANCE_OFFICER),
+            ("zhao.fin", Role.FINANCE_OFFICER),
+        ]:
+            staff.add_account(username, role, hash_password(PASSWORD), 1)
+        staff.assign("wang.min", project_id="well")
+        queries = LedgerQueries(make_engine(settings.database_url, writer=False))
+        publish(settings, *f.opened_project("well", name="清泉村打井 A well for Qingquan"))
+        publish(settings, f.confirmed("well", 300_000, 0))
+        eventually(
+            lambda: (p := queries.project("well")) is not None and p.fund_fen == 300_000,
+            what="the project open with ¥3,000 available",
+        )
+        publisher = KafkaEventPublisher(settings.kafka_bootstrap, Topics(settings.topic_prefix))
+        server = serve_in_thread(
+            create_app(settings, queries, publisher, {}, staff_store=staff), "127.0.0.1", port
+        )
+        eventually(lambda: server.started, timeout=20, what="the API serving")
+        yield Running(settings.public_base_url, queries)
+        server.should_exit = True
+    finally:
+        stop_ledger(ledger)
+
+
+class Shots:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.for_docs = os.environ.get("CHARITY_DOCS_SCREENSHOTS") == "1"
+
+    def take(self, page: Any, name: str) -> Path:
+        # Nothing may be wider than the screen: on a phone that is a page to scroll sideways.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= page.viewport_size["width"], f"{name}: the page is {width} px wide"
+        path = self.directory / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        if self.for_docs and name in FOR_DOCS:
+            DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+            with Image.open(path) as image:
+                small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+                small.save(DOCS_SHOTS / FOR_DOCS[name], optimize=True)
+        return path
+
+
+def log_in(tab: LoopbackOnly, base: str, username: str) -> Any:
+    page = tab.page
+    page.goto(f"{base}/staff/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/staff")
+    return page
+
+
+def submit(page: Any, button: str) -> None:
+    """Press a form's button and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(button)
+
+
+def until_decided(page: Any) -> str:
+    """Reload the page a step led to until it shows the ledger's decision; the page's text."""
+
+    def shown() -> bool:
+        page.reload()
+        return "Sent; the ledger has not decided yet." not in page.content()
+
+    eventually(shown, what="the ledger's decision on the page")
+    return str(page.inner_text("main"))
+
+
+def test_a_manager_requests_two_finance_officers_approve_and_it_is_paid(
+    running: Running, tmp_path: Path
+) -> None:
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
+    shots = Shots(tmp_path)
+    pdf = tmp_path / "报价单-quote.pdf"
+    pdf.write_bytes(PDF)
+    photo = tmp_path / "签收-signoff.png"
+    photo.write_bytes(PNG)
+    base = running.base
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        tabs = [LoopbackOnly(chromium) for _ in range(3)]
+        manager = log_in(tabs[0], base, "wang.min")
+        manager.goto(f"{base}/staff/projects/well")
+        manager.click("a[href='/staff/projects/well/disbursements']")
+        manager.click("a[href='/staff/projects/well/disbursements/new']")
+        manager.fill("input[name=payee]", "清泉村村民委员会 Qingquan village committee")
+        manager.fill("textarea[name=purpose]", "打一口深水井及配套水泵 Drilling a deep well with its pump")
+        manager.fill("input[name=amount_yuan]", "2000.00")
+        manager.fill("input[name=planned_on]", "2026-12-28")
+        manager.set_input_files("input[name=documents]", str(pdf))
+        shots.take(manager, "01-request-form")
+        submit(manager, "form[action$='/disbursements'] button")
+        text = until_decided(manager)
+        assert "The ledger recorded" in text and "needs 2 approvals, 0 given" in text
+        address = manager.url.split("?")[0]
+        shots.take(manager, "02-requested")
+
+        first = log_in(tabs[1], base, "li.fin")
+        first.goto(address)
+        first.fill(
+            "form[action$='/approve'] input[name=comment]", "报价与市价相符 the quote matches the market"
+        )
+        submit(first, "form[action$='/approve'] button")
+        text = until_decided(first)
+        assert "approval 1 of 2" in text and "needs 2 approvals, 1 given (li.fin)" in text
+        # Having approved, li.fin is not offered a second approval, and is told why.
+        assert first.locator("form[action$='/approve']").count() == 0
+        assert "you have already approved this disbursement" in text
+        shots.take(first, "03-first-approval")
+
+        second = log_in(tabs[2], base, "zhao.fin")
+        second.goto(address)
+        submit(second, "form[action$='/approve'] button")
+        text = until_decided(second)
+        assert "held" in second.inner_text(".state") and "needs 2 approvals, 2 given" in text
+        shots.take(second, "04-held")
+
+        second.fill("input[name=payout_ref]", "ICBC-20261228-0042")
+        submit(second, "form[action$='/pay'] button")
+        until_decided(second)
+        assert second.inner_text(".state") == "paid"
+        shots.take(second, "05-paid")
+
+        manager.goto(address)
+        manager.fill("input[name=description]", "受益人签收单 the beneficiaries' sign-off")
+        manager.set_input_files("input[name=document]", str(photo))
+        submit(manager, "form[action$='/evidence'] button")
+        text = until_decided(manager)
+        assert "受益人签收单" in text and "ICBC-20261228-0042" in text
+        shots.take(manager, "06-paid-with-evidence")
+
+        phone = chromium.new_context(
+            viewport=PHONE, locale="zh-CN", storage_state=tabs[0].context.storage_state()
+        )
+        small = phone.new_page()
+        small.goto(address)
+        shots.take(small, "07-phone")
+        phone.close()
+        for tab in tabs:
+            assert tab.blocked == [] and tab.errors == []
+            tab.context.close()
+        chromium.close()
+    project = running.queries.project("well")
+    assert project is not None
+    assert (project.fund_fen, project.held_fen, project.disbursed_fen) == (100_000, 0, 200_000)
