@@ -20,16 +20,18 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.ledger.read import Money
 
@@ -131,15 +133,35 @@ def content_security_policy(payment_base_url: str) -> str:
 def install_web(app: FastAPI, payment_base_url: str) -> None:
     """Serve /static and put the security headers on every page the app answers."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    policy = content_security_policy(payment_base_url)
+    app.add_middleware(SecurityHeaders, policy=content_security_policy(payment_base_url))
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        # /docs sets its own, stricter policy (routes/docs.py).
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+
+class SecurityHeaders:
+    """The security headers on every HTTP answer, where the route set none of its own
+    (/docs sets a stricter policy: routes/docs.py).
+
+    A plain ASGI middleware: Starlette's `@app.middleware("http")` (BaseHTTPMiddleware)
+    runs every request through an extra task and a re-streamed body, which was about a
+    tenth of the API's CPU per payment notification (docs/benchmarks.md)."""
+
+    def __init__(self, app: ASGIApp, policy: str) -> None:
+        self.app = app
+        self.headers = (
+            ("Content-Security-Policy", policy),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "same-origin"),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers:
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
