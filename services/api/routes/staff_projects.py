@@ -95,16 +95,20 @@ def _history(queries: LedgerQueries, project_id: str) -> list[dict[str, Any]]:
                 "decision": record.get("decision"),
                 "reason": record.get("reason", ""),
                 "actor": body.get("actor", ""),
-                "detail": _detail(body),
+                "body": body,
             }
         )
+    seqs = {row["entry_id"]: row["seq"] for row in rows}
+    for row in rows:
+        row["detail"] = _detail(row.pop("body"), seqs)
     return rows[::-1]
 
 
-def _detail(body: dict[str, Any]) -> str:
-    """What the person wrote with the step: a report, a note (and what it corrects), a reason."""
+def _detail(body: dict[str, Any], seqs: dict[str, int]) -> str:
+    """What the person wrote with the step: a report, a note (and the entry it corrects), a reason."""
     if "corrects_event_id" in body:
-        return f"{body.get('note', '')} (→ {body['corrects_event_id']})"
+        corrected = body["corrects_event_id"]
+        return f"{body.get('note', '')} (→ #{seqs.get(corrected, corrected)})"
     if "leftover_disposition" in body:
         target = body.get("leftover_target_project_id")
         return str(body["leftover_disposition"]) + (f" → {target}" if target else "")
