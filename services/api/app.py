@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
+from services.api.display_gateway import DisplayGateway
 from services.api.errors import install_error_handlers
 from services.api.giving import Giving, NoProvider
 from services.api.open_projects import OpenProjects
@@ -30,6 +31,7 @@ from services.api.routes import (
     staff_money,
     staff_pages,
     staff_projects,
+    staff_venues,
     transparency,
 )
 from services.api.routes.giving_pages import return_token
@@ -120,6 +122,7 @@ def create_app(
     store: DonorStore | None = None,
     staff_store: StaffStore | None = None,
     clock: Callable[[], int] = now_ms,
+    display: DisplayGateway | None = None,
 ) -> FastAPI:
     """The API. Without a payment provider it serves everything but taking gifts (503).
 
@@ -170,6 +173,8 @@ def create_app(
     app.state.web_secret = web_secret
     app.state.donor_store = store
     app.state.giving = giving
+    # The display gateway whose venues the console's venue pages configure and moderate.
+    app.state.display = display or DisplayGateway.from_settings(settings)
     app.state.staff_auth = StaffAuth(staff_store or StaffStore(store.engine), settings, clock=clock)
     app.state.documents = DocumentStore(
         app.state.staff_auth.store.engine,
@@ -186,6 +191,7 @@ def create_app(
     app.include_router(projects.router)
     app.include_router(staff_pages.router)
     app.include_router(staff_projects.router)
+    app.include_router(staff_venues.router)
     app.include_router(staff_money.router)
     app.include_router(staff_disbursements.router)
     app.include_router(disbursements.router)

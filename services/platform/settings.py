@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     ledger_http_port: int = 8001
     display_port: int = 8002
+    # Where the API's venue pages reach a display gateway's staff endpoints, with the
+    # CHARITY_STAFF_TOKEN both read (docs/staff.md#venue-screens); None: this host's display_port.
+    display_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     batch_max_records: int = 2000
     batch_max_wait_ms: int = 50

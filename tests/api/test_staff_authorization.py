@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from services.contracts import events as ev
 from services.staff.domain.roles import Role
 from tests.api.test_end_to_end import project_body
 from tests.fixtures import factories as f
+from tests.fixtures.fake_ledger import feed_event
+from tests.fixtures.gateway_in_process import in_process_gateway
 from tests.fixtures.staff import MACHINE, StaffApp, csrf_of, log_in, plan_form, staff_app
 
 ADMIN, MANAGER, FINANCE, AUDITOR, OPERATOR = (
@@ -84,6 +87,39 @@ LIFECYCLE: dict[tuple[str, str], frozenset[str]] = {
     for prefix in ("/staff/projects", "/api/projects")
 }
 
+# Venue screens: administrators everywhere, the venue operator at 'hall-1' (shows 'meals'), not
+# 'hall-2' (shows 'books'). A moderation decision is on a name held for each asker and venue.
+VENUE_OPS = frozenset({ADMIN, OPERATOR})
+VENUE_SCREENS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/staff/venues"): VENUE_OPS,
+    ("GET", "/staff/venues/{venue_id}"): VENUE_OPS,
+    ("POST", "/staff/venues/{venue_id}"): VENUE_OPS,
+    ("GET", "/staff/venues/{venue_id}/moderation"): VENUE_OPS,
+    ("POST", "/staff/venues/{venue_id}/moderation/{entry_id}"): VENUE_OPS,
+}
+VENUE_OF = {"meals": "hall-1", "books": "hall-2"}
+OTHER_VENUE = {
+    (method, path): who - {OPERATOR} for (method, path), who in VENUE_SCREENS.items() if "{venue_id}" in path
+}
+
+# Money that does not come online: the till (administrators, and operators at their venues only),
+# refunds (finance), money in suspense (everyone reads it; finance requests, another approves).
+SUSPENSE_REQUEST = "/staff/suspense/{project_id}/requests"
+MONEY_IN: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/staff/till"): VENUE_OPS,
+    ("POST", "/staff/till/{venue_id}"): VENUE_OPS,
+    ("GET", "/staff/refunds"): MONEY_OUT,
+    ("POST", "/staff/refunds/{donation_id}"): MONEY_OUT,
+    ("GET", "/staff/suspense"): STAFF,
+    ("POST", SUSPENSE_REQUEST): MONEY_OUT,
+    ("POST", f"{SUSPENSE_REQUEST}/{{resolution_id}}/approve"): MONEY_OUT,
+    ("POST", f"{SUSPENSE_REQUEST}/{{resolution_id}}/reject"): MONEY_OUT,
+}
+# Past the check, these find nothing to act on in the matrix's ledger: no such gift or request
+# (404), or no money in suspense (422). Refused is 403 all the same.
+NOTHING_TO_ACT_ON = ("/staff/refunds/", "/staff/suspense/")
+OTHER_VENUE[("POST", "/staff/till/{venue_id}")] = frozenset({ADMIN})
+
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/staff/login"): EVERYONE,
@@ -104,6 +140,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/projects/{project_id}/close-fundraising"): frozenset({ADMIN, MANAGER, MACHINE_CLIENT}),
     **LIFECYCLE,
     **DISBURSEMENTS,
+    **VENUE_SCREENS,
+    **MONEY_IN,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.
 PUBLIC_ANSWERS = {
@@ -127,6 +165,15 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaffApp]:
         for project_id in ("meals", "books"):
             documents = made.client.app.state.documents  # type: ignore[attr-defined]
             documents.keep(PDF, project_id=project_id, filename="a.pdf", uploaded_by="x", now_ms=1)
+        gateway = in_process_gateway(tmp_path_factory.mktemp("matrix-display"), "machine-s3cret")
+        made.client.app.state.display = gateway.client  # type: ignore[attr-defined]
+        gateway.hub.ingest(
+            replace(
+                feed_event(project, amount_fen=100, seq=1, shown_name="{{7*7}}"), event_id=f"{who}.{venue}"
+            )
+            for who in EVERYONE
+            for project, venue in VENUE_OF.items()
+        )
         for role in Role:
             scopes: dict[str, Any] = {}
             if role is Role.PROJECT_MANAGER:
@@ -183,6 +230,20 @@ def ask(app: StaffApp, who: str, method: str, path: str) -> Any:
         body = disbursement_body(client, path)
     elif method == "POST" and path.rsplit("/", 1)[-1] in LIFECYCLE_STEPS:
         body = lifecycle_body(client, path)
+    elif method == "POST" and path.startswith("/staff/till/"):
+        token = csrf_of(client.get("/staff/login").text)
+        body = {"data": {"csrf": token, "project_id": "meals", "kind": "cash_box", "amount_yuan": "1"}}
+    elif method == "POST" and path.startswith("/staff/venues/"):
+        token = csrf_of(client.get("/staff/login").text)
+        if "/moderation/" in path:
+            # Each asker decides on a name of their own, so an earlier decision leaves it held.
+            path = f"{path.rsplit('/', 1)[0]}/{who}.{path.split('/')[3]}"
+            body = {"data": {"csrf": token, "subject": "name", "decision": "approve"}}
+        else:
+            # The venue keeps its project, so later decisions on its held names still apply.
+            project = next(p for p, v in VENUE_OF.items() if v == path.split("/")[3])
+            title = {"title_zh": "厅", "projects": project, "theme": "hall", "feed_scope": "projects"}
+            body = {"data": {"csrf": token, **title}}
     elif (method, path) == ("POST", "/staff/projects"):
         token = csrf_of(client.get("/staff/login").text)
         body = {"data": {"csrf": token, **plan_form(f"form-{who}".replace("_", "-"))}}
@@ -262,25 +323,6 @@ def lifecycle_body(client: TestClient, path: str) -> dict[str, Any]:
     return {"json": fields}
 
 
-def lifecycle_body(client: TestClient, path: str) -> dict[str, Any]:
-    """What a later step of a project takes: a form with its CSRF token, or a JSON body."""
-    project_id, step = path.split("/")[3:5]
-    queries = client.app.state.queries  # type: ignore[attr-defined]
-    fields = {
-        "report-progress": {"summary": "进展 progress"},
-        "publish-correction": {
-            "corrects_event_id": queries.project_entries(project_id)[0].record["entry_id"],
-            "note": "更正 correction",
-        },
-        "suspend": {"reason": "审计 audit"},
-        "resume": {"reason": "审计通过 audit passed"},
-        "close": {"leftover_disposition": "none"},
-    }[step]
-    if path.startswith("/staff"):
-        return {"data": {"csrf": csrf_of(client.get("/staff/login").text), **fields}}
-    return {"json": fields}
-
-
 def refused(who: str, path: str, answer: Any) -> bool:
     if who == NOBODY or (who == MACHINE_CLIENT and path.startswith("/staff")):
         if path.startswith("/staff"):
@@ -291,10 +333,21 @@ def refused(who: str, path: str, answer: Any) -> bool:
 
 def done(path: str, answer: Any) -> bool:
     """Served: a page, an accepted event, or a console step's redirect to the project's page."""
+    if path.startswith(NOTHING_TO_ACT_ON) and answer.status_code in (404, 422):
+        return True
+    if answer.status_code == 303 and answer.headers["location"].startswith("/staff/till?"):
+        return (
+            re.fullmatch(r"/staff/till\?venue=[^&]+&sent=[0-9a-f-]{36}", answer.headers["location"])
+            is not None
+        )
+    if answer.status_code == 303 and answer.headers["location"].startswith("/staff/venues/"):
+        return (
+            re.fullmatch(r"/staff/venues/[^?]+\?(saved=1|done=approve)", answer.headers["location"])
+            is not None
+        )
     if answer.status_code == 303:
         return (
-            re.fullmatch(r"/staff/projects/[^?]+\?sent=[0-9a-f-]{36}", answer.headers["location"])
-            is not None
+            re.fullmatch(r"/staff/projects/[^?]+\?sent=[0-9a-f-]{36}", answer.headers["location"]) is not None
         )
     return answer.status_code in (200, 201, 202)
 
@@ -320,6 +373,17 @@ def test_a_manager_cannot_act_on_another_managers_project(app: StaffApp, who: st
     answer = ask(app, who, "POST", path)
     if who in OTHER_PROJECT[template]:
         assert done(path, answer), (who, path, answer.text)
+    else:
+        assert refused(who, path, answer), (who, path, answer.status_code)
+
+
+@pytest.mark.parametrize("who", sorted(EVERYONE))
+@pytest.mark.parametrize(("method", "template"), sorted(OTHER_VENUE))
+def test_an_operator_cannot_act_at_another_venue(app: StaffApp, who: str, method: str, template: str) -> None:
+    path = concrete(template, "books")
+    answer = ask(app, who, method, path)
+    if who in OTHER_VENUE[(method, template)]:
+        assert done(path, answer), (who, path, answer.status_code, answer.text)
     else:
         assert refused(who, path, answer), (who, path, answer.status_code)
 
