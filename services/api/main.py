@@ -26,7 +26,9 @@ def build(settings: Settings) -> FastAPI:
     checks = {"database": database_check(engine), "kafka": broker_check(settings.kafka_bootstrap)}
     store = DonorStore(make_engine(settings.database_url), engine)  # reads share the read engine
     provider = (
-        WechatPayV3Provider.from_settings(settings, nonces=store)
+        # No nonce store: Giving records each notification's nonce in the donor store with
+        # what the notification writes, and a replay is refused there.
+        WechatPayV3Provider.from_settings(settings)
         if settings.payment_provider == "wechatpay"
         else None
     )

@@ -152,11 +152,10 @@ class NonceStore(Protocol):
     def fresh(self, nonce: str, now_ms: int, window_ms: int) -> bool:
         """False when the nonce was seen less than `window_ms` before `now_ms`: a replay.
 
-        A store may record the nonce here (one process's memory), or leave the record
-        to whoever acts on the notification: the donor store records it in the same
-        transaction that marks the pledge paid (`PaymentResult.nonce`), so a confirmed
-        notification costs one write, and its unique index refuses a replay that raced
-        this check.
+        A store records the nonce here. The API uses none: the donor store records
+        each notification's nonce (`PaymentResult.nonce`) in the transaction that marks
+        the pledge paid, so a confirmed notification costs one write, and its unique
+        index refuses a replay.
         """
         ...
 

@@ -107,7 +107,7 @@ class WechatPayV3Provider:
         merchant_serial: str,
         api_v3_key: bytes,
         platform_keys: PlatformKeys,
-        nonces: NonceStore,
+        nonces: NonceStore | None = None,
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 10.0,
         clock: Callable[[], datetime] | None = None,
@@ -126,8 +126,11 @@ class WechatPayV3Provider:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, nonces: NonceStore, http: httpx.AsyncClient | None = None
+        cls, settings: Settings, nonces: NonceStore | None = None, http: httpx.AsyncClient | None = None
     ) -> WechatPayV3Provider:
+        """nonces None: whoever acts on a notification records its `PaymentResult.nonce` with
+        what it writes and refuses a replay there (the API's donor store, in the transaction
+        that marks the pledge paid), so checking it here first would be one more read."""
         merchant_key = load_merchant_key(settings)
         return cls(
             base_url=settings.payment_base_url,

@@ -12,8 +12,9 @@
   the tolerance, since a message with timestamp T is acceptable from T-300 s to
   T+300 s: a window of only 300 s from first sight would let a copy through.
   The nonce is checked, and recorded, only after the signature verified, so
-  nobody can fill the store with nonces they made up. The API's store records
-  it with the pledge it pays, in one transaction (`NonceStore.fresh`).
+  nobody can fill the store with nonces they made up. The API passes no
+  store: its donor store records the nonce with the pledge it pays, in one
+  transaction, where a unique index refuses the replay.
 - **Requests** (the merchant's): `Authorization: WECHATPAY2-SHA256-RSA2048
   mchid="…",nonce_str="…",signature="…",timestamp="…",serial_no="…"`, the
   signature over `METHOD\\nURL\\ntimestamp\\nnonce\\nbody\\n` (URL = path and query).
@@ -175,11 +176,14 @@ def verify_body(headers: Mapping[str, str], body: bytes, keys: PlatformKeys, now
 
 
 def verify_notification(
-    headers: Mapping[str, str], body: bytes, keys: PlatformKeys, nonces: NonceStore, now: datetime
+    headers: Mapping[str, str], body: bytes, keys: PlatformKeys, nonces: NonceStore | None, now: datetime
 ) -> BodySignature:
-    """verify_body, then refuse a nonce seen before within the window in which it could be valid."""
+    """verify_body, then refuse a nonce seen before within the window in which it could be valid
+    (nonces None: the caller records and checks it; see WechatPayV3Provider.from_settings)."""
     signed = verify_body(headers, body, keys, now)
-    if not nonces.fresh(signed.nonce, unix_millis(now), NONCE_WINDOW // timedelta(milliseconds=1)):
+    if nonces is not None and not nonces.fresh(
+        signed.nonce, unix_millis(now), NONCE_WINDOW // timedelta(milliseconds=1)
+    ):
         raise NotificationRefused("replayed nonce")
     return signed
 

@@ -283,22 +283,9 @@ class DonorStore:
 
     # --- notifications ---------------------------------------------------------
 
-    def fresh(self, nonce: str, now_ms: int, window_ms: int) -> bool:
-        """False when the nonce was seen within the window: a replayed notification.
-
-        Only a read: the nonce is recorded by what acts on the notification
-        (`mark_paid`, or `remember` when nothing else is written)."""
-        with self.reader.connect() as conn:
-            seen = conn.scalar(
-                select(t.notification_nonces.c.seen_at_ms).where(
-                    t.notification_nonces.c.nonce == nonce,
-                    t.notification_nonces.c.seen_at_ms > now_ms - window_ms,
-                )
-            )
-        return seen is None
-
     def remember(self, nonce: Nonce) -> bool:
-        """Record a nonce on its own; False when it was seen within its window."""
+        """Record a nonce on its own (`mark_paid` records the nonce of a notification that pays);
+        False when it was seen within its window: a replay."""
         with self.engine.begin() as conn:
             return self._record_nonce(conn, nonce)
 
