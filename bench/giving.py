@@ -283,6 +283,7 @@ def giving_stack(bootstrap: str, topics: Topics, workdir: Path, database_url: st
         "CHARITY_LEDGER_GROUP": f"giving-bench-{uuid.uuid4().hex[:8]}",
         "CHARITY_LEDGER_HTTP_PORT": str(ledger_port),
         "CHARITY_SIGNING_KEY": str(keys / "tree-head-ed25519.pem"),
+        "CHARITY_CREATE_SIGNING_KEY": "true",  # a scratch database, PostgreSQL too
     }
     with contextlib.ExitStack() as stack:
         processes: dict[str, ServiceProcess] = {}
