@@ -29,6 +29,8 @@ SEED = [
     f.disbursement(ev.DisbursementRequested, "meals", "d-ada", "ada", amount_fen=500),
     f.disbursement(ev.DisbursementRequested, "meals", "d-big", "min", amount_fen=BIG),
     f.disbursement(ev.DisbursementApproved, "meals", "d-big", "fin"),
+    # 'books' is only registered: the ledger refuses to pay anything out of it.
+    f.disbursement(ev.DisbursementRequested, "books", "d-early", "ada"),
 ]
 
 
@@ -307,3 +309,12 @@ def test_the_list_shows_each_disbursement_with_its_approvals(app: StaffApp) -> N
         "/staff/projects/meals/disbursements/new"
         not in browser(app, "fin").get("/staff/projects/meals/disbursements").text
     )
+
+
+def test_a_request_the_ledger_refused_is_shown_with_its_reason(app: StaffApp) -> None:
+    entry = next(e for e in SEED if e.project_id == "books")
+    page = browser(app, "fin").get(f"/staff/projects/books/disbursements/d-early?sent={entry.event_id}").text
+    assert "The ledger refused this step" in page
+    assert '<span class="reason">no disbursements while the project is registered</span>' in page
+    assert '<strong class="state">refused</strong>' in page
+    assert "/approve" not in page and "/evidence" not in page
