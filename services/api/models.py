@@ -254,6 +254,15 @@ class ClosureIn(_Strict):
     leftover_disposition: Annotated[str, OneOf("leftover disposition", LEFTOVER_DISPOSITIONS)]
     leftover_target_project_id: Id | None = None
 
+    @model_validator(mode="after")
+    def _target_with_transfer(self) -> ClosureIn:
+        transfer = self.leftover_disposition == "transfer_to_project"
+        if transfer and not self.leftover_target_project_id:
+            raise ValueError("transfer_to_project needs leftover_target_project_id, the receiving project")
+        if not transfer and self.leftover_target_project_id:
+            raise ValueError("leftover_target_project_id goes only with transfer_to_project")
+        return self
+
 
 DisplayChoice = Annotated[str, OneOf("display choice", frozenset({"masked", "anonymous", "excluded"}))]
 DonorName = Annotated[str, Field(max_length=50), Text()]

@@ -5,7 +5,8 @@ Neither hook turns a check off or skips an operation:
 - `map_case` teaches the generator of *valid* requests the rules across fields that
   the operations' descriptions state and a JSON schema cannot (`fee_fen` at most
   `gross_fen`, `ends_on` not before `starts_on`, a consistency proof's `first` not
-  greater than its `second`). Without it, half the "valid" requests it draws break
+  greater than its `second`, a closure's receiving project with a transfer and only
+  then). Without it, half the "valid" requests it draws break
   one of them and are rightly refused with 422. Invalid (negative) requests are
   left exactly as drawn.
 - `filter_failure` holds the "created resource not found" check to what the API
@@ -38,6 +39,15 @@ def _swap_if(body: dict[str, Any], low: str, high: str) -> None:
         body[low], body[high] = b, a
 
 
+def _target_only_with_transfer(body: dict[str, Any]) -> None:
+    if "leftover_disposition" not in body:
+        return
+    if body["leftover_disposition"] != "transfer_to_project":
+        body.pop("leftover_target_project_id", None)
+    elif not body.get("leftover_target_project_id"):
+        body["leftover_target_project_id"] = "meals"
+
+
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     meta = case.meta
@@ -46,6 +56,7 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     if isinstance(case.body, dict):
         _swap_if(case.body, "fee_fen", "gross_fen")
         _swap_if(case.body, "starts_on", "ends_on")
+        _target_only_with_transfer(case.body)
     if isinstance(case.query, dict):
         _swap_if(case.query, "first", "second")
     return case

@@ -204,14 +204,20 @@ def test_the_json_api_takes_the_same_steps_and_refuses_the_same_input(app: Staff
     assert accepted.status_code == 202 and accepted.json()["event"] == "ProjectSuspended"
     # An actor in the body is refused: who acts is the session's.
     assert api.post("/api/projects/meals/resume", json={"reason": "x", "actor": "min"}).status_code == 422
+    # A rule across the body's fields is a 422; naming what the ledger does not hold, a 409.
     bad = api.post("/api/projects/meals/close", json={"leftover_disposition": "transfer_to_project"})
-    assert bad.status_code == 422
-    assert [p["field"] for p in bad.json()["problems"]] == ["leftover_target_project_id"]
+    assert bad.status_code == 422 and "needs leftover_target_project_id" in bad.json()["detail"]
+    closed_into = {"leftover_disposition": "transfer_to_project", "leftover_target_project_id": "books"}
+    unopened = api.post("/api/projects/meals/close", json=closed_into)
+    assert unopened.status_code == 409
+    assert unopened.json()["problems"] == [
+        {"field": "leftover_target_project_id", "problem": "project 'books' is not open for fundraising"}
+    ]
     wrong = api.post(
         "/api/projects/meals/publish-correction",
         json={"corrects_event_id": entry_id(app, "books"), "note": "x"},
     )
-    assert wrong.status_code == 422 and wrong.json()["problems"][0]["field"] == "corrects_event_id"
+    assert wrong.status_code == 409 and wrong.json()["problems"][0]["field"] == "corrects_event_id"
     assert api.post("/api/projects/nowhere/report-progress", json={"summary": "x"}).status_code == 404
     assert [type(e).__name__ for e in app.published.events] == ["ProjectSuspended"]
     assert app.published.events[0].actor == "ada"

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel
 
 from services.api.deps import PublisherDep, QueriesDep
-from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ACCESS, Invalid, Problem, errors
+from services.api.errors import INVALID, INVALID_BODY, PUBLISHES, STAFF_ACCESS, Problem, errors
 from services.api.models import (
     ClosureIn,
     CorrectionIn,
@@ -164,15 +164,11 @@ def correction_problems(queries: LedgerQueries, project_id: str, body: Correctio
 def closure_problems(queries: LedgerQueries, project_id: str, body: ClosureIn) -> list[Problem]:
     """Leftover funds transferred go to another project that is fundraising, in the same currency."""
     target_id = body.leftover_target_project_id
-    transfer = body.leftover_disposition == "transfer_to_project"
     if target_id is None:
-        missing = "transfer_to_project needs the project that receives the funds"
-        return [Problem(field="leftover_target_project_id", problem=missing)] if transfer else []
+        return []
     target, closing = queries.project(target_id), queries.project(project_id)
     problem = ""
-    if not transfer:
-        problem = "only transfer_to_project names a project that receives the funds"
-    elif target_id == project_id:
+    if target_id == project_id:
         problem = "a project cannot take its own leftover funds"
     elif target is None or str(target.status) != "fundraising":
         problem = f"project {target_id!r} is not open for fundraising"
@@ -181,17 +177,28 @@ def closure_problems(queries: LedgerQueries, project_id: str, body: ClosureIn) -
     return [Problem(field="leftover_target_project_id", problem=problem)] if problem else []
 
 
+class Conflict(HTTPException):
+    """A 409 naming its problems: the body names something the ledger does not hold as the step
+    needs it (an event of another project, a receiving project that is not fundraising)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(status.HTTP_409_CONFLICT, "; ".join(f"{p.field}: {p.problem}" for p in problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class LaterStep:
     """A step of a project's life after registration that carries a body: its event, who may
-    take it, the body (the console's form has the same fields), and the checks that need the
-    ledger's read side. Whether the step is legal in the project's state is the ledger's call."""
+    take it, the body (the console's form has the same fields; `across` names the field a rule
+    across fields is about), and the checks that need the ledger's read side. Whether the step
+    is legal in the project's state is the ledger's call."""
 
     event_type: type[ev.Event]
     permission: Permission
     body: type[BaseModel]
     doc: str
     check: Callable[[LedgerQueries, str, Any], list[Problem]] | None = None
+    across: str = ""
 
     def problems(self, queries: LedgerQueries, project_id: str, body: BaseModel) -> list[Problem]:
         return self.check(queries, project_id, body) if self.check is not None else []
@@ -208,7 +215,7 @@ LATER_STEPS: dict[str, LaterStep] = {
         ev.CorrectionPublished,
         Permission.REPORT_PROGRESS,
         CorrectionIn,
-        "Publishes a correction note (CorrectionPublished) beside the event it corrects; 422 if "
+        "Publishes a correction note (CorrectionPublished) beside the event it corrects; 409 if "
         "that event is not in this project's journal. Nothing is edited: both stay disclosed.",
         correction_problems,
     ),
@@ -228,21 +235,33 @@ LATER_STEPS: dict[str, LaterStep] = {
         ev.ProjectClosed,
         Permission.CLOSE_PROJECT,
         ClosureIn,
-        "Closes the project (ProjectClosed) saying what becomes of its leftover funds; the ledger "
-        "refuses it while fundraising, while funds are held, or with money left and no disposition.",
+        "Closes the project (ProjectClosed) saying what becomes of its leftover funds; 409 if the "
+        "receiving project is this one, not fundraising or in another currency. The ledger refuses "
+        "the closure while fundraising, while funds are held, or with money left and no disposition.",
         closure_problems,
+        across="leftover_target_project_id",
     ),
 }
-LATER_STEP_ERRORS = errors({**STAFF_ACCESS, **UNKNOWN_PROJECT, **INVALID_BODY, **PUBLISHES})
+LATER_STEP_ERRORS = errors(
+    {
+        **STAFF_ACCESS,
+        **UNKNOWN_PROJECT,
+        409: "the body names what the ledger does not hold as the step needs it; nothing was published",
+        **INVALID_BODY,
+        **PUBLISHES,
+    }
+)
 
 
 def _add_later_step(path: str, step: LaterStep) -> None:
     async def take(
         project_id: PathId, body: BaseModel, actor: Actor, publisher: PublisherDep, queries: QueriesDep
     ) -> dict[str, Any]:
+        if await asyncio.to_thread(queries.project, project_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
         problems = await asyncio.to_thread(step.problems, queries, project_id, body)
         if problems:
-            raise Invalid("; ".join(f"{p.field}: {p.problem}" for p in problems), problems)
+            raise Conflict(problems)
         return await publish_transition(
             project_id, step.event_type, actor, publisher, queries, **body.model_dump()
         )

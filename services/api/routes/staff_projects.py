@@ -340,7 +340,7 @@ async def _form_step(
     try:
         body = model.model_validate(values)
     except ValidationError as error:
-        problems = _problems_of(error, step)
+        problems = _problems_of(error, later.across or step)
     else:
         problems = await asyncio.to_thread(later.problems, queries, project_id, body)
     if problems:
