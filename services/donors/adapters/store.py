@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, RowMapping, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from services.donors.adapters import tables as t
 from services.donors.domain.pledges import Pledge, PledgeStatus
 from services.donors.domain.receipts import receipt_no
-from services.payments.provider import Nonce
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 
@@ -35,6 +34,20 @@ class IdempotencyConflict(Exception):
 
 class ChargeAlreadyCounted(Exception):
     """The provider's charge id already confirmed another donation."""
+
+
+class SeenNonce(Protocol):
+    """A verified notification's nonce, as the payment adapter gives it
+    (`services.payments.provider.Nonce`): a copy within `window_ms` of `seen_at_ms` is a replay."""
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def seen_at_ms(self) -> int: ...
+
+    @property
+    def window_ms(self) -> int: ...
 
 
 class NonceReplayed(Exception):
@@ -182,7 +195,7 @@ class DonorStore:
         fee_fen: int,
         org_code: str,
         year: int,
-        nonce: Nonce | None = None,
+        nonce: SeenNonce | None = None,
     ) -> Pledge:
         """The provider says it is paid: give the pledge its receipt number, once.
 
@@ -283,14 +296,14 @@ class DonorStore:
 
     # --- notifications ---------------------------------------------------------
 
-    def remember(self, nonce: Nonce) -> bool:
+    def remember(self, nonce: SeenNonce) -> bool:
         """Record a nonce on its own (`mark_paid` records the nonce of a notification that pays);
         False when it was seen within its window: a replay."""
         with self.engine.begin() as conn:
             return self._record_nonce(conn, nonce)
 
     @staticmethod
-    def _record_nonce(conn: Connection, nonce: Nonce) -> bool:
+    def _record_nonce(conn: Connection, nonce: SeenNonce) -> bool:
         # A row from outside the window (not yet forgotten) is taken over; one inside it stays,
         # and the statement changes nothing: a replay. The unique index settles a race.
         table = t.notification_nonces
