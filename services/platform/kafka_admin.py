@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import kafka.errors as kafka_errors
@@ -13,6 +14,7 @@ from kafka import KafkaAdminClient
 from kafka.net.compat import KafkaNetClient
 
 from services.contracts.topics import TopicSpec
+from services.platform.settings import Settings
 
 # The active segment is never compacted, so a compacted topic whose segments
 # roll only at the 1 GiB / 7 day defaults would keep every old value around for
@@ -107,24 +109,57 @@ def _error_text(topic_result: dict[str, Any]) -> str:
     return str(message) if message else kafka_errors.for_code(topic_result["error_code"]).__name__
 
 
-def topic_request(spec: TopicSpec) -> dict[str, Any]:
-    """The create-topics entry for one spec: one replica, because the local broker is alone."""
-    configs: dict[str, str] = {}
+@dataclass(frozen=True)
+class Replication:
+    """How many brokers keep each partition, and how many must have a write before the
+    broker acknowledges it to an acks=all producer (every producer here is one).
+
+    One and one for the single local broker; on a cluster 3 and 2, so one broker can be
+    lost without losing an acknowledged record or refusing writes. A replica that was
+    not in sync never becomes leader (unclean leader election off): it would silently
+    drop what the others acknowledged."""
+
+    factor: int = 1
+    min_insync: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_insync <= self.factor:
+            raise ValueError(
+                f"min.insync.replicas {self.min_insync} must be between 1 and the replication "
+                f"factor {self.factor}"
+            )
+
+    def configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync), "unclean.leader.election.enable": "false"}
+
+
+def replication_of(settings: Settings) -> Replication:
+    """The replication the settings ask for (ValueError naming both when they disagree)."""
+    return Replication(settings.topic_replication_factor, settings.topic_min_insync_replicas)
+
+
+def topic_request(spec: TopicSpec, replication: Replication | None = None) -> dict[str, Any]:
+    """The create-topics entry for one spec: its layout and retention, and its replication."""
+    replication = replication or Replication()
+    configs = replication.configs()
     if spec.compacted:
-        configs = dict(COMPACTED_TOPIC_CONFIG)
+        configs |= COMPACTED_TOPIC_CONFIG
     elif spec.forever:
-        configs = {"retention.ms": "-1", "retention.bytes": "-1"}
+        configs |= {"retention.ms": "-1", "retention.bytes": "-1"}
     elif spec.retention_ms is not None:
-        configs = {"retention.ms": str(spec.retention_ms)}
-    return {"num_partitions": spec.partitions, "replication_factor": 1, "configs": configs}
+        configs |= {"retention.ms": str(spec.retention_ms)}
+    return {"num_partitions": spec.partitions, "replication_factor": replication.factor, "configs": configs}
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:
+def ensure_topics(
+    bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0, replication: Replication | None = None
+) -> None:
     """Create the topics that do not exist yet and wait until every partition has a leader.
 
     Existing topics are left alone, but one with a different partition count is an
     error: input topics must share a partition count so that one ledger instance owns
     every event of a project (docs/architecture.md), and Kafka cannot shrink a topic later.
+    So is one with another replication factor than asked for.
     """
     if not specs:
         return
@@ -132,7 +167,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
     with admin_client(bootstrap, timeout) as admin:
         # The dict form: kafka-python 3 deprecates NewTopic in favour of it.
         response = admin.create_topics(
-            {spec.name: topic_request(spec) for spec in specs},
+            {spec.name: topic_request(spec, replication) for spec in specs},
             timeout_ms=int(timeout * 1000),
             raise_errors=False,
         )
@@ -149,10 +184,16 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
         admin.wait_for_topics(names, timeout_ms=remaining_ms)
         described = {topic["name"]: topic for topic in admin.describe_topics(names)}
 
+    factor = (replication or Replication()).factor
     mismatched = [
         f"{spec.name} has {len(described[spec.name]['partitions'])} partitions, expected {spec.partitions}"
         for spec in specs
         if len(described[spec.name]["partitions"]) != spec.partitions
+    ] + [
+        # Fewer copies than asked for would lose acknowledged records with one broker.
+        f"{spec.name} has {copies} replicas, expected {factor}"
+        for spec in specs
+        if (copies := min(len(p["replica_nodes"]) for p in described[spec.name]["partitions"])) != factor
     ]
     if mismatched:
         raise TopicLayoutError("; ".join(mismatched))

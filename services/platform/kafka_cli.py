@@ -131,15 +131,25 @@ def topics(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Option(help="Topic name prefix, e.g. 'bench.'.")] = "",
     input_partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = INPUT_PARTITIONS,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(help="An existing cluster's brokers (default: the local broker of these options)."),
+    ] = None,
 ) -> None:
-    """Create the topic catalogue on the running broker."""
+    """Create the topic catalogue on the running broker, or on an existing cluster (--bootstrap),
+    replicated as CHARITY_TOPIC_REPLICATION_FACTOR and CHARITY_TOPIC_MIN_INSYNC_REPLICAS say."""
     from services.contracts.topics import Topics
-    from services.platform.kafka_admin import ensure_topics
+    from services.platform.kafka_admin import ensure_topics, replication_of
 
     options: BrokerOptions = ctx.obj
     specs = Topics(prefix).specs(input_partitions)
     with _reported("topics"):
-        ensure_topics(options.broker().bootstrap, specs, timeout=options.timeout)
+        ensure_topics(
+            bootstrap or options.broker().bootstrap,
+            specs,
+            timeout=options.timeout,
+            replication=replication_of(Settings()),
+        )
     for spec in specs:
         layout = "compacted" if spec.compacted else ""
         typer.echo(f"{spec.name}\t{spec.partitions}\t{layout}".rstrip())

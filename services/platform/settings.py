@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # The local broker's KRaft controller port; None: kafka_port + 1.
     kafka_controller_port: int | None = None
     topic_prefix: str = ""
+    # Copies of every partition, and how many must hold a write before it is acknowledged:
+    # 1 and 1 for the local broker; 3 and 2 on a cluster (docs/operations.md).
+    topic_replication_factor: int = 1
+    topic_min_insync_replicas: int = 1
     ledger_group: str = "charity-ledger"
     # Static group membership: a ledger restarted under the same id takes its
     # partitions back at once instead of waiting out the session timeout.

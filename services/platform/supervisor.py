@@ -23,7 +23,7 @@ import httpx
 from services.contracts.topics import Topics
 from services.payments.wechatpay_keys import ensure_local_keys
 from services.platform import demo
-from services.platform.kafka_admin import ensure_topics
+from services.platform.kafka_admin import ensure_topics, replication_of
 from services.platform.kafka_launcher import LocalKafka
 from services.platform.settings import VAR_DIR, Settings
 
@@ -133,7 +133,11 @@ def run(demo_data: bool = True, trickle_s: float = 3.0) -> int:
     try:
         say("starting Kafka (first run downloads the broker jars with Maven)…")
         broker.start(timeout=120)
-        ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix).specs())
+        ensure_topics(
+            settings.kafka_bootstrap,
+            Topics(settings.topic_prefix).specs(),
+            replication=replication_of(settings),
+        )
         for name in services:
             sup.spawn(name, env)
         api = f"http://{settings.api_host}:{settings.api_port}"

@@ -77,9 +77,10 @@ def test_topic_requests_use_one_replica_and_compact_only_when_asked() -> None:
     plain = topic_request(TopicSpec("a", 3))
     compacted = topic_request(TopicSpec("b", 3, compacted=True))
 
-    assert plain == {"num_partitions": 3, "replication_factor": 1, "configs": {}}
+    single = {"min.insync.replicas": "1", "unclean.leader.election.enable": "false"}
+    assert plain == {"num_partitions": 3, "replication_factor": 1, "configs": single}
     assert compacted["configs"]["cleanup.policy"] == "compact"
-    assert compacted["configs"] == COMPACTED_TOPIC_CONFIG
+    assert compacted["configs"] == single | COMPACTED_TOPIC_CONFIG
 
 
 def test_log_tail_keeps_the_last_lines(tmp_path: Path) -> None:
