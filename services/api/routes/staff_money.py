@@ -207,6 +207,13 @@ async def record_till(
 # --- refunds -------------------------------------------------------------------------
 
 
+def _status_of(refused: Problem) -> int:
+    """The provider's refusal is a bad gateway; a gift that was not paid online is a bad form."""
+    return (
+        status.HTTP_502_BAD_GATEWAY if refused.field == "provider" else status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
 async def _refund_at_provider(
     giving: GivingDep, store: DonorStoreDep, donation_id: str, refund_no: str, amount_fen: int, reason: str
 ) -> Problem | None:
@@ -356,9 +363,7 @@ async def refund(
         return RedirectResponse(done, status.HTTP_303_SEE_OTHER)  # this very form was sent before
     refused = await _refund_at_provider(giving, store, donation_id, refund_id, amount, reason)
     if refused is not None:
-        return _refund_page(
-            request, actor, queries, store, donation_id, status.HTTP_502_BAD_GATEWAY, [refused]
-        )
+        return _refund_page(request, actor, queries, store, donation_id, _status_of(refused), [refused])
     await publish_or_503(publisher, event)
     return RedirectResponse(done, status.HTTP_303_SEE_OTHER)
 
@@ -491,7 +496,7 @@ async def approve_resolution(
             giving, store, resolution["donation_id"], resolution_id, resolution["amount_fen"], "暂挂资金退款"
         )
         if refused is not None:
-            return _suspense_page(request, actor, queries, status.HTTP_502_BAD_GATEWAY, problems=[refused])
+            return _suspense_page(request, actor, queries, _status_of(refused), problems=[refused])
     event = ev.SuspenseResolutionApproved(**_event_fields(actor, project_id), resolution_id=resolution_id)
     await publish_or_503(publisher, event)
     return RedirectResponse(f"/staff/suspense?sent={event.event_id}", status.HTTP_303_SEE_OTHER)
