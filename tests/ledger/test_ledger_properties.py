@@ -34,7 +34,14 @@ PROJECTS = st.sampled_from(["p1", "p2", "p3"])
 PEOPLE = st.sampled_from(["alice", "bob", "carol"])
 AMOUNTS = st.integers(min_value=1, max_value=50_000)
 TRANSITIONS = st.sampled_from(
-    [ev.ProjectApproved, ev.FundraisingOpened, ev.FundraisingClosed, ev.ProjectSuspended, ev.ProjectClosed]
+    [
+        ev.ProjectApproved,
+        ev.FundraisingOpened,
+        ev.FundraisingClosed,
+        ev.ProjectSuspended,
+        ev.ProjectResumed,
+        ev.ProjectClosed,
+    ]
 )
 
 
