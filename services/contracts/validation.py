@@ -119,19 +119,24 @@ def problems_with(event: Event) -> list[str]:
         )
     if event.occurred_at.tzinfo is None:
         problems.append("occurred_at has no time zone")
+    # The ledger's intake checks every event it reads: one branch per field's type, and
+    # printable ASCII text (most of it) needs no search for control or formatting
+    # characters nor a normal-form check (docs/benchmarks.md).
     for rule in _rules_of(type(event)):
         name = rule.name
         value = getattr(event, name)
-        if isinstance(value, float):
+        if isinstance(value, str):
+            if rule.is_id:
+                if not _ID.match(value):
+                    problems.append(f"{name} {value!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . : -)")
+            elif not (len(value) <= rule.text_limit and value.isascii() and value.isprintable()):
+                problems.extend(_text_problems(rule, value))
+        elif isinstance(value, float):
             problems.append(f"{name} is a float; money and counts are integers")
-        if rule.is_id and value is not None and not _ID.match(value):
-            problems.append(f"{name} {value!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . : -)")
-        elif isinstance(value, str):
-            problems.extend(_text_problems(rule, value))
+        elif rule.is_amount and isinstance(value, int):
+            problems.extend(_amount_problems(name, value, allow_zero=name == "fee_fen"))
         if rule.is_currency and value not in CURRENCIES:
             problems.append(f"unknown currency {value!r}; accepted: {', '.join(sorted(CURRENCIES))}")
-        if rule.is_amount and isinstance(value, int):
-            problems.extend(_amount_problems(name, value, allow_zero=name == "fee_fen"))
         if rule.is_sha256 and not _SHA256.match(value):
             problems.append("document_sha256 must be 64 lowercase hex digits")
     problems.extend(_specific_problems(event))
