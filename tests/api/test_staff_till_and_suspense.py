@@ -258,3 +258,40 @@ def test_suspense_pages_refuse_the_wrong_people(console: Console) -> None:
     )
     assert refused.status_code == 403
     assert re.search(r"/staff/suspense/[^/]+/requests\"", op.get("/staff/suspense").text) is None
+
+
+def test_an_approval_the_ledger_refuses_is_shown_with_its_reason(console: Console) -> None:
+    ada = console.browser("ada")
+    box = post_form(
+        ada,
+        "/staff/till?venue=hall-9",
+        "/staff/till/hall-9",
+        project_id="later",
+        kind="cash_box",
+        amount_yuan="5",
+    )
+    assert "Booked to suspense" in decided_page(ada, box.headers["location"])
+    fin_a, fin_b = console.browser("fin-a"), console.browser("fin-b")
+    asked = post_form(
+        fin_a,
+        "/staff/suspense",
+        "/staff/suspense/later/requests",
+        action="redirect",
+        target_project_id="meals",
+        amount_yuan="5",
+        reason="counted late",
+    )
+    assert "SuspenseResolutionRequested (recorded)" in decided_page(fin_a, asked.headers["location"])
+    # The target stops fundraising before the second person approves: the ledger says no.
+    closed = post_form(
+        ada, "/staff/projects/meals", "/staff/projects/meals/close-fundraising", reason="goal reached"
+    )
+    assert closed.status_code == 303
+    eventually(lambda: console.queries.project("meals").status == "fundraising_closed", what="meals closed")  # type: ignore[union-attr]
+    [request] = console.queries.suspense_resolutions("later")
+    approve = f"/staff/suspense/later/requests/{request['resolution_id']}/approve"
+    refused = decided_page(fin_b, post_form(fin_b, "/staff/suspense", approve).headers["location"])
+    assert "The ledger refused" in refused
+    assert "target project meals is fundraising_closed, not fundraising" in refused
+    assert console.queries.project("later").suspense_fen == 500  # type: ignore[union-attr]
+    assert console.queries.suspense_resolutions("later")[0]["status"] == "requested"
