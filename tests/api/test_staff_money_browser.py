@@ -121,6 +121,7 @@ def test_the_till_a_refund_and_a_redirection_on_phones(giving: GivingSystem, pho
     staff.add_account("op", Role.VENUE_OPERATOR, hash_password(PASSWORD), 1, venues=frozenset({"garden"}))
     for name in ("fin-a", "fin-b"):
         staff.add_account(name, Role.FINANCE_OFFICER, hash_password(PASSWORD), 1)
+    staff.engine.dispose()
     open_project(giving.api, "meals")
     # 'later' is registered, not fundraising: the cash box counted for it waits in suspense.
     assert giving.api.post("/api/projects", json=project_body("later"), headers=STAFF).status_code == 202

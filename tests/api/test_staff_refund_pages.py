@@ -24,9 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 def logged_in(giving: GivingSystem, username: str, role: Role) -> httpx.Client:
-    StaffStore(make_engine(giving.settings.database_url)).add_account(
-        username, role, hash_password(PASSWORD), 1
-    )
+    engine = make_engine(giving.settings.database_url)
+    StaffStore(engine).add_account(username, role, hash_password(PASSWORD), 1)
+    engine.dispose()
     browser = httpx.Client(base_url=giving.settings.public_base_url, timeout=30)
     token = csrf_of(browser.get("/staff/login").text)
     answer = browser.post("/staff/login", data={"username": username, "password": PASSWORD, "csrf": token})

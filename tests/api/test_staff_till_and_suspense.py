@@ -76,6 +76,8 @@ def console(ledger: RunningLedger, tmp_path: Path) -> Iterator[Console]:
     app = create_app(settings, queries, publisher, {}, staff_store=staff)
     with TestClient(app):
         yield Console(app, queries, ledger)
+    staff.engine.dispose()
+    queries.engine.dispose()
 
 
 def post_form(client: TestClient, page: str, to: str, **fields: str) -> Any:
