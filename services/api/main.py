@@ -28,9 +28,7 @@ def build(settings: Settings) -> FastAPI:
     provider = (
         # No nonce store: Giving records each notification's nonce in the donor store with
         # what the notification writes, and a replay is refused there.
-        WechatPayV3Provider.from_settings(settings)
-        if settings.payment_provider == "wechatpay"
-        else None
+        WechatPayV3Provider.from_settings(settings) if settings.payment_provider == "wechatpay" else None
     )
     return create_app(settings, LedgerQueries(engine), publisher, checks, provider=provider, store=store)
 
