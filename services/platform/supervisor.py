@@ -210,6 +210,9 @@ def _print_urls(settings: Settings, services: list[str]) -> None:
             f"  Venue screen               http://127.0.0.1:{settings.display_port}/screen/botanic-garden"
         )
     lines += [
+        f"  工作人员 Staff console      {api}/staff",
+        # There is no default account: the first administrator is made by hand, once.
+        "    first administrator:     .venv/bin/charity-ledger staff add --role admin <name>",
         f"  Staff token                {settings.staff_token}",
         *_phone_hint(settings),
         f"  Kafka                      {settings.kafka_bootstrap}   data and logs in {VAR_DIR}",
