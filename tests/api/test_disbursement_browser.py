@@ -11,16 +11,12 @@ to docs/screenshots/staff-disbursement-*.png.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
@@ -32,17 +28,14 @@ from services.platform.http_thread import serve_in_thread
 from services.staff.adapters.store import StaffStore
 from services.staff.domain.roles import Role
 from services.staff.hashing import hash_password
-from tests.api.test_receipt_verify_browser import LoopbackOnly
 from tests.api.test_staff_disbursements_ledger import PDF, PNG, THRESHOLD, publish
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fixtures import factories as f
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, staff_log_in, until_decided
 from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
 from tests.fixtures.staff import PASSWORD
 
 pytestmark = pytest.mark.integration
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
 FOR_DOCS = {
     "01-request-form": "staff-disbursement-request.png",
     "03-first-approval": "staff-disbursement-first-approval.png",
@@ -101,67 +94,24 @@ def running(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Ru
         stop_ledger(ledger)
 
 
-class Shots:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.for_docs = os.environ.get("CHARITY_DOCS_SCREENSHOTS") == "1"
-
-    def take(self, page: Any, name: str) -> Path:
-        # Nothing may be wider than the screen: on a phone that is a page to scroll sideways.
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= page.viewport_size["width"], f"{name}: the page is {width} px wide"
-        path = self.directory / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        if self.for_docs and name in FOR_DOCS:
-            DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-            with Image.open(path) as image:
-                small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-                small.save(DOCS_SHOTS / FOR_DOCS[name], optimize=True)
-        return path
-
-
-def log_in(tab: LoopbackOnly, base: str, username: str) -> Any:
-    page = tab.page
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/staff")
-    return page
-
-
 def submit(page: Any, button: str) -> None:
     """Press a form's button and wait for the page it leads to."""
     with page.expect_navigation():
         page.click(button)
 
 
-def until_decided(page: Any) -> str:
-    """Reload the page a step led to until it shows the ledger's decision; the page's text."""
-
-    def shown() -> bool:
-        page.reload()
-        return "Sent; the ledger has not decided yet." not in page.content()
-
-    eventually(shown, what="the ledger's decision on the page")
-    return str(page.inner_text("main"))
-
-
 def test_a_manager_requests_two_finance_officers_approve_and_it_is_paid(
     running: Running, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
-    shots = Shots(tmp_path)
+    shots = Shots(tmp_path, FOR_DOCS)
     pdf = tmp_path / "报价单-quote.pdf"
     pdf.write_bytes(PDF)
     photo = tmp_path / "签收-signoff.png"
     photo.write_bytes(PNG)
     base = running.base
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        tabs = [LoopbackOnly(chromium) for _ in range(3)]
-        manager = log_in(tabs[0], base, "wang.min")
+    with chromium() as browser:
+        tabs = [LoopbackOnly(browser) for _ in range(3)]
+        manager = staff_log_in(tabs[0].page, base, "wang.min")
         manager.goto(f"{base}/staff/projects/well")
         manager.click("a[href='/staff/projects/well/disbursements']")
         manager.click("a[href='/staff/projects/well/disbursements/new']")
@@ -177,7 +127,7 @@ def test_a_manager_requests_two_finance_officers_approve_and_it_is_paid(
         address = manager.url.split("?")[0]
         shots.take(manager, "02-requested")
 
-        first = log_in(tabs[1], base, "li.fin")
+        first = staff_log_in(tabs[1].page, base, "li.fin")
         first.goto(address)
         first.fill(
             "form[action$='/approve'] input[name=comment]", "报价与市价相符 the quote matches the market"
@@ -190,7 +140,7 @@ def test_a_manager_requests_two_finance_officers_approve_and_it_is_paid(
         assert "you have already approved this disbursement" in text
         shots.take(first, "03-first-approval")
 
-        second = log_in(tabs[2], base, "zhao.fin")
+        second = staff_log_in(tabs[2].page, base, "zhao.fin")
         second.goto(address)
         submit(second, "form[action$='/approve'] button")
         text = until_decided(second)
@@ -211,7 +161,7 @@ def test_a_manager_requests_two_finance_officers_approve_and_it_is_paid(
         assert "受益人签收单" in text and "ICBC-20261228-0042" in text
         shots.take(manager, "06-paid-with-evidence")
 
-        phone = chromium.new_context(
+        phone = browser.new_context(
             viewport=PHONE, locale="zh-CN", storage_state=tabs[0].context.storage_state()
         )
         small = phone.new_page()
@@ -221,7 +171,6 @@ def test_a_manager_requests_two_finance_officers_approve_and_it_is_paid(
         for tab in tabs:
             assert tab.blocked == [] and tab.errors == []
             tab.context.close()
-        chromium.close()
     project = running.queries.project("well")
     assert project is not None
     assert (project.fund_fen, project.held_fen, project.disbursed_fen) == (100_000, 0, 200_000)

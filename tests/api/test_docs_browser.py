@@ -8,7 +8,6 @@ The screenshot goes to docs/screenshots/api-docs.png.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from services.api.main import build
 from services.platform.free_ports import free_ports
 from services.platform.http_thread import serve_in_thread
 from services.platform.settings import Settings
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from tests.fixtures.browser import DOCS_SHOTS, chromium
 
 pytestmark = pytest.mark.integration
 
@@ -59,14 +58,8 @@ def api_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 class OfflinePage:
@@ -134,7 +127,7 @@ def test_swagger_ui_renders_every_operation_offline(api_url: str, offline: Offli
     for method, path in operations[:3]:
         block = offline.page.locator(f".opblock-{method.lower()}", has_text=path).first
         assert block.is_visible(), (method, path)
-    offline.page.screenshot(path=str(SHOTS / "api-docs.png"))
+    offline.page.screenshot(path=str(DOCS_SHOTS / "api-docs.png"))
 
     # "Try it out" works under the policy: Swagger UI calls the app and shows the answer.
     health = offline.page.locator(".opblock-get", has_text="/healthz").first

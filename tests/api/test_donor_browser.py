@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from typing import Any
 import pytest
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import sync_playwright
 from sqlalchemy import func, select
 
 from services.display.main import Gateway
@@ -34,16 +31,13 @@ from services.platform.free_ports import free_ports
 from services.verifier.receipt import main as verifier_main
 from services.verifier.receipt import verify_receipt
 from tests.api.test_giving import open_project
-from tests.api.test_receipt_verify_browser import LoopbackOnly
 from tests.display.conftest import wait_ready
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium
 from tests.fixtures.giving import GivingSystem
 from tests.fixtures.ledger import eventually
 
 pytestmark = pytest.mark.integration
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
 REFUSED = "the server responded with a status of 422 (Unprocessable Entity)"
 VENUE = "meals-stall"
 PROJECT = "meals"
@@ -90,41 +84,17 @@ def gateway(giving: GivingSystem, tmp_path: Path) -> Iterator[Gateway]:
 def tabs() -> Iterator[Callable[[], LoopbackOnly]]:
     """Pages in headless Chromium that reach loopback only (1280×720, zh-CN); afterwards, none
     may have asked for anything beyond loopback or met an error."""
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
     opened: list[LoopbackOnly] = []
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
 
         def tab() -> LoopbackOnly:
-            opened.append(LoopbackOnly(chromium))
+            opened.append(LoopbackOnly(browser))
             return opened[-1]
 
         yield tab
-        chromium.close()
     for each in opened:
         assert each.blocked == [], "a page asked for something beyond loopback"
         assert each.errors == []
-
-
-class Shots:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.for_docs = os.environ.get("CHARITY_DOCS_SCREENSHOTS") == "1"
-
-    def take(self, page: Any, name: str, full_page: bool = True) -> Path:
-        # Nothing may be wider than the screen: on a phone that is a page to scroll sideways.
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= page.viewport_size["width"], f"{name}: the page is {width} px wide"
-        path = self.directory / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
-        if self.for_docs and name in FOR_DOCS:
-            DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-            # A palette of 256 colours keeps text sharp at a fraction of the size.
-            with Image.open(path) as image:
-                small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-                small.save(DOCS_SHOTS / FOR_DOCS[name], optimize=True)
-        return path
 
 
 def decode_qr(png: bytes) -> list[str]:
@@ -147,7 +117,7 @@ def receipt_json(giving: GivingSystem, number: str, code: str) -> dict[str, Any]
 def test_a_donor_gives_from_the_venue_qr_code_to_a_verified_receipt(
     giving: GivingSystem, gateway: Gateway, tabs: Callable[[], LoopbackOnly], tmp_path: Path
 ) -> None:
-    shots = Shots(tmp_path)
+    shots = Shots(tmp_path, FOR_DOCS)
     api = giving.settings.public_base_url
     open_project(giving.api, PROJECT)
 

@@ -11,8 +11,6 @@ docs/screenshots/staff-project-*.png.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
@@ -34,17 +30,14 @@ from services.platform.settings import Settings
 from services.staff.adapters.store import StaffStore
 from services.staff.domain.roles import Role
 from services.staff.hashing import hash_password
-from tests.api.test_receipt_verify_browser import LoopbackOnly
 from tests.api.test_staff_disbursements_ledger import publish
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fixtures import factories as f
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, staff_log_in, until_decided
 from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
 from tests.fixtures.staff import PASSWORD
 
 pytestmark = pytest.mark.integration
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
 SHOWN_IN_DOCS = {
     "02-progress-reported": "staff-project-progress.png",
     "04-public-page": "staff-project-public-page.png",
@@ -92,29 +85,6 @@ def running(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Ru
         stop_ledger(ledger)
 
 
-def shoot(page: Any, directory: Path, name: str) -> None:
-    """A full-page screenshot; on a phone nothing may be wider than the screen."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{name}: the page is {width} px wide"
-    path = directory / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("CHARITY_DOCS_SCREENSHOTS") == "1" and name in SHOWN_IN_DOCS:
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        with Image.open(path) as image:
-            small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-            small.save(DOCS_SHOTS / SHOWN_IN_DOCS[name], optimize=True)
-
-
-def signed_in(tab: LoopbackOnly, base: str, username: str) -> Any:
-    page = tab.page
-    page.goto(f"{base}/staff/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/staff")
-    return page
-
-
 def take(page: Any, step: str, **fields: str) -> str:
     """Open a step's form, fill it, send it, and wait for the ledger's decision; the page's text."""
     form = f"form[action$='/{step}']"
@@ -129,25 +99,17 @@ def take(page: Any, step: str, **fields: str) -> str:
     page.click(f"{form} button")
     # The step's own redirect (a new event id), before any reload.
     page.wait_for_url(lambda url: "?sent=" in url and url != before)
-
-    def decided() -> bool:
-        page.reload()
-        return "Sent; the ledger has not decided yet." not in page.content()
-
-    eventually(decided, what=f"the ledger's decision on {step}")
-    return str(page.inner_text("main"))
+    return until_decided(page, what=f"the ledger's decision on {step}")
 
 
 def test_a_project_is_reported_on_corrected_suspended_resumed_and_closed(
     running: Running, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
     url, queries = running.url, running.queries
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        tabs = [LoopbackOnly(chromium) for _ in range(2)]
-        manager = signed_in(tabs[0], url, "wang.min")
+    shots = Shots(tmp_path, SHOWN_IN_DOCS)
+    with chromium() as browser:
+        tabs = [LoopbackOnly(browser) for _ in range(2)]
+        manager = staff_log_in(tabs[0].page, url, "wang.min")
         manager.goto(f"{url}/staff/projects/new")
         plan = {
             "project_id": "orchard",
@@ -168,7 +130,7 @@ def test_a_project_is_reported_on_corrected_suspended_resumed_and_closed(
             manager.fill(f"[name={name}]", value)
         manager.click("form[action='/staff/projects'] button")
         eventually(lambda: queries.project("orchard") is not None, what="orchard registered")
-        admin = signed_in(tabs[1], url, "ada")
+        admin = staff_log_in(tabs[1].page, url, "ada")
         admin.goto(f"{url}/staff/projects/orchard")
         assert "The ledger recorded" in take(admin, "approve")
         manager.goto(f"{url}/staff/projects/orchard")
@@ -180,7 +142,7 @@ def test_a_project_is_reported_on_corrected_suspended_resumed_and_closed(
 
         text = take(manager, "report-progress", summary="已种下 40 棵果树 40 fruit trees planted")
         assert "The ledger recorded: ProgressReported" in " ".join(text.split())
-        shoot(manager, tmp_path, "02-progress-reported")
+        shots.take(manager, "02-progress-reported")
         [report] = queries.project_entries("orchard", ["ProgressReported"])
         text = take(
             manager,
@@ -189,17 +151,17 @@ def test_a_project_is_reported_on_corrected_suspended_resumed_and_closed(
             note="应为 45 棵 It was 45 trees",
         )
         assert "CorrectionPublished" in text
-        shoot(manager, tmp_path, "03-corrected")
+        shots.take(manager, "03-corrected")
         manager.goto(f"{url}/projects/orchard")
         public = manager.inner_text("main")
         for shown in ["40 fruit trees planted", "It was 45 trees", "Suzhou Industrial Park", "2026-017"]:
             assert shown in public
-        shoot(manager, tmp_path, "04-public-page")
+        shots.take(manager, "04-public-page")
 
         admin.reload()
         assert "ProjectSuspended" in take(admin, "suspend", reason="账目复核 Accounts under review")
         assert admin.inner_text(".status") == "suspended"
-        shoot(admin, tmp_path, "05-suspended")
+        shots.take(admin, "05-suspended")
         assert "ProjectResumed" in take(admin, "resume", reason="复核完毕 Review done")
         assert admin.inner_text(".status") == "fundraising"
 
@@ -209,15 +171,14 @@ def test_a_project_is_reported_on_corrected_suspended_resumed_and_closed(
         text = take(admin, "close", leftover_disposition="none")
         assert "The ledger refused this step" in " ".join(text.split())
         assert admin.inner_text(".reason") == "50000 fen is left over: a disposition is required"
-        shoot(admin, tmp_path, "06-close-refused")
+        shots.take(admin, "06-close-refused")
         text = take(
             admin, "close", leftover_disposition="transfer_to_project", leftover_target_project_id="meals"
         )
         assert admin.inner_text(".status") == "closed"
         admin.set_viewport_size(PHONE)
-        shoot(admin, tmp_path, "07-closed-phone")
+        shots.take(admin, "07-closed-phone")
         for tab in tabs:
             assert tab.blocked == [] and tab.errors == []
-        chromium.close()
     closed = queries.project("orchard")
     assert closed is not None and (closed.fund_fen, closed.leftover_fen) == (0, 50_000)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,7 +26,6 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import sync_playwright
 
 from services.contracts import events as ev
 from services.contracts.topics import Topics
@@ -45,8 +43,8 @@ from services.ledger.service.processor import BatchProcessor
 from services.platform.free_ports import free_ports
 from services.platform.http_thread import serve_in_thread
 from services.verifier.receipt import verify_receipt
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fixtures import factories as f
+from tests.fixtures.browser import LoopbackOnly, chromium
 from tests.fixtures.ledger import eventually
 from tests.fixtures.outputs import RecordingOutput
 from tests.ledger.ops.test_verify_and_rebuild import feed
@@ -122,31 +120,8 @@ def _closed(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class LoopbackOnly:
-    """A page that can reach loopback only: any other request is aborted and kept in
-    `blocked`; uncaught errors and console errors are kept in `errors`."""
-
-    def __init__(self, browser: Any) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="zh-CN")
-        self.blocked: list[str] = []
-        self.errors: list[str] = []
-        self.context.route("**/*", self._only_loopback)
-        self.page = self.context.new_page()
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("console", lambda line: self.errors.append(line.text) if line.type == "error" else None)
-
-    def _only_loopback(self, route: Any) -> None:
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost", "::1"):
-            route.continue_()
-            return
-        self.blocked.append(route.request.url)
-        route.abort("internetdisconnected")
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -9,15 +9,11 @@ ones docs/staff.md shows are also written to docs/screenshots/staff-money-*.png.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from services.contracts.topics import Topics
 from services.platform.db import make_engine
@@ -26,10 +22,9 @@ from services.staff.domain.roles import Role
 from services.staff.hashing import hash_password
 from tests.api.test_end_to_end import project_body
 from tests.api.test_giving import STAFF, open_project
-from tests.api.test_receipt_verify_browser import LoopbackOnly
 from tests.api.test_staff_refund_pages import paid_gift
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fixtures import factories as f
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, staff_log_in, until_decided
 from tests.fixtures.giving import GivingSystem
 from tests.fixtures.ledger import eventually
 from tests.fixtures.staff import PASSWORD
@@ -37,8 +32,6 @@ from tests.ledger.test_ledger_integration import produce
 
 pytestmark = pytest.mark.integration
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
 FOR_DOCS = {
     "till-sale-recorded": "staff-money-till.png",
     "refund-partial": "staff-money-refund.png",
@@ -56,60 +49,35 @@ def db_url(tmp_path: Path) -> str:
 class Phone:
     """A person's phone: its own browser context (cookies), loopback only, 390 px wide."""
 
-    def __init__(self, chromium: Any, base: str, shots: Path) -> None:
-        self.tab = LoopbackOnly(chromium)
+    def __init__(self, browser: Any, base: str, shots: Path) -> None:
+        self.tab = LoopbackOnly(browser)
         self.tab.page.set_viewport_size(PHONE)
         self.page = self.tab.page
         self.base = base
-        self.shots = shots
+        self.shots = Shots(shots, FOR_DOCS)
 
     def log_in(self, username: str) -> None:
-        self.page.goto(f"{self.base}/staff/login")
-        self.page.fill("input[name=username]", username)
-        self.page.fill("input[name=password]", PASSWORD)
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url(f"{self.base}/staff")
+        staff_log_in(self.page, self.base, username)
 
     def decided(self) -> str:
         """The page after a form, once the ledger has decided (reloaded until it has)."""
-
-        def settled() -> bool:
-            if "Sent; the ledger has not decided yet." in self.page.content():
-                self.page.reload()
-                return False
-            return True
-
-        eventually(settled, what="the ledger's decision on the page")
-        text: str = self.page.inner_text("main")
-        return text
+        return until_decided(self.page)
 
     def shot(self, name: str) -> None:
-        width = self.page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"{name}: the page is {width} px wide"
-        path = self.shots / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        if os.environ.get("CHARITY_DOCS_SCREENSHOTS") == "1" and name in FOR_DOCS:
-            DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-            with Image.open(path) as image:
-                small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-                small.save(DOCS_SHOTS / FOR_DOCS[name], optimize=True)
+        self.shots.take(self.page, name)
 
 
 @pytest.fixture
 def phones(giving: GivingSystem, tmp_path: Path) -> Iterator[Any]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
     opened: list[Phone] = []
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
 
         def phone(username: str) -> Phone:
-            opened.append(Phone(chromium, giving.settings.public_base_url, tmp_path))
+            opened.append(Phone(browser, giving.settings.public_base_url, tmp_path))
             opened[-1].log_in(username)
             return opened[-1]
 
         yield phone
-        chromium.close()
     for each in opened:
         assert each.tab.blocked == [], "a page asked for something beyond loopback"
         assert each.tab.errors == []

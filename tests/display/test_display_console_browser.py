@@ -8,8 +8,6 @@ docs/staff.md shows are also written to docs/screenshots/staff-venue-*.png.
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,23 +17,18 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from services.api.display_gateway import DisplayGateway
 from services.platform.free_ports import free_ports
 from services.staff.domain.roles import Role
-from tests.api.test_receipt_verify_browser import LoopbackOnly
 from tests.display.conftest import GatewayFactory
-from tests.display.test_display_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium
 from tests.fixtures.fake_ledger import LedgerEcho
 from tests.fixtures.ledger import eventually
 from tests.fixtures.staff import PASSWORD, staff_app
 
 pytestmark = pytest.mark.integration
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
 HOSTILE = "<script>alert(1)</script>"
 REFUSED = "the server responded with a status of 422 (Unprocessable Entity)"
 FOR_DOCS = {
@@ -65,49 +58,33 @@ class Served:
         self.thread.join(10)
 
 
-def shoot(page: Any, directory: Path, name: str) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{name}: the page is {width} px wide"
-    path = directory / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("CHARITY_DOCS_SCREENSHOTS") == "1" and name in FOR_DOCS:
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        with Image.open(path) as image:
-            small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-            small.save(DOCS_SHOTS / FOR_DOCS[name], optimize=True)
-
-
 @pytest.fixture
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
 
 
 def test_an_operator_moderates_a_hostile_name_from_a_phone(
-    start_gateway: GatewayFactory, echo: LedgerEcho, chromium: Any, tmp_path: Path
+    start_gateway: GatewayFactory, echo: LedgerEcho, browser: Any, tmp_path: Path
 ) -> None:
-    shots = tmp_path / "shots"
-    shots.mkdir()
+    (tmp_path / "shots").mkdir()
+    shots = Shots(tmp_path / "shots", FOR_DOCS)
     gateway = start_gateway()
     feed, _ = echo.gift("elderly-meals", 66_00, shown_name=HOSTILE, message="愿长者安康")
     feed.get(timeout=30)
     echo.flush()
-    kiosk = LoopbackOnly(chromium)
+    kiosk = LoopbackOnly(browser)
     kiosk.page.goto(f"{gateway.url}/screen/botanic-garden")
     kiosk.page.wait_for_selector("li.gift .who")
     assert kiosk.page.inner_text("li.gift .who") == "爱心人士"  # held: masked on the kiosk
-    shoot(kiosk.page, shots, "01-kiosk-held")
+    shots.take(kiosk.page, "01-kiosk-held")
 
     (tmp_path / "api").mkdir()
     with staff_app(tmp_path / "api") as api:
         api.client.app.state.display = DisplayGateway(gateway.url, "staff-secret")  # type: ignore[attr-defined]
         api.add("ops-garden", Role.VENUE_OPERATOR, venues=frozenset({"botanic-garden", "community-centre"}))
         with Served(api.client.app) as base:  # type: ignore[arg-type]
-            phone = LoopbackOnly(chromium)
+            phone = LoopbackOnly(browser)
             phone.context.set_default_timeout(15_000)
             page = phone.page
             page.set_viewport_size(PHONE)
@@ -117,22 +94,22 @@ def test_an_operator_moderates_a_hostile_name_from_a_phone(
             page.click("button[type=submit]")
             page.goto(f"{base}/staff/venues")
             assert page.locator("tr.venue").count() == 2  # not the event hall: not theirs
-            shoot(page, shots, "02-venues")
+            shots.take(page, "02-venues")
             page.click("a[href='/staff/venues/botanic-garden']")
             assert page.input_value("input[name=title_zh]") == "慈善植造社"
-            shoot(page, shots, "03-venue-config")
+            shots.take(page, "03-venue-config")
             page.fill("textarea[name=projects]", "")
             page.click("form[action='/staff/venues/botanic-garden'] button[type=submit]")
             assert "显示网关拒绝了此配置" in page.inner_text("div.error")
-            shoot(page, shots, "04-venue-config-refused")
+            shots.take(page, "04-venue-config-refused")
 
             page.goto(f"{base}/staff/venues/botanic-garden/moderation")
             held = page.locator("li.held-name")
             assert held.count() == 1 and HOSTILE in held.inner_text()
-            shoot(page, shots, "05-moderation")
+            shots.take(page, "05-moderation")
             held.locator("button", has_text="批准").click()
             assert page.locator("li.held-name").count() == 0
-            shoot(page, shots, "06-moderation-approved")
+            shots.take(page, "06-moderation-approved")
             # The one error: Chromium's note of the refused configuration's 422 answer.
             assert [e for e in phone.errors if REFUSED not in e] == [] and phone.blocked == []
 
@@ -141,5 +118,5 @@ def test_an_operator_moderates_a_hostile_name_from_a_phone(
         kiosk.page.wait_for_timeout(100)
     assert kiosk.page.inner_text("li.gift .who") == HOSTILE  # shown as text, never run
     assert kiosk.page.locator("li.gift script").count() == 0
-    shoot(kiosk.page, shots, "07-kiosk-approved")
+    shots.take(kiosk.page, "07-kiosk-approved")
     assert kiosk.errors == [] and kiosk.blocked == []
