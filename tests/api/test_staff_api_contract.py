@@ -7,8 +7,10 @@ the operations tagged `projects` and `disbursements`. The JSON API takes no CSRF
 accepts JSON bodies only, which a form on another site cannot send.
 
 The same seeded system as the contract test (projects registered, fundraising and with a gift),
-plus a disbursement a manager requested on 'meals', whose id the generator draws half the time,
-so approvals, payments and evidence reach an existing disbursement and not only 404s.
+plus a disbursement a manager requested on 'meals', whose id (and its quote's SHA-256) the
+generator draws half the time, so approvals, payments and evidence reach an existing disbursement
+and not only 404s. Afterwards the journal must hold steps in the administrator's name: the session
+really was let in, and the run was not 1,000 answers of 401.
 """
 
 from __future__ import annotations
@@ -57,18 +59,19 @@ class StaffApi:
     session_cookie: str
     queries: LedgerQueries
 
-    def acted_as(self, username: str) -> int:
-        """How many journal entries name `username` as their actor."""
-        return sum(
-            1
+    def kinds_by(self, username: str) -> set[str]:
+        """The kinds of the journal entries that name `username` as their actor."""
+        return {
+            e.record["kind"]
             for project_id in ("registered-only", "meals", "books")
             for e in self.queries.project_entries(project_id)
             if e.record["body"].get("actor") == username
-        )
+        }
 
 
-def requested_disbursement(manager: httpx.Client) -> str:
-    """A manager's request on 'meals' with a quote, once the ledger has it; its id."""
+def requested_disbursement(manager: httpx.Client) -> tuple[str, str]:
+    """A manager's request on 'meals' with a quote, once the ledger has it; its id and the quote's
+    SHA-256."""
     upload = manager.post(
         "/api/projects/meals/documents", files={"file": ("q.pdf", QUOTE, "application/pdf")}
     )
@@ -83,7 +86,7 @@ def requested_disbursement(manager: httpx.Client) -> str:
     answer = manager.post("/api/projects/meals/disbursements", json=body)
     assert answer.status_code == 202, answer.text
     eventually(lambda: manager.get("/api/projects/meals/disbursements").json(), what="the request journaled")
-    return str(answer.json()["disbursement_id"])
+    return str(answer.json()["disbursement_id"]), str(upload.json()["sha256"])
 
 
 @pytest.fixture
@@ -100,7 +103,7 @@ def staff_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path)
         with httpx.Client(base_url=base_url, timeout=30) as http:
             seed(http, machine)
         manager = logged_in(base_url, "wang.min")
-        disbursement_id = requested_disbursement(manager)
+        disbursement_id, quote_sha256 = requested_disbursement(manager)
         manager.close()
         admin = logged_in(base_url, "ada")
         known: dict[str, list[object]] = {
@@ -110,6 +113,7 @@ def staff_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path)
             "entries": ["none"],
             "tree-sizes": [1],
             "disbursements": [disbursement_id],
+            "documents": [quote_sha256],
         }
         queries = LedgerQueries(reader)
         yield StaffApi(ServedApi(base_url, machine, known), admin.cookies["staff_session"], queries)
@@ -128,7 +132,8 @@ def staff_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path)
 def run(api: StaffApi, tmp_path: Path) -> tuple[int, str, float]:
     settings = config(api.served, tmp_path / "schemathesis.toml")
     with settings.open("a", encoding="utf-8") as toml:  # [parameters] is the file's last table
-        toml.write('"path.disbursement_id" = { dictionary = "disbursements", probability = 0.5 }\n')
+        for key, name in (("path.disbursement_id", "disbursements"), ("body.document_sha256", "documents")):
+            toml.write(f'"{key}" = {{ dictionary = "{name}", probability = 0.5 }}\n')
     command = [
         *ST,
         "--no-color",
@@ -171,5 +176,8 @@ def test_the_staff_api_with_an_administrators_session_never_answers_5xx(
     print(f"--- schemathesis with an administrator's session: exit {code} in {seconds:.1f}s\n{output}")
     assert "Server error" not in output, f"a 5xx:\n{output}"
     assert code == 0, f"schemathesis with an administrator's session found problems:\n{output}"
-    # The session was in: steps the generator sent reached the ledger under the administrator's name.
-    eventually(lambda: staff_api.acted_as("ada"), what="events the administrator's session published")
+    # The session was in: a project's steps and a disbursement's, in the administrator's name.
+    eventually(
+        lambda: {"ProgressReported", "EvidenceAttached"} <= staff_api.kinds_by("ada"),
+        what="a report and evidence the administrator's session published",
+    )
