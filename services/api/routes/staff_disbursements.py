@@ -11,6 +11,7 @@ refused before anything is sent, and by the ledger, which decides.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -273,93 +274,88 @@ async def disbursement_page(
     return await _page(request, project_id, disbursement_id, actor, desk)
 
 
-@router.post("/disbursements/{disbursement_id}/approve", responses=STEP_ERRORS)
-async def approve(
+@dataclass(frozen=True)
+class _StepForm:
+    """What every step on a disbursement's page posts: which disbursement, and the form's CSRF
+    token (checked by the step, after the actor's permission)."""
+
+    request: Request
+    project_id: str
+    disbursement_id: str
+    secret: bytes
+    desk: ds.Desk
+    csrf: str
+
+    def check_csrf(self) -> None:
+        check_csrf(self.request, self.secret, self.csrf)
+
+    async def page(self, actor: Actor, refusal: str, status_code: int) -> HTMLResponse:
+        """The disbursement's page again, saying why the step was not sent."""
+        where = (self.request, self.project_id, self.disbursement_id, actor, self.desk)
+        return await _page(*where, refusal=refusal, status_code=status_code)
+
+    def sent(self, event: ev.Event) -> RedirectResponse:
+        return _sent(self.project_id, self.disbursement_id, event)
+
+
+async def _step_form(
     request: Request,
     project_id: PathId,
     disbursement_id: PathId,
-    actor: Approver,
     secret: WebSecretDep,
     desk: DeskDep,
     csrf: Csrf = "",
-    comment: FormText = "",
-) -> Response:
-    check_csrf(request, secret, csrf)
-    again = (request, project_id, disbursement_id, actor, desk)
+) -> _StepForm:
+    return _StepForm(request, project_id, disbursement_id, secret, desk, csrf)
+
+
+StepForm = Annotated[_StepForm, Depends(_step_form)]
+
+
+@router.post("/disbursements/{disbursement_id}/approve", responses=STEP_ERRORS)
+async def approve(actor: Approver, form: StepForm, comment: FormText = "") -> Response:
+    form.check_csrf()
     try:
         checked = ApprovalIn.model_validate({"comment": comment.strip() or None})
     except ValidationError as error:
-        return await _page(*again, refusal=_said(error), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return await form.page(actor, _said(error), status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        event = await ds.approve(desk, actor, project_id, disbursement_id, checked.comment)
+        event = await ds.approve(form.desk, actor, form.project_id, form.disbursement_id, checked.comment)
     except HTTPException as refused:
         if refused.status_code != status.HTTP_409_CONFLICT:
             raise
         # Four eyes, refused before anything was sent: the page says why.
-        return await _page(*again, refusal=str(refused.detail), status_code=refused.status_code)
-    return _sent(project_id, disbursement_id, event)
+        return await form.page(actor, str(refused.detail), refused.status_code)
+    return form.sent(event)
 
 
 async def _text_step(
-    request: Request,
-    project_id: str,
-    disbursement_id: str,
+    form: _StepForm,
     actor: Actor,
-    desk: ds.Desk,
     event_type: type[ev.Event],
     checked: type[RejectionIn | PaymentIn],
     values: dict[str, str],
 ) -> Response:
     """A step that says something (why it is rejected, the payout's reference), checked like the
     API's body; otherwise the page says what is wrong and nothing is sent."""
+    form.check_csrf()
     try:
         body = checked.model_validate({k: v.strip() for k, v in values.items()})
     except ValidationError as error:
-        return await _page(
-            request,
-            project_id,
-            disbursement_id,
-            actor,
-            desk,
-            refusal=_said(error),
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    event = await ds.step(desk, event_type, actor, project_id, disbursement_id, **body.event_fields())
-    return _sent(project_id, disbursement_id, event)
+        return await form.page(actor, _said(error), status.HTTP_422_UNPROCESSABLE_CONTENT)
+    where = (form.project_id, form.disbursement_id)
+    event = await ds.step(form.desk, event_type, actor, *where, **body.event_fields())
+    return form.sent(event)
 
 
 @router.post("/disbursements/{disbursement_id}/reject", responses=STEP_ERRORS)
-async def reject(
-    request: Request,
-    project_id: PathId,
-    disbursement_id: PathId,
-    actor: Approver,
-    secret: WebSecretDep,
-    desk: DeskDep,
-    csrf: Csrf = "",
-    comment: FormText = "",
-) -> Response:
-    check_csrf(request, secret, csrf)
-    values = {"comment": comment}
-    where = (request, project_id, disbursement_id, actor, desk)
-    return await _text_step(*where, ev.DisbursementRejected, RejectionIn, values)
+async def reject(actor: Approver, form: StepForm, comment: FormText = "") -> Response:
+    return await _text_step(form, actor, ev.DisbursementRejected, RejectionIn, {"comment": comment})
 
 
 @router.post("/disbursements/{disbursement_id}/pay", responses=STEP_ERRORS)
-async def pay(
-    request: Request,
-    project_id: PathId,
-    disbursement_id: PathId,
-    actor: Payer,
-    secret: WebSecretDep,
-    desk: DeskDep,
-    csrf: Csrf = "",
-    payout_ref: FormText = "",
-) -> Response:
-    check_csrf(request, secret, csrf)
-    values = {"payout_ref": payout_ref}
-    where = (request, project_id, disbursement_id, actor, desk)
-    return await _text_step(*where, ev.DisbursementPaid, PaymentIn, values)
+async def pay(actor: Payer, form: StepForm, payout_ref: FormText = "") -> Response:
+    return await _text_step(form, actor, ev.DisbursementPaid, PaymentIn, {"payout_ref": payout_ref})
 
 
 @router.post("/disbursements/{disbursement_id}/evidence", responses=UPLOAD_ERRORS)
