@@ -45,6 +45,18 @@ def _accepted(event: ev.Event, disbursement_id: str) -> dict[str, Any]:
     return {"accepted": True, "event_id": event.event_id, "disbursement_id": disbursement_id}
 
 
+async def _step(
+    desk: ds.Desk,
+    event_type: type[ev.Event],
+    actor: Actor,
+    where: tuple[str, str],
+    body: RejectionIn | PaymentIn | EvidenceIn,
+) -> dict[str, Any]:
+    """Publishes a step on the disbursement `where` (project, disbursement) with the body's fields."""
+    event = await ds.step(desk, event_type, actor, *where, **body.event_fields())
+    return _accepted(event, where[1])
+
+
 @router.get("/disbursements", responses=errors({**STAFF_ACCESS, **UNKNOWN, **INVALID}))
 async def list_disbursements(project_id: PathId, actor: Viewer, desk: DeskDep) -> list[dict[str, Any]]:
     """The project's disbursements, newest first: state, approvals given and needed, every step the
@@ -126,9 +138,7 @@ async def reject(
     project_id: PathId, disbursement_id: PathId, body: RejectionIn, actor: Approver, desk: DeskDep
 ) -> dict[str, Any]:
     """Turns the request down; funds the ledger held for it are released."""
-    fields = body.event_fields()
-    event = await ds.step(desk, ev.DisbursementRejected, actor, project_id, disbursement_id, **fields)
-    return _accepted(event, disbursement_id)
+    return await _step(desk, ev.DisbursementRejected, actor, (project_id, disbursement_id), body)
 
 
 @router.post(
@@ -138,9 +148,7 @@ async def pay(
     project_id: PathId, disbursement_id: PathId, body: PaymentIn, actor: Payer, desk: DeskDep
 ) -> dict[str, Any]:
     """The money left: the ledger pays out what it held, or refuses a disbursement not approved."""
-    fields = body.event_fields()
-    event = await ds.step(desk, ev.DisbursementPaid, actor, project_id, disbursement_id, **fields)
-    return _accepted(event, disbursement_id)
+    return await _step(desk, ev.DisbursementPaid, actor, (project_id, disbursement_id), body)
 
 
 @router.post(
@@ -164,6 +172,4 @@ async def attach_evidence(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"no document uploaded for project {project_id!r} has the SHA-256 {body.document_sha256}",
         )
-    fields = body.event_fields()
-    event = await ds.step(desk, ev.EvidenceAttached, actor, project_id, disbursement_id, **fields)
-    return _accepted(event, disbursement_id)
+    return await _step(desk, ev.EvidenceAttached, actor, (project_id, disbursement_id), body)
