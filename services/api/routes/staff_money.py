@@ -19,6 +19,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -27,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.api.deps import DonorStoreDep, GivingDep, PublisherDep, QueriesDep, WebSecretDep
 from services.api.errors import Problem, page_errors
 from services.api.models import PathId
+from services.api.producer import EventPublisher
 from services.api.staff_auth import Actor, require_page
 from services.api.submission import publish_or_503
 from services.api.web import check_csrf, render
@@ -66,6 +68,29 @@ async def _form(request: Request, secret: bytes) -> dict[str, str]:
     fields = {k: v.strip() for k, v in form.items() if isinstance(v, str) and len(v) <= 4000}
     check_csrf(request, secret, fields.get("csrf", ""))
     return fields
+
+
+@dataclass(frozen=True)
+class _MoneyForm:
+    """What every money form's handler needs besides the actor and the path: the request, whose
+    form `fields` reads (checking its CSRF token), the event log and the ledger's read side."""
+
+    request: Request
+    secret: bytes
+    publisher: EventPublisher
+    queries: LedgerQueries
+
+    async def fields(self) -> dict[str, str]:
+        return await _form(self.request, self.secret)
+
+
+def _money_form(
+    request: Request, secret: WebSecretDep, publisher: PublisherDep, queries: QueriesDep
+) -> _MoneyForm:
+    return _MoneyForm(request, secret, publisher, queries)
+
+
+MoneyForm = Annotated[_MoneyForm, Depends(_money_form)]
 
 
 def _yuan(text: str, field: str, problems: list[Problem]) -> int:
@@ -159,15 +184,9 @@ def till(request: Request, actor: Till, queries: QueriesDep) -> HTMLResponse:
 
 
 @router.post("/till/{venue_id}", responses=FORM_ERRORS)
-async def record_till(
-    request: Request,
-    venue_id: PathId,
-    actor: TillAtVenue,
-    secret: WebSecretDep,
-    publisher: PublisherDep,
-    queries: QueriesDep,
-) -> Response:
-    fields = await _form(request, secret)
+async def record_till(venue_id: PathId, actor: TillAtVenue, form: MoneyForm) -> Response:
+    request, publisher, queries = form.request, form.publisher, form.queries
+    fields = await form.fields()
     problems: list[Problem] = []
     kind = fields.get("kind", "")
     if kind not in KINDS:
@@ -309,16 +328,10 @@ def refunds(request: Request, actor: Refunder, queries: QueriesDep, store: Donor
 
 @router.post("/refunds/{donation_id}", responses=FORM_ERRORS)
 async def refund(
-    request: Request,
-    donation_id: PathId,
-    actor: Refunder,
-    secret: WebSecretDep,
-    publisher: PublisherDep,
-    queries: QueriesDep,
-    store: DonorStoreDep,
-    giving: GivingDep,
+    donation_id: PathId, actor: Refunder, form: MoneyForm, store: DonorStoreDep, giving: GivingDep
 ) -> Response:
-    fields = await _form(request, secret)
+    request, publisher, queries = form.request, form.publisher, form.queries
+    fields = await form.fields()
     gift = await asyncio.to_thread(queries.gift, donation_id)
     if gift is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no online gift {donation_id!r}")
@@ -401,15 +414,9 @@ def suspense(request: Request, actor: Viewer, queries: QueriesDep) -> HTMLRespon
 
 
 @router.post("/suspense/{project_id}/requests", responses=FORM_ERRORS)
-async def request_resolution(
-    request: Request,
-    project_id: PathId,
-    actor: Resolver,
-    secret: WebSecretDep,
-    publisher: PublisherDep,
-    queries: QueriesDep,
-) -> Response:
-    fields = await _form(request, secret)
+async def request_resolution(project_id: PathId, actor: Resolver, form: MoneyForm) -> Response:
+    request, publisher, queries = form.request, form.publisher, form.queries
+    fields = await form.fields()
     project = await asyncio.to_thread(queries.project, project_id)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
@@ -472,17 +479,15 @@ async def _pending(queries: LedgerQueries, project_id: str, resolution_id: str) 
 
 @router.post("/suspense/{project_id}/requests/{resolution_id}/approve", responses=FORM_ERRORS)
 async def approve_resolution(
-    request: Request,
     project_id: PathId,
     resolution_id: PathId,
     actor: Resolver,
-    secret: WebSecretDep,
-    publisher: PublisherDep,
-    queries: QueriesDep,
+    form: MoneyForm,
     store: DonorStoreDep,
     giving: GivingDep,
 ) -> Response:
-    await _form(request, secret)
+    request, publisher, queries = form.request, form.publisher, form.queries
+    await form.fields()
     resolution = await _pending(queries, project_id, resolution_id)
     if resolution["requested_by"] == actor.name:
         # The ledger refuses it too (on the journal's actors); the page says so at once.
@@ -504,15 +509,10 @@ async def approve_resolution(
 
 @router.post("/suspense/{project_id}/requests/{resolution_id}/reject", responses=FORM_ERRORS)
 async def reject_resolution(
-    request: Request,
-    project_id: PathId,
-    resolution_id: PathId,
-    actor: Resolver,
-    secret: WebSecretDep,
-    publisher: PublisherDep,
-    queries: QueriesDep,
+    project_id: PathId, resolution_id: PathId, actor: Resolver, form: MoneyForm
 ) -> Response:
-    fields = await _form(request, secret)
+    request, publisher, queries = form.request, form.publisher, form.queries
+    fields = await form.fields()
     await _pending(queries, project_id, resolution_id)
     problems: list[Problem] = []
     reason = _text(fields, "reason", problems)
