@@ -140,21 +140,18 @@ def test_the_till_refuses_bad_input_and_other_venues_and_publishes_nothing(conso
     op = console.browser("op")
     console.settled()
     before = console.queries.journal_size()
-    zero = post_form(
-        op, "/staff/till", "/staff/till/hall-1", project_id="meals", kind="cash_box", amount_yuan="0"
-    )
+
+    def till(venue: str, project_id: str, kind: str, amount_yuan: str) -> Any:
+        fields = {"project_id": project_id, "kind": kind, "amount_yuan": amount_yuan}
+        return post_form(op, "/staff/till", f"/staff/till/{venue}", **fields)
+
+    zero = till("hall-1", "meals", "cash_box", "0")
     assert zero.status_code == 422 and "amount_yuan" in zero.text
-    no_item = post_form(
-        op, "/staff/till", "/staff/till/hall-1", project_id="meals", kind="charity_sale", amount_yuan="5"
-    )
+    no_item = till("hall-1", "meals", "charity_sale", "5")
     assert no_item.status_code == 422 and '<code class="field">item</code>' in no_item.text
-    unknown = post_form(
-        op, "/staff/till", "/staff/till/hall-1", project_id="nowhere", kind="cash_box", amount_yuan="5"
-    )
+    unknown = till("hall-1", "nowhere", "cash_box", "5")
     assert unknown.status_code == 422 and "unknown project" in unknown.text
-    elsewhere = post_form(
-        op, "/staff/till", "/staff/till/hall-2", project_id="meals", kind="cash_box", amount_yuan="5"
-    )
+    elsewhere = till("hall-2", "meals", "cash_box", "5")
     assert elsewhere.status_code == 403 and "无权访问" in elsewhere.text
     stale = op.post(
         "/staff/till/hall-1",
