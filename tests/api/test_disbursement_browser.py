@@ -18,20 +18,22 @@ from typing import Any
 
 import pytest
 
-from services.api.app import create_app
-from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
 from services.ledger.read.queries import LedgerQueries
-from services.platform.db import make_engine
-from services.platform.free_ports import free_ports
-from services.platform.http_thread import serve_in_thread
-from services.staff.adapters.store import StaffStore
 from services.staff.domain.roles import Role
 from services.staff.hashing import hash_password
 from tests.api.test_staff_disbursements_ledger import PDF, PNG, THRESHOLD, publish
 from tests.fixtures import factories as f
-from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, staff_log_in, until_decided
-from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.browser import (
+    PHONE,
+    LoopbackOnly,
+    Shots,
+    chromium,
+    console_on_loopback,
+    staff_log_in,
+    until_decided,
+)
+from tests.fixtures.ledger import eventually
 from tests.fixtures.staff import PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -55,20 +57,10 @@ class Running:
 def running(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Running]:
     """Ledger and API on loopback: project 'well' open with ¥3,000, its manager and two finance
     officers; two approvals from ¥1,000 up."""
-    port = free_ports(1)[0]
-    settings = ledger_settings(
-        kafka_bootstrap,
-        topics,
-        f"sqlite:///{tmp_path / 'ledger.db'}",
-        disbursement_dual_approval_fen=THRESHOLD,
-        web_secret_path=str(tmp_path / "web.key"),
-        documents_dir=str(tmp_path / "documents"),
-        api_port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    ledger = start_ledger(settings)
-    try:
-        staff = StaffStore(make_engine(settings.database_url))
+    with console_on_loopback(
+        kafka_bootstrap, topics, tmp_path, disbursement_dual_approval_fen=THRESHOLD
+    ) as console:
+        settings, staff, queries = console.settings, console.staff, console.queries
         for username, role in [
             ("wang.min", Role.PROJECT_MANAGER),
             ("li.fin", Role.FINANCE_OFFICER),
@@ -76,22 +68,14 @@ def running(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Ru
         ]:
             staff.add_account(username, role, hash_password(PASSWORD), 1)
         staff.assign("wang.min", project_id="well")
-        queries = LedgerQueries(make_engine(settings.database_url, writer=False))
         publish(settings, *f.opened_project("well", name="清泉村打井 A well for Qingquan"))
         publish(settings, f.confirmed("well", 300_000, 0))
         eventually(
             lambda: (p := queries.project("well")) is not None and p.fund_fen == 300_000,
             what="the project open with ¥3,000 available",
         )
-        publisher = KafkaEventPublisher(settings.kafka_bootstrap, Topics(settings.topic_prefix))
-        server = serve_in_thread(
-            create_app(settings, queries, publisher, {}, staff_store=staff), "127.0.0.1", port
-        )
-        eventually(lambda: server.started, timeout=20, what="the API serving")
+        console.serve()
         yield Running(settings.public_base_url, queries)
-        server.should_exit = True
-    finally:
-        stop_ledger(ledger)
 
 
 def submit(page: Any, button: str) -> None:

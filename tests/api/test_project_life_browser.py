@@ -19,21 +19,23 @@ from typing import Any
 
 import pytest
 
-from services.api.app import create_app
-from services.api.producer import KafkaEventPublisher
 from services.contracts.topics import Topics
 from services.ledger.read.queries import LedgerQueries
-from services.platform.db import make_engine
-from services.platform.free_ports import free_ports
-from services.platform.http_thread import serve_in_thread
 from services.platform.settings import Settings
-from services.staff.adapters.store import StaffStore
 from services.staff.domain.roles import Role
 from services.staff.hashing import hash_password
 from tests.api.test_staff_disbursements_ledger import publish
 from tests.fixtures import factories as f
-from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, staff_log_in, until_decided
-from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.browser import (
+    PHONE,
+    LoopbackOnly,
+    Shots,
+    chromium,
+    console_on_loopback,
+    staff_log_in,
+    until_decided,
+)
+from tests.fixtures.ledger import eventually
 from tests.fixtures.staff import PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -56,33 +58,14 @@ class Running:
 @pytest.fixture
 def running(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Running]:
     """Ledger and API on loopback; 'meals' is fundraising; an administrator and a manager."""
-    port = free_ports(1)[0]
-    settings = ledger_settings(
-        kafka_bootstrap,
-        topics,
-        f"sqlite:///{tmp_path / 'ledger.db'}",
-        web_secret_path=str(tmp_path / "web.key"),
-        documents_dir=str(tmp_path / "documents"),
-        api_port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    ledger = start_ledger(settings)
-    try:
-        staff = StaffStore(make_engine(settings.database_url))
+    with console_on_loopback(kafka_bootstrap, topics, tmp_path) as console:
+        settings, staff, queries = console.settings, console.staff, console.queries
         staff.add_account("ada", Role.ADMINISTRATOR, hash_password(PASSWORD), 1)
         staff.add_account("wang.min", Role.PROJECT_MANAGER, hash_password(PASSWORD), 1)
-        queries = LedgerQueries(make_engine(settings.database_url, writer=False))
         publish(settings, *f.opened_project("meals", name="乐龄助餐 Meals for elders"))
         eventually(lambda: queries.project("meals") is not None, what="meals open")
-        publisher = KafkaEventPublisher(settings.kafka_bootstrap, Topics(settings.topic_prefix))
-        server = serve_in_thread(
-            create_app(settings, queries, publisher, {}, staff_store=staff), "127.0.0.1", port
-        )
-        eventually(lambda: server.started, timeout=20, what="the API serving")
+        console.serve()
         yield Running(settings.public_base_url, queries, settings)
-        server.should_exit = True
-    finally:
-        stop_ledger(ledger)
 
 
 def take(page: Any, step: str, **fields: str) -> str:
