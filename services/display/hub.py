@@ -104,7 +104,10 @@ class Hub:
     def _offer_feed(self, entry: FeedEntry) -> None:
         shown = self.state.projects.get(entry.project_id)
         if shown is not None and shown.as_of_seq >= entry.seq:
+            # The total came first and may be on the screens already: it goes again with the
+            # gift, so the message that lists the gift still carries the total counting it.
             for channel in self.channels.values():
+                channel.offer_totals(shown)
                 channel.offer_feed(entry)
             return
         loop = asyncio.get_running_loop()

@@ -121,6 +121,25 @@ def test_a_message_approved_while_its_gift_waits_for_its_total_goes_out_with_the
     run(body)
 
 
+def test_a_gift_whose_total_came_first_goes_out_with_that_total_again() -> None:
+    async def body() -> None:
+        h = hub()
+        h.mark_caught_up()
+        screen = FakeScreen(h.open_stream("garden", None)[0])
+        # The totals topic was read first and its update is on the screen already.
+        h.ingest([totals_event("elderly-meals", raised_fen=50, as_of_seq=7)])
+        h.channels["garden"].flush()
+        h.ingest([feed_event("elderly-meals", amount_fen=50, seq=7)])
+        h.channels["garden"].flush()
+        (_, _, total_alone), (_, _, with_gift) = screen.frames()
+        assert total_alone["feed"] == []  # type: ignore[index]
+        assert len(with_gift["feed"]) == 1  # type: ignore[arg-type]
+        # The message that lists the gift carries the total that counts it.
+        assert [(p["id"], p["raised_fen"]) for p in with_gift["projects"]] == [("elderly-meals", 50)]  # type: ignore[index]
+
+    run(body)
+
+
 def test_a_gift_whose_total_never_comes_is_shown_after_a_second() -> None:
     async def body() -> None:
         h = hub()
