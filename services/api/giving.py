@@ -425,7 +425,8 @@ class Giving:
     async def reconcile(self, limit: int = 100) -> int:
         """Settle the pledges that are due; returns how many were looked at."""
         now_ms = self._now_ms()
-        # Nonces outlive their window by this much: a notification's check and its write are apart.
+        # Housekeeping only: a nonce older than its window no longer counts (the store takes
+        # its row over), so rows are kept a while past any provider's window, then dropped.
         await asyncio.to_thread(self.store.forget_nonces, now_ms - NONCES_KEPT_MS)
         due = await asyncio.to_thread(self.store.due, now_ms, paid_grace_ms=30_000, limit=limit)
         for pledge in due:
