@@ -59,6 +59,7 @@ class Permission(StrEnum):
     RECORD_TILL = "till.record"  # cash-box counts and charity sales at a venue
     MANAGE_VENUES = "venue.manage"
     MODERATE_DISPLAY = "venue.moderate"  # donor messages and names on the screens
+    AUDIT = "audit.read"  # the closed-loop views, charts, exports, statements and reports
 
 
 class Scope(StrEnum):
@@ -82,6 +83,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = {
             Permission.REPORT_PROGRESS,
             Permission.REQUEST_DISBURSEMENT,
             Permission.ATTACH_EVIDENCE,
+            Permission.AUDIT,  # their own projects' books only (scoped)
         }
     ),
     # Finance approves and pays what managers request, so no one person both asks and approves.
@@ -95,7 +97,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = {
             Permission.RESOLVE_SUSPENSE,
         }
     ),
-    Role.AUDITOR: frozenset({Permission.VIEW_CONSOLE, Permission.READ_ACCESS_LOG}),
+    Role.AUDITOR: frozenset({Permission.VIEW_CONSOLE, Permission.READ_ACCESS_LOG, Permission.AUDIT}),
     Role.VENUE_OPERATOR: frozenset(
         {
             Permission.VIEW_CONSOLE,

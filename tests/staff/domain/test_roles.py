@@ -37,8 +37,16 @@ def test_a_project_manager_runs_only_their_own_projects() -> None:
 def test_the_auditor_reads_everything_and_changes_nothing() -> None:
     assert allows(AUDITOR, Permission.READ_ACCESS_LOG)
     assert allows(AUDITOR, Permission.VIEW_CONSOLE)
-    changes = set(Permission) - {Permission.VIEW_CONSOLE, Permission.READ_ACCESS_LOG}
-    assert not any(allows(AUDITOR, p, project_id="meals") for p in changes)
+    assert allows(AUDITOR, Permission.AUDIT, project_id="meals")
+    reads = {Permission.VIEW_CONSOLE, Permission.READ_ACCESS_LOG, Permission.AUDIT}
+    assert not any(allows(AUDITOR, p, project_id="meals") for p in set(Permission) - reads)
+
+
+def test_a_manager_audits_only_their_own_projects_and_others_not_at_all() -> None:
+    assert allows(MANAGER, Permission.AUDIT, project_id="meals")
+    assert not allows(MANAGER, Permission.AUDIT, project_id="books")
+    assert not allows(FINANCE, Permission.AUDIT, project_id="meals")
+    assert not allows(OPERATOR, Permission.AUDIT, project_id="meals")
 
 
 def test_finance_and_venue_operators_change_no_project() -> None:
