@@ -162,7 +162,7 @@ def run(settings: Settings | None = None) -> None:
             }
         )
     )
-    server = serve_in_thread(http, "127.0.0.1", settings.ledger_http_port)
+    server = serve_in_thread(http, settings.ledger_http_host, settings.ledger_http_port)
     try:
         try:
             app = bootstrap(settings, stop)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     ledger_http_port: int = 8001
+    # The ledger's health and metrics address: loopback, unless a probe or a scraper must
+    # reach it from outside the host (a Kubernetes pod sets 0.0.0.0; deploy/kubernetes).
+    ledger_http_host: str = "127.0.0.1"
     display_port: int = 8002
     # Where the API's venue pages reach a display gateway's staff endpoints, with the
     # CHARITY_STAFF_TOKEN both read (docs/staff.md#venue-screens); None: this host's display_port.
