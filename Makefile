@@ -5,10 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JARS := var/kafka-libs/.fetched
+ECHARTS := services/api/static/vendor/echarts.min.js
 
-.PHONY: run test test-unit test-integration test-long lint bench jars install clean reset
+.PHONY: run test test-unit test-integration test-long lint bench jars vendor install clean reset
 
-$(STAMP): pyproject.toml
+# The vendored ECharts is package data of services.api.static.vendor: there before the install.
+$(STAMP): pyproject.toml $(ECHARTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
@@ -24,12 +26,19 @@ $(JARS): deploy/kafka/pom.xml
 
 jars: $(JARS)
 
-run: $(STAMP) $(JARS)
+# Apache ECharts for the audit charts, from the npm registry at the pinned version and
+# checksum, into git-ignored services/api/static/vendor/ (deploy/vendor/fetch_echarts.py).
+$(ECHARTS): deploy/vendor/fetch_echarts.py
+	$(PYTHON) deploy/vendor/fetch_echarts.py
+
+vendor: $(ECHARTS)
+
+run: $(STAMP) $(JARS) $(ECHARTS)
 	$(BIN)/charity-ledger run
 
 # Unit tests first (fast, no broker, no database server), then the integration
 # tests, which share one Kafka broker and one PostgreSQL for the whole run.
-test: $(STAMP) $(JARS)
+test: $(STAMP) $(JARS) $(ECHARTS)
 	$(BIN)/pytest -q -m "not integration"
 	$(BIN)/pytest -q -m "integration"
 

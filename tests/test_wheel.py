@@ -78,15 +78,20 @@ def run_ok(args: list[str], env: dict[str, str], cwd: Path) -> None:
 
 
 def source_files() -> list[str]:
-    """The checkout as it is now: tracked files and new ones that git does not ignore."""
+    """The checkout as it is now: tracked files and new ones that git does not ignore, and what
+    `make vendor` fetched (deploy/vendor/), which is product though git ignores it."""
+    names = [
+        *_git_files("--cached", "--others", "--exclude-standard"),
+        *_git_files("--others", "--ignored", "--exclude-standard", "services/api/static/vendor"),
+    ]
+    return sorted(name for name in names if name and (REPO / name).is_file())
+
+
+def _git_files(*options: str) -> list[str]:
     listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
+        ["git", "ls-files", "-z", *options], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout
-    return sorted(name for name in listing.split("\0") if name and (REPO / name).is_file())
+    return listing.split("\0")
 
 
 def clean_env(venv: Path) -> dict[str, str]:
