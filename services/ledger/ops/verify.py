@@ -23,6 +23,7 @@ import multiprocessing
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -71,9 +72,9 @@ def check_entries(engine: Engine, last_seq: int, projects: frozenset[str] | None
     view = LedgerView()
     for stored in iter_journal(engine, last_seq=last_seq, with_postings=False, projects=projects):
         result.entries += 1
-        entry_hash, leaf = hashes_of(stored.prev_hash, stored.canonical)
-        if entry_hash != stored.entry_hash or stored.leaf_hash != leaf or stored.entry is None:
-            result.first_bad = (stored.seq, _entry_problem(stored, entry_hash, leaf))
+        problem = entry_problem(stored)
+        if problem or stored.entry is None:
+            result.first_bad = (stored.seq, problem)
             return result
         apply_entry(stored.entry, view)
         for account, _currency, amount in stored.record["postings"]:
@@ -119,6 +120,15 @@ def _check_entries_in_worker(url: str, last_seq: int, projects: frozenset[str]) 
         return check_entries(engine, last_seq, projects)
     finally:
         engine.dispose()
+
+
+def entry_problem(stored: StoredEntry) -> str:
+    """Step 1 for one entry ("" if it is sound): its chain hash and Merkle leaf
+    recomputed from its stored bytes, its columns and its balance."""
+    entry_hash, leaf = hashes_of(stored.prev_hash, stored.canonical)
+    if entry_hash != stored.entry_hash or stored.leaf_hash != leaf or stored.entry is None:
+        return _entry_problem(stored, entry_hash, leaf)
+    return ""
 
 
 def _entry_problem(stored: StoredEntry, entry_hash: str, leaf: str) -> str:
@@ -191,11 +201,10 @@ def _walk_chain(
             chunk = conn.execute(links, bounds).all()
             leaf_rows = conn.execute(leaves, bounds).all()
         for seq, prev_hash, entry_hash in chunk:
+            problem = link_problem(seq, prev_hash, report.entries, prev)
             report.entries += 1
-            if seq != report.entries:
-                return seq, f"seq {seq} follows {report.entries - 1}: entries are missing"
-            if prev_hash != prev:
-                return seq, f"entry {seq} does not link to the entry before it"
+            if problem:
+                return seq, problem
             prev = entry_hash
         for seq, leaf in leaf_rows:
             if seq != report.tree.size + 1:
@@ -204,6 +213,16 @@ def _walk_chain(
         if progress is not None:
             progress(report.entries, total)
     return None
+
+
+def link_problem(seq: int, prev_hash: str, previous_seq: int, previous_hash: str) -> str:
+    """Step 2 for one link ("" if it holds): the entry follows the one before without a gap
+    and names its hash."""
+    if seq != previous_seq + 1:
+        return f"seq {seq} follows {previous_seq}: entries are missing"
+    if prev_hash != previous_hash:
+        return f"entry {seq} does not link to the entry before it"
+    return ""
 
 
 def _check_chain_head(engine: Engine, report: VerifyReport) -> None:
@@ -248,21 +267,27 @@ def _check_tree_heads(engine: Engine, report: VerifyReport, public_keys: PublicK
         heads = conn.execute(select(t.tree_heads).order_by(t.tree_heads.c.tree_size)).all()
     for row in heads:
         report.tree_heads += 1
-        label = f"tree head of size {row.tree_size}"
-        if row.tree_size > report.tree.size:
-            report.problems.append(f"{label} covers more entries than the journal holds ({report.tree.size})")
+        problem = tree_head_problem(row, report.tree, public_keys)
+        if problem:
+            report.problems.append(problem)
             return
-        if report.tree.root(row.tree_size).hex() != row.root_hash:
-            report.problems.append(f"{label} has a root that does not match the journal")
-            return
-        head = TreeHead(size=row.tree_size, root=bytes.fromhex(row.root_hash), timestamp_ms=row.timestamp_ms)
-        if public_keys is None:
-            continue
-        named = row.key_id or next(iter(public_keys), None)
-        key = public_keys.get(named) if named else None
-        if key is None:
-            report.problems.append(f"{label} names the signing key {named}, which is not a known public key")
-            return
-        if not verify_tree_head(key, head, base64.b64decode(row.signature)):
-            report.problems.append(f"{label} has an invalid signature (key {named})")
-            return
+
+
+def tree_head_problem(row: Any, tree: MerkleTree, public_keys: PublicKeys | None) -> str:
+    """Step 4 for one stored head ("" if it is sound): its root against the tree of the
+    journal's leaves and, with keys, its signature against the key it names."""
+    label = f"tree head of size {row.tree_size}"
+    if row.tree_size > tree.size:
+        return f"{label} covers more entries than the journal holds ({tree.size})"
+    if tree.root(row.tree_size).hex() != row.root_hash:
+        return f"{label} has a root that does not match the journal"
+    head = TreeHead(size=row.tree_size, root=bytes.fromhex(row.root_hash), timestamp_ms=row.timestamp_ms)
+    if public_keys is None:
+        return ""
+    named = row.key_id or next(iter(public_keys), None)
+    key = public_keys.get(named) if named else None
+    if key is None:
+        return f"{label} names the signing key {named}, which is not a known public key"
+    if not verify_tree_head(key, head, base64.b64decode(row.signature)):
+        return f"{label} has an invalid signature (key {named})"
+    return ""

@@ -14,6 +14,10 @@ lock, and it never opens the private signing key.
   (`NotYetCovered` while no head covers an entry yet), and the public keys
   that sign heads (`public_keys`, `current_public_key`), as the ledger
   registered them in the database;
+- `JournalVerification`: the journal's verification status for pages (`status()`
+  gives a `VerificationStatus`: the chain checked up to a seq, the latest signed
+  tree head's root and signature checked, its size, time and key id); one per
+  process, checking only what is new at each call;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
 - `LEFTOVER_DISPOSITIONS`: what the ledger accepts as a closing project's
   leftover disposition, so forms offer exactly those;
@@ -31,17 +35,20 @@ from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.queries import LedgerQueries, totals_view
 from services.ledger.read.transparency import NotYetCovered, Transparency
+from services.ledger.read.verification import JournalVerification, VerificationStatus
 from services.platform.db import make_engine
 
 __all__ = [
     "DATABASE_AWAY",
     "LEFTOVER_DISPOSITIONS",
+    "JournalVerification",
     "LedgerQueries",
     "Money",
     "NotYetCovered",
     "ProjectStatus",
     "ProjectTotals",
     "Transparency",
+    "VerificationStatus",
     "open_read_engine",
     "totals_view",
 ]
