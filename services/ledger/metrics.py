@@ -52,3 +52,8 @@ PUBLISH_FAILURES = Counter(
     "ledger_publish_failures_total",
     "Committed batches whose outcomes, feed items or totals the broker did not all acknowledge",
 )
+KAFKA_COMMIT_FAILURES = Counter(
+    "ledger_kafka_offset_commit_failures_total",
+    "Committed batches whose offsets Kafka's group coordinator did not take (informational only: "
+    "the database's offsets are the ones reading resumes from)",
+)

@@ -16,7 +16,10 @@ live in its database:
   every batch sent before, so another member resumes exactly where this one
   stopped;
 - after a failed batch the loop sends new positions: batches already read from
-  the old ones carry an older epoch and the loop drops them.
+  the old ones carry an older epoch and the loop drops them;
+- after each committed batch the loop sends the committed offsets, and the
+  intake, the group's member, commits them to Kafka asynchronously (only for
+  Kafka's tools to see the lag; a failure is logged and counted, never fatal).
 At most `window` batches are read ahead, so a slow database slows reading down
 instead of piling batches up in memory.
 
@@ -51,8 +54,10 @@ PIPE_BYTES = 1 << 20
 
 # Messages from the intake to the ledger.
 READY, ERROR, BATCH, ASSIGNED, REVOKED = "ready", "error", "batch", "assigned", "revoked"
+KAFKA_COMMIT_FAILED = "kafka-commit-failed"
 # Messages from the ledger to the intake (and None: stop).
 CREDIT, POSITIONS, SEEK, REVOKED_OK = "credit", "positions", "seek", "revoked-ok"
+COMMITTED = "committed"
 
 
 class IntakeProcess:
@@ -137,6 +142,8 @@ class IntakeProcess:
             elif kind == REVOKED:
                 self._assignment = []
                 self._send((REVOKED_OK,))
+            elif kind == KAFKA_COMMIT_FAILED:
+                metrics.KAFKA_COMMIT_FAILURES.inc()
             elif kind == ERROR:
                 raise IntakeBroken(f"the intake process failed: {message[1]}")
 
@@ -154,6 +161,11 @@ class IntakeProcess:
         """Where the batch loop is: the next offset of each partition whose position is known.
         Read from the lag monitor's thread, hence a copy."""
         return dict(self._next)
+
+    def committed(self) -> None:
+        """Every batch polled so far is in the database: the intake commits the same
+        offsets to Kafka, for Kafka's tools to see (reading never resumes from them)."""
+        self._send((COMMITTED, dict(self._next)))
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the intake: it leaves the group and exits."""
@@ -215,6 +227,7 @@ class _Ledger:
         self.epoch = 0
         self.stopped = False
         self.intake: KafkaIntake | None = None
+        self.to_commit: Positions = {}  # offsets the ledger committed, not yet sent to Kafka
 
     def send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -272,6 +285,22 @@ class _Ledger:
             self.epoch = message[1]
             assert self.intake is not None
             self.intake.seek(message[2])
+        elif message[0] == COMMITTED:
+            self.to_commit.update(message[1])  # several batches' commits go to Kafka as one
+
+    def commit_to_kafka(self) -> None:
+        if self.to_commit and self.intake is not None:
+            offsets = {p: offset for p, offset in self.to_commit.items() if offset is not None}
+            self.to_commit = {}
+            self.intake.commit_async(offsets, self.kafka_commit_failed)
+
+    def kafka_commit_failed(self, reason: str) -> None:
+        log.warning(
+            "Kafka did not take the committed offsets (informational only: "
+            "the ledger's database holds them): %s",
+            reason,
+        )
+        self.send((KAFKA_COMMIT_FAILED, reason))
 
 
 def serve(
@@ -305,6 +334,7 @@ def serve(
             ledger.handle_waiting()
             if ledger.stopped:
                 break
+            ledger.commit_to_kafka()
             records = intake.poll(IDLE_POLL_MS, max_records)
             epoch = ledger.epoch  # after the poll: a rebalance inside it may have moved the positions
             if records:

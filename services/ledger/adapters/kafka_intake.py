@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from services.contracts.topics import Topics
 from services.ledger.service.records import Partition, Positions, Reader, ReadRecord
@@ -85,11 +85,12 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaIntake:
     """The group member that reads the input topics, and its `Reader`.
 
-    Kafka's own offset commits are never used: the next offset of each partition
-    lives in the ledger database, written in the same transaction as the
-    entries. Whoever runs this says where to resume (`on_assigned`, called inside
-    `poll` when the group hands out partitions) and when the batches read so far
-    are all committed (`on_revoked`, before they go to another member).
+    The next offset of each partition lives in the ledger database, written in
+    the same transaction as the entries. Whoever runs this says where to resume
+    (`on_assigned`, called inside `poll` when the group hands out partitions) and
+    when the batches read so far are all committed (`on_revoked`, before they go
+    to another member). Offsets committed to Kafka (`commit_async`) are only for
+    Kafka's tools to see: reading never resumes from them.
     """
 
     def __init__(
@@ -140,6 +141,27 @@ class KafkaIntake:
 
     def assignment(self) -> list[Partition]:
         return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
+
+    def commit_async(self, offsets: dict[Partition, int], on_failure: Callable[[str], None]) -> None:
+        """Commit the offsets of the partitions this member holds to Kafka, without waiting;
+        `on_failure(reason)` is called (from a later poll) if the coordinator refuses them."""
+        assigned = self.consumer.assignment()
+        commits = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in offsets.items()
+            if (tp := TopicPartition(topic, partition)) in assigned
+        }
+        if not commits:
+            return
+
+        def done(_: object, response: object) -> None:
+            if isinstance(response, Exception):
+                on_failure(f"{type(response).__name__}: {response}")
+
+        try:
+            self.consumer.commit_async(commits, callback=done)
+        except Exception as exc:  # e.g. no coordinator known yet: the next batch commits again
+            on_failure(f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

@@ -1,9 +1,10 @@
 """The ledger's batch loop: take a batch of read records, hand it to the processor.
 
-Kafka's own offset commits are never used: the next offset of each partition
-lives in the ledger database, written in the same transaction as the entries,
-and reading resumes there whenever partitions are assigned or a batch failed
-(`StoredPositions`).
+The next offset of each partition lives in the ledger database, written in the
+same transaction as the entries, and reading resumes there whenever partitions
+are assigned or a batch failed (`StoredPositions`). After each committed batch
+the same offsets are also committed to Kafka, asynchronously, for Kafka's own
+tools (consumer-group lag, exporters) to see; reading never resumes from them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class RecordSource(Protocol):
     def positions(self) -> dict[Partition, int]:
         """The next offset of each partition whose position is known (for the lag)."""
         ...
+
+    def committed(self) -> None:
+        """Every batch polled so far is committed: tell Kafka too (informational, never fatal)."""
 
     def close(self) -> None: ...
 
@@ -95,6 +99,7 @@ class BatchLoop:
                 if records:
                     self.processor.apply(records)
                     self.last_commit = time.monotonic()
+                    self.source.committed()
                 if failures:
                     log.info("the ledger recovered after %d failed attempts", failures)
                 failures = 0

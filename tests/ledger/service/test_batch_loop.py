@@ -24,6 +24,7 @@ class _Source:
         self.rewinds = 0
         self.closed = False
         self.rewind_failures: list[Exception] = []
+        self.committed_at: list[int] = []  # the offset polled up to, at each committed()
 
     def poll(self, timeout_ms: int) -> list[ReadRecord]:
         record: ReadRecord = (*PARTITION, self.offset, b"p1", f.confirmed("p1"), None)
@@ -38,6 +39,9 @@ class _Source:
 
     def positions(self) -> dict[Partition, int]:
         return {PARTITION: self.offset}
+
+    def committed(self) -> None:
+        self.committed_at.append(self.offset)
 
     def close(self) -> None:
         self.closed = True
@@ -88,6 +92,14 @@ def test_a_failed_batch_is_read_again_from_the_stored_offsets(monkeypatch: pytes
     assert [[r[2] for r in batch] for batch in processor.batches] == [[0], [0]]
     assert loop.healthy
     assert processor.catch_ups == 2  # at start, and after the failure (it may follow a commit)
+
+
+def test_kafka_hears_of_a_batch_only_once_it_is_committed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.ledger.service.batch_loop.RETRY_FIRST_S", 0.0)
+    loop, source, processor, stop = _loop([StoreUnavailable("database is down")])
+    loop.run(stop)
+    assert len(processor.batches) == 2
+    assert source.committed_at == [1]  # after the second batch, not after the failed first
 
 
 class _RecordingStop(threading.Event):
