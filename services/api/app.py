@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
 from services.api.display_gateway import DisplayGateway
+from services.api.donor_statements import LookupGuard
 from services.api.errors import install_error_handlers
 from services.api.giving import Giving, NoProvider
 from services.api.open_projects import OpenProjects
@@ -25,12 +26,14 @@ from services.api.routes import (
     donations,
     giving_api,
     giving_pages,
+    giving_statements,
     pages,
     projects,
     staff_disbursements,
     staff_money,
     staff_pages,
     staff_projects,
+    staff_statements,
     staff_venues,
     transparency,
 )
@@ -38,7 +41,7 @@ from services.api.routes.giving_pages import return_token
 from services.api.staff_auth import StaffAuth, install_staff_pages, now_ms
 from services.api.web import install_web, load_or_create_secret
 from services.donors.adapters.store import DonorStore
-from services.ledger.read import LedgerQueries, Transparency
+from services.ledger.read import JournalVerification, LedgerQueries, Transparency
 from services.payments.provider import PaymentProvider
 from services.platform.db import make_engine
 from services.platform.health import Check, health_router
@@ -170,9 +173,12 @@ def create_app(
     app.state.open_projects = open_projects
     app.state.publisher = publisher
     app.state.transparency = Transparency(queries.engine)
+    # One per process: it checks only the entries added since its last call.
+    app.state.verification = JournalVerification(queries.engine)
     app.state.web_secret = web_secret
     app.state.donor_store = store
     app.state.giving = giving
+    app.state.lookup_guard = LookupGuard()  # wrong receipt codes per client, for /statements
     # The display gateway whose venues the console's venue pages configure and moderate.
     app.state.display = display or DisplayGateway.from_settings(settings)
     app.state.staff_auth = StaffAuth(staff_store or StaffStore(store.engine), settings, clock=clock)
@@ -187,10 +193,12 @@ def create_app(
 
     app.include_router(pages.router)
     app.include_router(giving_pages.router)
+    app.include_router(giving_statements.router)
     app.include_router(giving_api.router)
     app.include_router(projects.router)
     app.include_router(staff_pages.router)
     app.include_router(staff_projects.router)
+    app.include_router(staff_statements.router)
     app.include_router(staff_venues.router)
     app.include_router(staff_money.router)
     app.include_router(staff_disbursements.router)

@@ -12,7 +12,7 @@ from services.api.giving import Giving
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.donors.adapters.store import DonorStore
-from services.ledger.read import LedgerQueries
+from services.ledger.read import JournalVerification, LedgerQueries
 from services.platform.settings import Settings
 
 # The dependencies are `async def` although they never await: FastAPI runs a plain
@@ -27,6 +27,11 @@ async def get_settings(request: Request) -> Settings:
 async def get_queries(request: Request) -> LedgerQueries:
     queries: LedgerQueries = request.app.state.queries
     return queries
+
+
+async def get_verification(request: Request) -> JournalVerification:
+    verification: JournalVerification = request.app.state.verification
+    return verification
 
 
 async def get_open_projects(request: Request) -> OpenProjects:
@@ -66,6 +71,7 @@ async def require_staff(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueriesDep = Annotated[LedgerQueries, Depends(get_queries)]
+VerificationDep = Annotated[JournalVerification, Depends(get_verification)]
 OpenProjectsDep = Annotated[OpenProjects, Depends(get_open_projects)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 StaffDep = Annotated[str, Depends(require_staff)]
