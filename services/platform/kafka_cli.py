@@ -155,6 +155,29 @@ def topics(
         typer.echo(f"{spec.name}\t{spec.partitions}\t{layout}".rstrip())
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+)
+def tool(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="consumer-groups, topics, configs, … or a main class.")],
+) -> None:
+    """Run one of Kafka's command-line tools (kafka-tools, the broker's release) with the
+    broker jars' classpath; the arguments after NAME are the tool's own, and
+    --bootstrap-server defaults to CHARITY_KAFKA_BOOTSTRAP."""
+    from services.platform.kafka_launcher import KafkaStartError, LocalKafka, _java_executable
+    from services.platform.kafka_tools import UnknownTool, run_tool
+
+    broker = LocalKafka(ctx.obj.data_dir)
+    try:
+        broker.ensure_jars()
+        status = run_tool(_java_executable(), broker.libs_dir, name, ctx.args, Settings().kafka_bootstrap)
+    except (UnknownTool, KafkaStartError) as error:
+        typer.echo(f"kafka tool: {error}", err=True)
+        raise typer.Exit(2 if isinstance(error, UnknownTool) else 1) from error
+    raise typer.Exit(status)
+
+
 def kafka_command(args: list[str]) -> int:
     """Run `charity-ledger kafka <args>` in this process and return its exit status."""
     try:

@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LIBS_DIR = REPO_ROOT / "var" / "kafka-libs"
 MAVEN_PROJECT_DIR = REPO_ROOT / "deploy" / "kafka"
 LOG_TAIL_LINES = 40
+# deploy/kafka/pom.xml fetches both; a var/kafka-libs from before the tools were added is topped up.
+REQUIRED_JARS = ("kafka_2.13-*.jar", "kafka-tools-*.jar")
 
 # Written with ${sys:kafka.logs.dir} rather than a literal path so that the file
 # stays valid if the data directory is moved; the launcher always sets the property.
@@ -214,9 +216,13 @@ class LocalKafka:
         # The JVM expands a trailing '*' to every jar in the directory itself.
         return str(self.libs_dir / "*")
 
+    def has_jars(self) -> bool:
+        """The broker's jars and Kafka's command-line tools (`charity-ledger kafka tool`)."""
+        return all(any(self.libs_dir.glob(pattern)) for pattern in REQUIRED_JARS)
+
     def ensure_jars(self) -> Path:
         """Make sure the broker jars are in libs_dir, resolving them with Maven if not."""
-        if any(self.libs_dir.glob("kafka_2.13-*.jar")):
+        if self.has_jars():
             return self.libs_dir
         mvn = shutil.which("mvn")
         if mvn is None:
@@ -233,7 +239,7 @@ class LocalKafka:
             "-DincludeScope=runtime",
         ]
         result = subprocess.run(command, cwd=MAVEN_PROJECT_DIR, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not any(self.libs_dir.glob("kafka_2.13-*.jar")):
+        if result.returncode != 0 or not self.has_jars():
             output = (result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:]
             raise KafkaStartError(
                 f"fetching the Kafka jars failed (exit {result.returncode}): {' '.join(command)}\n"
