@@ -13,7 +13,19 @@ from dataclasses import dataclass
 INPUT_PARTITIONS = 3
 
 
-FEED_RETENTION_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+# How long each topic keeps its records (docs/operations.md, "Retention"). Inputs: a
+# week, Kafka's own default, written out so that a cluster's other default cannot shorten
+# it; the ledger must not be down longer, or unread records age out. Outcomes are derived
+# from the journal and published again from it. The feed carries donors' opened messages
+# and masked names: a week, then gone. Dead letters wait a month for someone to look;
+# signed tree heads a year (the database keeps them all). The journal topic is kept for
+# ever, the totals compacted (the latest per project).
+INPUT_RETENTION_MS = 7 * DAY_MS
+OUTCOMES_RETENTION_MS = 7 * DAY_MS
+FEED_RETENTION_MS = 7 * DAY_MS
+DLQ_RETENTION_MS = 30 * DAY_MS
+CHECKPOINTS_RETENTION_MS = 365 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -76,15 +88,14 @@ class Topics:
 
     def specs(self, input_partitions: int = INPUT_PARTITIONS) -> list[TopicSpec]:
         return [
-            TopicSpec(self.projects, input_partitions),
-            TopicSpec(self.donations, input_partitions),
-            TopicSpec(self.disbursements, input_partitions),
+            TopicSpec(self.projects, input_partitions, retention_ms=INPUT_RETENTION_MS),
+            TopicSpec(self.donations, input_partitions, retention_ms=INPUT_RETENTION_MS),
+            TopicSpec(self.disbursements, input_partitions, retention_ms=INPUT_RETENTION_MS),
             TopicSpec(self.totals, input_partitions, compacted=True),
-            # The feed carries donors' opened messages and masked names: a week, then gone.
             TopicSpec(self.feed, 1, retention_ms=FEED_RETENTION_MS),
-            TopicSpec(self.outcomes, input_partitions),
-            TopicSpec(self.checkpoints, 1),
+            TopicSpec(self.outcomes, input_partitions, retention_ms=OUTCOMES_RETENTION_MS),
+            TopicSpec(self.checkpoints, 1, retention_ms=CHECKPOINTS_RETENTION_MS),
             # One partition: the journal's order is global, not per project.
             TopicSpec(self.journal, 1, forever=True),
-            TopicSpec(self.dlq, 1),
+            TopicSpec(self.dlq, 1, retention_ms=DLQ_RETENTION_MS),
         ]

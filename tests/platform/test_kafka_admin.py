@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from kafka.admin import ConfigResource, ConfigResourceType
 
-from services.contracts.topics import FEED_RETENTION_MS, Topics, TopicSpec
+from services.contracts.topics import DAY_MS, FEED_RETENTION_MS, Topics, TopicSpec
 from services.platform.kafka_admin import (
     Replication,
     TopicLayoutError,
+    admin_client,
     delete_topics,
     ensure_topics,
     replication_of,
@@ -26,7 +28,10 @@ def test_each_topic_keeps_its_records_as_long_as_it_should() -> None:
     assert by_name[topics.journal] == SINGLE | {"retention.ms": "-1", "retention.bytes": "-1"}  # of record
     assert by_name[topics.feed] == SINGLE | {"retention.ms": str(FEED_RETENTION_MS)}  # personal text ages
     assert by_name[topics.totals]["cleanup.policy"] == "compact"
-    assert by_name[topics.donations] == SINGLE  # the broker's default retention
+    for name in topics.inputs:  # a week, whatever the cluster's default
+        assert by_name[name] == SINGLE | {"retention.ms": str(7 * DAY_MS)}
+    assert by_name[topics.dlq]["retention.ms"] == str(30 * DAY_MS)  # longer than the inputs
+    assert by_name[topics.checkpoints]["retention.ms"] == str(365 * DAY_MS)
 
 
 def test_a_cluster_keeps_three_copies_and_acknowledges_two() -> None:
@@ -41,6 +46,35 @@ def test_a_cluster_keeps_three_copies_and_acknowledges_two() -> None:
 def test_a_replication_that_cannot_hold_is_refused(factor: int, min_insync: int) -> None:
     with pytest.raises(ValueError, match=r"min\.insync\.replicas"):
         Replication(factor, min_insync)
+
+
+@pytest.mark.integration
+def test_the_broker_keeps_each_topic_as_the_catalogue_says(kafka_bootstrap: str, topics: Topics) -> None:
+    names = [spec.name for spec in topics.specs()]
+    with admin_client(kafka_bootstrap, 20.0) as admin:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names], config_filter="all"
+        )
+    configs = {
+        name: {key: entry["value"] for key, entry in entries.items()}
+        for name, entries in described["topic"].items()
+    }
+    week, month, year = str(7 * DAY_MS), str(30 * DAY_MS), str(365 * DAY_MS)
+    retention = {name: configs[name]["retention.ms"] for name in names}
+    assert retention == {
+        topics.projects: week,
+        topics.donations: week,
+        topics.disbursements: week,
+        topics.totals: week,  # compacted: the latest total per project stays whatever its age
+        topics.feed: week,
+        topics.outcomes: week,
+        topics.checkpoints: year,
+        topics.journal: "-1",
+        topics.dlq: month,
+    }
+    assert configs[topics.journal]["retention.bytes"] == "-1"
+    assert configs[topics.totals]["cleanup.policy"] == "compact"
+    assert {configs[name]["cleanup.policy"] for name in names if name != topics.totals} == {"delete"}
 
 
 @pytest.mark.integration
