@@ -78,8 +78,9 @@ def _port_accepts(bootstrap: str, timeout: float) -> bool:
         return False
 
 
-def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
-    """One probe: does the broker answer a cluster description with an unfenced broker?"""
+def broker_ready(bootstrap: str, timeout: float = 2.0, node_id: int | None = None) -> bool:
+    """One probe: does the broker answer a cluster description with an unfenced broker
+    (node `node_id` itself, when given)?"""
     # A refused TCP connect is the common case while the JVM boots; checking it first
     # avoids building (and tearing down) an admin client on every poll.
     if not _port_accepts(bootstrap, min(timeout, 0.5)):
@@ -89,7 +90,10 @@ def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
             cluster = admin.describe_cluster()
     except Exception:
         return False
-    return any(not broker.get("is_fenced", False) for broker in cluster.get("brokers", []))
+    return any(
+        not broker.get("is_fenced", False) and node_id in (None, broker.get("broker_id"))
+        for broker in cluster.get("brokers", [])
+    )
 
 
 def wait_for_broker(bootstrap: str, timeout: float = 30.0, poll_interval: float = 0.2) -> None:

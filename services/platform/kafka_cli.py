@@ -18,6 +18,7 @@ from services.contracts.topics import INPUT_PARTITIONS
 from services.platform.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
+    from services.platform.kafka_cluster import LocalKafkaCluster
     from services.platform.kafka_launcher import LocalKafka
 
 DEFAULT_DATA_DIR = REPO_ROOT / "var" / "kafka"
@@ -153,6 +154,104 @@ def topics(
     for spec in specs:
         layout = "compacted" if spec.compacted else ""
         typer.echo(f"{spec.name}\t{spec.partitions}\t{layout}".rstrip())
+
+
+cluster_app = typer.Typer(
+    help="A local cluster of combined controller+broker nodes on loopback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(cluster_app, name="cluster")
+DEFAULT_CLUSTER_DIR = REPO_ROOT / "var" / "kafka-cluster"
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    data_dir: Path
+    nodes: int
+    base_port: int
+    heap: str
+    timeout: float
+
+    def cluster(self) -> LocalKafkaCluster:
+        from services.platform.kafka_cluster import LocalKafkaCluster
+
+        return LocalKafkaCluster(self.data_dir, self.nodes, self.base_port, heap=self.heap)
+
+
+@cluster_app.callback()
+def cluster_options(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path, typer.Option(help="The nodes' directories and cluster.json (ports, cluster id).")
+    ] = DEFAULT_CLUSTER_DIR,
+    nodes: Annotated[int, typer.Option(help="Nodes at the first start (then as cluster.json says).")] = 3,
+    base_port: Annotated[
+        int, typer.Option(help="Node n's client port is base + 2(n-1), its controller port one above.")
+    ] = 19092,
+    heap: Annotated[str, typer.Option(help="JVM heap of each node.")] = "384m",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 120.0,
+) -> None:
+    """The local cluster; the options come before the command."""
+    ctx.obj = ClusterOptions(data_dir, nodes, base_port, heap, timeout)
+
+
+@cluster_app.command("start")
+def cluster_start(
+    ctx: typer.Context,
+    create_topics: Annotated[
+        bool, typer.Option("--topics/--no-topics", help="Create the topic catalogue, replicated.")
+    ] = True,
+    prefix: Annotated[str, typer.Option(help="Topic name prefix, e.g. 'bench.'.")] = "",
+) -> None:
+    """Start every node (no-op for those running), wait until all are brokers, create the topics
+    (three copies, two in sync, unclean leader election off)."""
+    from services.contracts.topics import Topics
+    from services.platform.kafka_admin import ensure_topics
+
+    options: ClusterOptions = ctx.obj
+    cluster = options.cluster()
+    with _reported("cluster start"):
+        cluster.start(timeout=options.timeout)
+        if create_topics:
+            ensure_topics(
+                cluster.bootstrap, Topics(prefix).specs(), options.timeout, replication=cluster.replication
+            )
+    typer.echo(f"kafka cluster running at {cluster.bootstrap} (data in {cluster.data_dir})")
+
+
+@cluster_app.command("stop")
+def cluster_stop(ctx: typer.Context) -> None:
+    """Stop every node of the cluster."""
+    options: ClusterOptions = ctx.obj
+    with _reported("cluster stop"):
+        options.cluster().stop()
+    typer.echo("kafka cluster stopped")
+
+
+@cluster_app.command("status")
+def cluster_status(
+    ctx: typer.Context, prefix: Annotated[str, typer.Option(help="Topic name prefix.")] = ""
+) -> None:
+    """Each node (pid, ports, up or down) and the leader and in-sync replicas of every partition
+    of the catalogue's topics. Exit 0 if every node is up, 1 if not."""
+    from services.contracts.topics import Topics
+
+    options: ClusterOptions = ctx.obj
+    cluster = options.cluster()
+    nodes = cluster.status()
+    for node in nodes:
+        state = f"up, pid {node.pid}" if node.up else "down"
+        ports = f"127.0.0.1:{node.port}\tcontroller :{node.controller_port}"
+        typer.echo(f"node {node.node_id}\t{ports}\t{state}")
+    with _reported("cluster status"):
+        partitions = cluster.partitions([spec.name for spec in Topics(prefix).specs()])
+    for p in partitions:
+        isr = ",".join(map(str, p.isr))
+        typer.echo(f"{p.topic}\t{p.partition}\tleader {p.leader}\tisr {isr}")
+    if not all(node.up for node in nodes):
+        raise typer.Exit(1)
 
 
 @app.command(

@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.platform.kafka_admin import broker_ready
@@ -59,30 +60,58 @@ class KafkaStartError(RuntimeError):
     """The local broker could not be provisioned, formatted or started."""
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int) -> dict[str, str]:
-    """The broker configuration for a single node that is its own controller quorum."""
+@dataclass(frozen=True)
+class Quorum:
+    """The controller voters of a cluster of combined nodes, fixed when it is formatted
+    (a static quorum: every node's `controller.quorum.voters` names all of them)."""
+
+    cluster_id: str
+    controller_ports: tuple[int, ...]  # node n (from 1) listens on controller_ports[n - 1]
+
+    @property
+    def voters(self) -> str:
+        return ",".join(f"{n}@127.0.0.1:{port}" for n, port in enumerate(self.controller_ports, start=1))
+
+    @property
+    def size(self) -> int:
+        return len(self.controller_ports)
+
+
+def server_properties(
+    data_dir: Path, port: int, controller_port: int, node_id: int = 1, quorum: Quorum | None = None
+) -> dict[str, str]:
+    """The broker configuration for one combined node: its own controller quorum, or one
+    of the `quorum`'s voters."""
+    # Kafka's internal topics (group offsets, transactions) get as many copies as the
+    # production topics would, at most three, so that losing one node loses no commit.
+    copies = str(min(3, quorum.size)) if quorum else "1"
+    min_isr = str(max(1, min(3, quorum.size) - 1)) if quorum else "1"
     return {
         "process.roles": "broker,controller",
-        "node.id": "1",
+        "node.id": str(node_id),
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        # Dynamic quorum (KIP-853): the node was formatted with --standalone, so it
-        # finds the voter set in its own metadata log rather than in static config.
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        **(
+            {"controller.quorum.voters": quorum.voters}
+            if quorum
+            # Dynamic quorum (KIP-853): the node was formatted with --standalone, so it
+            # finds the voter set in its own metadata log rather than in static config.
+            else {"controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}"}
+        ),
         "log.dirs": str(data_dir / "data"),
         # Topics come only from the catalogue; a typo in a topic name must fail
         # rather than silently create a one-partition topic.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
         # The internal topics default to three replicas, which one broker can't host.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "offsets.topic.replication.factor": copies,
+        "transaction.state.log.replication.factor": copies,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": copies,
+        "share.coordinator.state.topic.min.isr": min_isr,
         # There is only ever one member joining at startup; waiting 3 s for more
         # would only slow down every consumer group in the tests.
         "group.initial.rebalance.delay.ms": "0",
@@ -164,7 +193,9 @@ class LocalKafka:
     """One broker process, owned through the pid file in its data directory.
 
     Everything lives under ``data_dir``: server.properties, log4j2.properties,
-    data/ (the log dirs, formatted once), logs/ and kafka.pid.
+    data/ (the log dirs, formatted once), logs/ and kafka.pid. Alone it is its own
+    controller quorum; with a `quorum` it is node `node_id` of a cluster
+    (`LocalKafkaCluster`).
     """
 
     def __init__(
@@ -174,12 +205,16 @@ class LocalKafka:
         controller_port: int = 9093,
         heap: str = "512m",
         libs_dir: Path | None = None,
+        node_id: int = 1,
+        quorum: Quorum | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
         self.libs_dir = (libs_dir or DEFAULT_LIBS_DIR).resolve()
+        self.node_id = node_id
+        self.quorum = quorum
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -250,7 +285,9 @@ class LocalKafka:
     def configure(self) -> None:
         """Write server.properties and the log4j2 configuration (rewritten on every start)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        properties = server_properties(self.data_dir, self.port, self.controller_port)
+        properties = server_properties(
+            self.data_dir, self.port, self.controller_port, self.node_id, self.quorum
+        )
         self.config_path.write_text(render_properties(properties), encoding="utf-8")
         self.log4j_path.write_text(LOG4J2_PROPERTIES, encoding="utf-8")
 
@@ -261,7 +298,10 @@ class LocalKafka:
             return existing
         if not self.config_path.exists():
             self.configure()
-        cluster_id = new_cluster_id()
+        cluster_id = self.quorum.cluster_id if self.quorum else new_cluster_id()
+        # A cluster's voters are in every node's configuration; a lone node finds itself
+        # as the one voter it was formatted with.
+        quorum_mode = [] if self.quorum else ["--standalone"]
         command = [
             _java_executable(),
             "-Xmx256m",
@@ -271,7 +311,7 @@ class LocalKafka:
             self._classpath(),
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
+            *quorum_mode,
             "-t",
             cluster_id,
             "-c",
@@ -340,9 +380,30 @@ class LocalKafka:
     def start(self, timeout: float = 60.0) -> None:
         """Start the broker (unless ours is already running) and wait until it serves metadata."""
         deadline = time.monotonic() + timeout
-        if self.is_running():
+        if self.launch():
             self._wait_ready(deadline, timeout)
-            return
+        else:
+            self._wait_started(deadline, timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the node launched serves metadata as an unfenced broker; stop it if not."""
+        self._wait_started(time.monotonic() + timeout, timeout)
+
+    def _wait_started(self, deadline: float, timeout: float) -> None:
+        try:
+            self._wait_ready(deadline, timeout)
+        except KafkaStartError:
+            # A broker that never became ready is not left behind half-started.
+            self.stop(timeout=10.0)
+            raise
+
+    def launch(self) -> bool:
+        """Start the broker process without waiting for it; True if ours was running already.
+
+        A cluster's nodes are launched together: none is ready before a majority
+        of the controllers is up."""
+        if self.is_running():
+            return True
         self.pid_path.unlink(missing_ok=True)  # stale: its process is gone
         self.ensure_jars()
         self.configure()
@@ -359,12 +420,13 @@ class LocalKafka:
                 start_new_session=True,
             )
         self.pid_path.write_text(f"{self._process.pid}\n")
-        try:
-            self._wait_ready(deadline, timeout)
-        except KafkaStartError:
-            # A broker that never became ready is not left behind half-started.
-            self.stop(timeout=10.0)
-            raise
+        return False
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of our running broker, None when it is not running."""
+        pid = self._read_pid()
+        return pid if pid is not None and self._is_our_broker(pid) else None
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         while True:
@@ -376,7 +438,7 @@ class LocalKafka:
             if remaining <= 0:
                 raise self._failure(f"did not answer metadata requests within {timeout:.0f}s")
             # Short probes, so a broker that dies while we wait is noticed within seconds.
-            if broker_ready(self.bootstrap, timeout=min(2.0, remaining)):
+            if broker_ready(self.bootstrap, timeout=min(2.0, remaining), node_id=self.node_id):
                 return
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
