@@ -30,6 +30,7 @@ from services.api.routes import (
     pages,
     projects,
     staff_disbursements,
+    staff_exports,
     staff_money,
     staff_pages,
     staff_projects,
@@ -202,6 +203,7 @@ def create_app(
     app.include_router(staff_venues.router)
     app.include_router(staff_money.router)
     app.include_router(staff_disbursements.router)
+    app.include_router(staff_exports.router)
     app.include_router(disbursements.router)
     if settings.internal_donations_enabled:
         # The staff-token stand-in for provider notifications: tests and demo data only.

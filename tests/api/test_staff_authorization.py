@@ -120,6 +120,21 @@ MONEY_IN: dict[tuple[str, str], frozenset[str]] = {
 NOTHING_TO_ACT_ON = ("/staff/refunds/", "/staff/suspense/")
 OTHER_VENUE[("POST", "/staff/till/{venue_id}")] = frozenset({ADMIN})
 
+# Journal exports (routes/staff_exports.py): the audit pages' people; a manager's all-projects
+# export holds their own projects, and another project's is refused: tests/api/test_staff_exports.py.
+# The exports form posted with the matrix's generic fields is the form again naming them (422).
+EXPORTERS = frozenset({ADMIN, AUDITOR, MANAGER})
+EXPORTS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/staff/audit/exports"): EXPORTERS,
+    ("POST", "/staff/audit/exports"): EXPORTERS,
+    **{("GET", f"/staff/audit/journal.{suffix}"): EXPORTERS for suffix in ("csv", "xlsx")},
+    **{
+        ("GET", f"/staff/audit/projects/{{project_id}}/journal.{suffix}"): EXPORTERS
+        for suffix in ("csv", "xlsx")
+    },
+}
+NOTHING_TO_ACT_ON += ("/staff/audit/exports",)
+
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/staff/login"): EVERYONE,
@@ -142,6 +157,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     **DISBURSEMENTS,
     **VENUE_SCREENS,
     **MONEY_IN,
+    **EXPORTS,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.
 PUBLIC_ANSWERS = {

@@ -19,6 +19,9 @@ lock, and it never opens the private signing key.
   tree head's root and signature checked, its size, time and key id); one per
   process, checking only what is new at each call;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
+- `JournalExport`: the journal's lines (a row per posting) of some projects for a `Period`,
+  streamed from the database, with `csv_chunks` and `write_xlsx` to write them and
+  `parse_period` to read a period typed as dates (export_format.py: columns, sign convention);
 - `LEFTOVER_DISPOSITIONS`: what the ledger accepts as a closing project's
   leftover disposition, so forms offer exactly those;
 - `DATABASE_AWAY`: what any of them raises while the database cannot be
@@ -33,6 +36,8 @@ from sqlalchemy import exc as sa_exc
 from services.ledger.domain.book import LEFTOVER_DISPOSITIONS
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
+from services.ledger.read.export_format import Period, csv_chunks, parse_period
+from services.ledger.read.journal_export import JournalExport, write_xlsx
 from services.ledger.read.queries import LedgerQueries, totals_view
 from services.ledger.read.transparency import NotYetCovered, Transparency
 from services.ledger.read.verification import JournalVerification, VerificationStatus
@@ -41,16 +46,21 @@ from services.platform.db import make_engine
 __all__ = [
     "DATABASE_AWAY",
     "LEFTOVER_DISPOSITIONS",
+    "JournalExport",
     "JournalVerification",
     "LedgerQueries",
     "Money",
     "NotYetCovered",
+    "Period",
     "ProjectStatus",
     "ProjectTotals",
     "Transparency",
     "VerificationStatus",
+    "csv_chunks",
     "open_read_engine",
+    "parse_period",
     "totals_view",
+    "write_xlsx",
 ]
 
 
