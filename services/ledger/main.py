@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.topics import Topics
+from services.ledger import metrics
 from services.ledger.adapters.donor_keys import StoredDonorKeys
 from services.ledger.adapters.intake_process import IntakeProcess
 from services.ledger.adapters.lag_monitor import LagMonitor
@@ -163,6 +164,7 @@ def run(settings: Settings | None = None) -> None:
         )
     )
     server = serve_in_thread(http, settings.ledger_http_host, settings.ledger_http_port)
+    metrics.WRITER_LEASE_HELD.set(0)  # a standby until bootstrap has the lease
     try:
         try:
             app = bootstrap(settings, stop)
@@ -171,6 +173,7 @@ def run(settings: Settings | None = None) -> None:
             raise SystemExit(2) from None
         if app is not None:
             started.append(app)
+            metrics.WRITER_LEASE_HELD.set(1)
             _serve(app, settings, stop)
     finally:
         server.should_exit = True
@@ -192,6 +195,8 @@ def _serve(app: LedgerApp, settings: Settings, stop: threading.Event) -> None:
         args=(app.signer, stop, settings.tree_head_interval_s, signer_broken),
         daemon=True,
     ).start()
+    # Read when Prometheus scrapes: the broker acknowledges outputs between batches too.
+    metrics.OUTPUTS_ACKNOWLEDGED_SEQ.set_function(lambda: app.processor.publisher.acknowledged)
     lag = LagMonitor(
         settings.kafka_bootstrap, app.intake.positions, lambda: time.monotonic() - app.consumer.last_commit
     )

@@ -13,6 +13,11 @@ CONFLICTING_DUPLICATES = Counter(
     "Events whose id was applied before with another body: dead-lettered, the first stands",
 )
 DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the DLQ", ["reason"])
+# Every kind exported from the start at 0, so that the first dead letter of a kind is an
+# increase Prometheus can see (a series that appears at 1 has no earlier sample to rise from).
+DEAD_LETTER_KINDS = ("undecodable", "wrong_topic", "invalid", "refused", "conflicting_duplicate")
+for _kind in DEAD_LETTER_KINDS:
+    DEAD_LETTERS.labels(_kind)
 BATCH_SIZE = Histogram(
     "ledger_batch_size", "Records per committed batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
 )
@@ -56,4 +61,18 @@ KAFKA_COMMIT_FAILURES = Counter(
     "ledger_kafka_offset_commit_failures_total",
     "Committed batches whose offsets Kafka's group coordinator did not take (informational only: "
     "the database's offsets are the ones reading resumes from)",
+)
+JOURNAL_LAST_SEQ = Gauge("ledger_journal_last_seq", "The seq of the last journal entry committed")
+OUTPUTS_ACKNOWLEDGED_SEQ = Gauge(
+    "ledger_outputs_acknowledged_seq",
+    "The last journal seq whose outputs (journal record, outcome, feed item, totals) the broker "
+    "acknowledged, with everything before it",
+)
+TREE_HEAD_SIZE = Gauge("ledger_tree_head_size", "Journal entries under the latest signed tree head")
+TREE_HEAD_TIMESTAMP = Gauge(
+    "ledger_tree_head_timestamp_seconds", "When the latest signed tree head was signed (Unix time)"
+)
+WRITER_LEASE_HELD = Gauge(
+    "ledger_writer_lease_held",
+    "1 while this ledger holds the writer lease (the active one), 0 while it stands by",
 )

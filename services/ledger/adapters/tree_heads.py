@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
 from services.contracts.topics import Topics
+from services.ledger import metrics
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.signing import load_or_create_signing_key, register_public_key, sign_tree_head
 from services.ledger.adapters.store import read_watermark, write_watermark
@@ -137,10 +138,14 @@ class TreeHeadSigner:
         self._send_unsent()
         catch_up(self.engine, self.tree)
         with self.engine.connect() as conn:
-            last = conn.scalar(
-                select(t.tree_heads.c.tree_size).order_by(t.tree_heads.c.tree_size.desc()).limit(1)
-            )
-        if self.tree.size == 0 or (last is not None and last >= self.tree.size):
+            latest = conn.execute(
+                select(t.tree_heads.c.tree_size, t.tree_heads.c.timestamp_ms)
+                .order_by(t.tree_heads.c.tree_size.desc())
+                .limit(1)
+            ).first()
+        if latest is not None:
+            _observe(latest.tree_size, latest.timestamp_ms)
+        if self.tree.size == 0 or (latest is not None and latest.tree_size >= self.tree.size):
             return None
         now = ev.utc_now_ms()
         head = TreeHead(size=self.tree.size, root=self.tree.root(), timestamp_ms=int(now.timestamp() * 1000))
@@ -157,6 +162,7 @@ class TreeHeadSigner:
                     key_id=self.key_id,
                 )
             )
+        _observe(head.size, head.timestamp_ms)
         self._send_unsent()
         return head
 
@@ -184,3 +190,9 @@ class TreeHeadSigner:
         self.output.flush()
         with self.engine.begin() as conn:
             write_watermark(conn, TREE_HEADS_STREAM, unsent[-1].tree_size)
+
+
+def _observe(size: int, timestamp_ms: int) -> None:
+    """The latest signed head, for the alert on a journal that grows without being signed."""
+    metrics.TREE_HEAD_SIZE.set(size)
+    metrics.TREE_HEAD_TIMESTAMP.set(timestamp_ms / 1000)

@@ -256,6 +256,8 @@ class BatchProcessor:
     # --- outputs, after the commit ------------------------------------------------
 
     def _publish(self, committed: list[CommittedRow], feed: dict[str, dict[str, Any]]) -> None:
+        if committed:
+            metrics.JOURNAL_LAST_SEQ.set(committed[-1][0])
         by_seq = {row[0]: feed[row[1]] for row in committed if row[1] in feed}
         self.publisher.publish(self._plan(committed, by_seq))
 
@@ -307,6 +309,7 @@ class BatchProcessor:
         if seq > stored:
             self.store.store_watermark(JOURNAL_STREAM, seq)
         self.publisher.acknowledged = self._watermark = seq
+        metrics.JOURNAL_LAST_SEQ.set(seq)  # everything committed is published now
         if caught_up:
             log.info("published the outputs of %d committed entries again, up to seq %d", caught_up, seq)
         metrics.CAUGHT_UP.inc(caught_up)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import REGISTRY
 
 from services.contracts.events import SigningKeyPublished, TreeHeadPublished, utc_now_ms
 from services.contracts.topics import Topics
+from services.ledger import metrics
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.signing import (
     key_id,
@@ -60,6 +62,24 @@ def test_a_head_whose_first_send_failed_is_sent_at_the_next_turn(tmp_path: Path)
     out.sent.clear()
     signer.publish_if_grown()
     assert out.sent["charity.ledger.checkpoints"] == []  # acknowledged heads are not sent again
+
+
+def test_the_latest_signed_head_and_the_journal_are_exported_for_the_alerts(tmp_path: Path) -> None:
+    store = LedgerStore(make_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    store.migrate()
+    feed(BatchProcessor(store, RecordingOutput(), Topics(""), "g"), f.opened_project("p1"))
+    assert REGISTRY.get_sample_value("ledger_journal_last_seq") == 3
+    before_ms = utc_now_ms().timestamp() * 1000
+    head = TreeHeadSigner(store.engine, Ed25519PrivateKey.generate(), RecordingOutput(), Topics(""))
+    assert head.publish_if_grown() is not None
+    assert REGISTRY.get_sample_value("ledger_tree_head_size") == 3
+    signed_at = REGISTRY.get_sample_value("ledger_tree_head_timestamp_seconds") or 0.0
+    assert before_ms / 1000 - 1 <= signed_at <= before_ms / 1000 + 60
+    # A ledger that starts later exports the stored head before it signs anything.
+    metrics.TREE_HEAD_SIZE.set(0)
+    again = TreeHeadSigner(store.engine, Ed25519PrivateKey.generate(), RecordingOutput(), Topics(""))
+    assert again.publish_if_grown() is None
+    assert REGISTRY.get_sample_value("ledger_tree_head_size") == 3
 
 
 def test_heads_name_their_key_and_verify_across_a_rotation(tmp_path: Path) -> None:
