@@ -18,8 +18,10 @@ from services.api.display_gateway import DisplayGateway
 from services.api.donor_statements import LookupGuard
 from services.api.errors import install_error_handlers
 from services.api.giving import Giving, NoProvider
+from services.api.journal_watch import watch_journal
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
+from services.api.request_metrics import RequestMetrics
 from services.api.routes import (
     disbursements,
     docs,
@@ -155,11 +157,13 @@ def create_app(
             if isinstance(provider, NoProvider)
             else asyncio.create_task(_reconcile_forever(giving, settings.pledge_reconcile_interval_s))
         )
+        watcher = asyncio.create_task(watch_journal(app.state.verification))
         yield
-        if reconciler is not None:
-            reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reconciler
+        for task in (reconciler, watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         publisher.close()  # waits for any record still in flight
 
     app = FastAPI(
@@ -191,6 +195,7 @@ def create_app(
     install_error_handlers(app)
     install_staff_pages(app)
     install_web(app, settings.payment_public_url or settings.payment_base_url)
+    app.add_middleware(RequestMetrics)  # outermost: it times and counts what the others answer too
 
     app.include_router(pages.router)
     app.include_router(giving_pages.router)
