@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JARS := var/kafka-libs/.fetched
 ECHARTS := services/api/static/vendor/echarts.min.js
+DEPLOY_SCHEMAS := var/deploy-schemas/.fetched
 
-.PHONY: run test test-unit test-integration test-long lint bench jars vendor install clean reset
+.PHONY: run test test-unit test-integration test-long lint bench jars vendor deploy-schemas install clean reset
 
 # The vendored ECharts is package data of services.api.static.vendor: there before the install.
 $(STAMP): pyproject.toml $(ECHARTS)
@@ -33,16 +34,25 @@ $(ECHARTS): deploy/vendor/fetch_echarts.py
 
 vendor: $(ECHARTS)
 
+# What deploy/kubernetes is validated against, at pinned versions and checksums, into
+# git-ignored var/: CloudNativePG's and prometheus-operator's CRDs from the Go module proxy,
+# Strimzi's model classes from Maven Central (deploy/kubernetes/validation/fetch.sh).
+$(DEPLOY_SCHEMAS): deploy/kubernetes/validation/fetch.sh deploy/kubernetes/validation/pom.xml
+	deploy/kubernetes/validation/fetch.sh var/deploy-schemas
+	touch $(DEPLOY_SCHEMAS)
+
+deploy-schemas: $(DEPLOY_SCHEMAS)
+
 run: $(STAMP) $(JARS) $(ECHARTS)
 	$(BIN)/charity-ledger run
 
 # Unit tests first (fast, no broker, no database server), then the integration
 # tests, which share one Kafka broker and one PostgreSQL for the whole run.
-test: $(STAMP) $(JARS) $(ECHARTS)
+test: $(STAMP) $(JARS) $(ECHARTS) $(DEPLOY_SCHEMAS)
 	$(BIN)/pytest -q -m "not integration"
 	$(BIN)/pytest -q -m "integration"
 
-test-long: $(STAMP) $(JARS)
+test-long: $(STAMP) $(JARS) $(DEPLOY_SCHEMAS)
 	CHARITY_LONG_TESTS=1 $(BIN)/pytest -q
 
 lint: $(STAMP)
