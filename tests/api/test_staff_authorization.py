@@ -135,6 +135,22 @@ EXPORTS: dict[tuple[str, str], frozenset[str]] = {
 }
 NOTHING_TO_ACT_ON += ("/staff/audit/exports",)
 
+# The audit pages (Permission.AUDIT): administrators and auditors everywhere, a project manager on
+# their own projects.
+AUDITORS = frozenset({ADMIN, AUDITOR, MANAGER})
+# Statements and the disclosure report (routes/staff_statements.py), the same people; a donor's
+# statement posted without receipts is the form again naming the field (422). A manager's
+# refusal on another project's statement: tests/api/test_staff_statements.py.
+AUDIT_PROJECT = "/staff/audit/projects/{project_id}"
+STATEMENTS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", f"{AUDIT_PROJECT}/statement"): AUDITORS,
+    ("GET", f"{AUDIT_PROJECT}/disclosure"): AUDITORS,
+    ("GET", f"{AUDIT_PROJECT}/disclosure.pdf"): AUDITORS,
+    ("GET", "/staff/audit/donor-statement"): AUDITORS,
+    ("POST", "/staff/audit/donor-statement"): AUDITORS,
+}
+NOTHING_TO_ACT_ON += ("/staff/audit/donor-statement",)
+
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/staff/login"): EVERYONE,
@@ -157,6 +173,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     **DISBURSEMENTS,
     **VENUE_SCREENS,
     **MONEY_IN,
+    **STATEMENTS,
     **EXPORTS,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.

@@ -19,6 +19,9 @@ lock, and it never opens the private signing key.
   tree head's root and signature checked, its size, time and key id); one per
   process, checking only what is new at each call;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
+- `ProjectBooks`: a project's statement for a period (`ProjectStatement`) and its
+  disclosure report (`DisclosureReport`, its reports and corrections `Published`), from
+  the journal entries that touched its accounts;
 - `JournalExport`: the journal's lines (a row per posting) of some projects for a `Period`,
   streamed from the database, with `csv_chunks` and `write_xlsx` to write them and
   `parse_period` to read a period typed as dates (export_format.py: columns, sign convention);
@@ -39,6 +42,7 @@ from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.export_format import Period, csv_chunks, parse_period
 from services.ledger.read.journal_export import JournalExport, write_xlsx
 from services.ledger.read.queries import LedgerQueries, totals_view
+from services.ledger.read.statements import DisclosureReport, ProjectBooks, ProjectStatement, Published
 from services.ledger.read.transparency import NotYetCovered, Transparency
 from services.ledger.read.verification import JournalVerification, VerificationStatus
 from services.platform.db import make_engine
@@ -46,14 +50,18 @@ from services.platform.db import make_engine
 __all__ = [
     "DATABASE_AWAY",
     "LEFTOVER_DISPOSITIONS",
+    "DisclosureReport",
     "JournalExport",
     "JournalVerification",
     "LedgerQueries",
     "Money",
     "NotYetCovered",
     "Period",
+    "ProjectBooks",
+    "ProjectStatement",
     "ProjectStatus",
     "ProjectTotals",
+    "Published",
     "Transparency",
     "VerificationStatus",
     "csv_chunks",

@@ -1,0 +1,234 @@
+"""Statements for auditors: a project's statement for a period, its disclosure report (a print
+page and a PDF), and a donor's year-end statement produced from receipt numbers.
+
+All need Permission.AUDIT: administrators and auditors everywhere, a project manager on their
+own projects (the donor statement shows a manager only gifts to those). Figures are read from
+the journal through the read side's ProjectBooks, never from anything the page computes on
+its own. A donor's statement is a read of personal data (which receipts one person holds), so
+each one produced goes to the access log with the receipts it named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRouter
+
+from services.api.deps import DonorStoreDep, QueriesDep, WebSecretDep
+from services.api.disclosure_pdf import CHINA, IN_LABELS, OUT_LABELS, PLAN_ROWS, disclosure_pdf, plan_value
+from services.api.donor_statements import NOT_YOURS, WRONG, DonorStatement, donor_statement, parse_request
+from services.api.errors import INVALID, Problem, page_errors
+from services.api.models import PathId
+from services.api.staff_auth import Actor, StaffAuthDep, require_page
+from services.api.web import check_csrf, render
+from services.ledger.read import DisclosureReport, LedgerQueries, ProjectBooks
+from services.staff.domain.roles import Permission, allows
+
+router = APIRouter(prefix="/staff/audit", tags=["pages", "staff"], include_in_schema=False)
+
+ProjectAuditor = Annotated[Actor, Depends(require_page(Permission.AUDIT, project_id="project_id"))]
+Auditor = Annotated[Actor, Depends(require_page(Permission.AUDIT))]
+DateParam = Annotated[str, Query(max_length=10, pattern=r"^$|^\d{4}-\d{2}-\d{2}$")]
+PROJECT_ERRORS = page_errors(
+    {403: "no audit access to this project (logged)", 404: "no such project", **INVALID}
+)
+
+
+def books_of(queries: LedgerQueries) -> ProjectBooks:
+    return ProjectBooks(queries.engine)
+
+
+def china_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), CHINA).astimezone(UTC)
+
+
+def _period(typed_from: str, typed_to: str) -> tuple[date, date, list[Problem]]:
+    """The period's first and last day (China time, inclusive); this year to today by default."""
+    today = datetime.now(CHINA).date()
+    problems: list[Problem] = []
+    days: dict[str, date] = {}
+    for name, typed, default in (
+        ("from", typed_from, today.replace(month=1, day=1)),
+        ("to", typed_to, today),
+    ):
+        try:
+            days[name] = date.fromisoformat(typed) if typed else default
+        except ValueError:
+            problems.append(Problem(field=name, problem=f"不是日期 · not a date: {typed!r}"))
+            days[name] = default
+    if not problems and days["from"] > days["to"]:
+        problems.append(
+            Problem(field="to", problem="结束日期早于开始日期 · the period ends before it starts")
+        )
+    return days["from"], days["to"], problems
+
+
+@router.get("/projects/{project_id}/statement", response_class=HTMLResponse, responses=PROJECT_ERRORS)
+async def project_statement(
+    request: Request,
+    project_id: PathId,
+    actor: ProjectAuditor,
+    queries: QueriesDep,
+    typed_from: Annotated[str, Query(alias="from", max_length=10)] = "",
+    typed_to: Annotated[str, Query(alias="to", max_length=10)] = "",
+) -> HTMLResponse:
+    """Opening balance, money in by kind, refunds, money out and the closing balance of a
+    period, and whether they reconcile to the fen."""
+    first, last, problems = _period(typed_from, typed_to)
+    project = await asyncio.to_thread(queries.project, project_id)
+    if project is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
+    statement = None
+    if not problems:
+        statement = await asyncio.to_thread(
+            books_of(queries).statement,
+            project_id,
+            china_midnight(first),
+            china_midnight(last + timedelta(days=1)),
+        )
+    return render(
+        request,
+        "staff_statement.html",
+        status.HTTP_422_UNPROCESSABLE_CONTENT if problems else status.HTTP_200_OK,
+        person=actor.person,
+        project_id=project_id,
+        project_name=project.plan.get("name", project_id),
+        first=typed_from or first.isoformat(),
+        last=typed_to or last.isoformat(),
+        s=statement,
+        problems=problems,
+        in_labels=IN_LABELS,
+        out_labels=OUT_LABELS,
+    )
+
+
+async def _report(queries: LedgerQueries, project_id: str) -> DisclosureReport:
+    report = await asyncio.to_thread(books_of(queries).disclosure, project_id, datetime.now(UTC))
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
+    return report
+
+
+def disclosure_context(report: DisclosureReport) -> dict[str, Any]:
+    """What the print page shows (the PDF the same, from disclosure_pdf)."""
+    return {
+        "r": report,
+        "f": report.figures,
+        "plan_rows": [
+            (zh, en, plan_value(report, key)) for key, zh, en in PLAN_ROWS if plan_value(report, key)
+        ],
+        "in_labels": IN_LABELS,
+        "out_labels": OUT_LABELS,
+        "as_of_local": report.as_of.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+@router.get("/projects/{project_id}/disclosure", response_class=HTMLResponse, responses=PROJECT_ERRORS)
+async def disclosure_page(
+    request: Request, project_id: PathId, actor: ProjectAuditor, queries: QueriesDep
+) -> HTMLResponse:
+    """The disclosure report as a page styled for print (static/print.css)."""
+    report = await _report(queries, project_id)
+    return render(request, "disclosure.html", person=actor.person, **disclosure_context(report))
+
+
+@router.get(
+    "/projects/{project_id}/disclosure.pdf",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "the report as a PDF"},
+        **page_errors({403: "no audit access to this project (logged)", 404: "no such project", **INVALID}),
+    },
+)
+async def disclosure_pdf_download(project_id: PathId, actor: ProjectAuditor, queries: QueriesDep) -> Response:
+    report = await _report(queries, project_id)
+    pdf = await asyncio.to_thread(disclosure_pdf, report)
+    day = report.as_of.astimezone(CHINA).date().isoformat()
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="disclosure-{project_id}-{day}.pdf"'},
+    )
+
+
+@router.get("/donor-statement", response_class=HTMLResponse, responses=page_errors({403: "no audit access"}))
+def staff_donor_statement_form(request: Request, actor: Auditor) -> HTMLResponse:
+    year = str(datetime.now(CHINA).year)
+    return render(
+        request, "staff_donor_statement.html", person=actor.person, receipts="", year=year, problems=[]
+    )
+
+
+@router.post(
+    "/donor-statement",
+    response_class=HTMLResponse,
+    responses=page_errors(
+        {
+            403: "no audit access (logged), a gift to a project the manager does not run, or bad CSRF",
+            404: "a receipt number the donor store does not hold: the form again, naming it",
+            409: "a receipt whose gift the ledger has not recorded yet: the form again, naming it",
+            422: "a line that is not a receipt number, or a bad year: the form again, naming it",
+        }
+    ),
+)
+async def staff_donor_statement(
+    request: Request,
+    actor: Auditor,
+    auth: StaffAuthDep,
+    secret: WebSecretDep,
+    store: DonorStoreDep,
+    queries: QueriesDep,
+    receipts: Annotated[str, Form(max_length=2000)] = "",
+    year: Annotated[str, Form(max_length=4)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> HTMLResponse:
+    """A donor's year-end statement from receipt numbers (no codes: staff send it to the donor);
+    a manager sees only gifts to their own projects. Each one produced is in the access log."""
+    check_csrf(request, secret, csrf)
+    person = actor.person
+    assert person is not None  # pages take no machine client
+
+    def page(code: int, problems: list[Problem], statement: DonorStatement | None = None) -> HTMLResponse:
+        return render(
+            request,
+            "staff_donor_statement.html",
+            code,
+            person=person,
+            receipts=receipts,
+            year=year,
+            problems=problems,
+            s=statement,
+        )
+
+    asked, wanted_year, problems = parse_request(receipts, year, with_codes=False)
+    if problems:
+        return page(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
+    statement, problems = await asyncio.to_thread(
+        donor_statement,
+        store,
+        queries,
+        asked,
+        wanted_year,
+        lambda project_id: allows(person, Permission.AUDIT, project_id=project_id),
+    )
+    named = " ".join(a.receipt_no for a in asked)
+    decision = "refused" if problems else "allowed"
+    await asyncio.to_thread(
+        auth.log, request, actor.name, "personal_data", decision, f"donor statement {year}: {named}"
+    )
+    if problems:
+        return page(_status_of(problems), problems)
+    return page(status.HTTP_200_OK, [], statement)
+
+
+def _status_of(problems: list[Problem]) -> int:
+    """The answer for a statement's problems: the most telling of them."""
+    if any(p.field.endswith(WRONG) for p in problems):
+        return status.HTTP_404_NOT_FOUND
+    if any(p.field.endswith(NOT_YOURS) for p in problems):
+        return status.HTTP_403_FORBIDDEN
+    return status.HTTP_409_CONFLICT

@@ -1,0 +1,64 @@
+"""A project's books for the statement and the disclosure report: the journal entries that
+touched its accounts (a redirection into it is booked on another project's entry), read
+through the read side's engine, composed by domain/statements.py and domain/disclosure_report.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, or_, select
+
+from services.ledger.adapters import tables as t
+from services.ledger.adapters.journal_reader import iter_seqs
+from services.ledger.domain import accounts as acc
+from services.ledger.domain.disclosure_report import DisclosureReport, Published, disclosure_report
+from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.statements import ProjectStatement, project_statement
+from services.ledger.read.queries import LedgerQueries
+
+__all__ = ["DisclosureReport", "ProjectBooks", "ProjectStatement", "Published"]
+
+
+class ProjectBooks:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.queries = LedgerQueries(engine)
+
+    def entries(self, project_id: str, until: datetime) -> list[tuple[int, JournalEntry]]:
+        """(seq, entry) in journal order: the project's own entries and those that moved money in
+        or out of its accounts, effective before `until`."""
+        accounts = [acc.project_fund(project_id), acc.project_held(project_id)]
+        touching = select(t.postings.c.seq).where(t.postings.c.account.in_(accounts))
+        with self.engine.connect() as conn:
+            seqs = list(
+                conn.scalars(
+                    select(t.journal.c.seq)
+                    .where(
+                        or_(t.journal.c.project_id == project_id, t.journal.c.seq.in_(touching)),
+                        t.journal.c.effective_at < until,
+                    )
+                    .order_by(t.journal.c.seq)
+                )
+            )
+        return [(s.seq, s.entry) for s in iter_seqs(self.engine, seqs) if s.entry is not None]
+
+    def statement(self, project_id: str, start: datetime, end: datetime) -> ProjectStatement | None:
+        """The project's statement of [start, end); None for an unknown project."""
+        project = self.queries.project(project_id)
+        if project is None:
+            return None
+        return project_statement(project_id, project.currency, self.entries(project_id, end), start, end)
+
+    def disclosure(self, project_id: str, as_of: datetime) -> DisclosureReport | None:
+        """The project's disclosure report as the journal stood at `as_of`; None if unknown."""
+        project = self.queries.project(project_id)
+        if project is None:
+            return None
+        return disclosure_report(
+            project_id,
+            str(project.status),
+            project.plan,
+            project.currency,
+            self.entries(project_id, as_of),
+            as_of,
+        )
