@@ -8,7 +8,9 @@
 3. giving through the WeChat Pay sandbox (`python -m bench.giving`: notification →
    journal entry at a steady rate, notifications a second by one API process, the
    donate page);
-4. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`).
+4. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`);
+5. journal exports for accountants (`python -m bench.export`: CSV rows a second and
+   peak memory on a 1,000,000-entry journal, built once and kept in var/bench).
 
 Each runs as its own process (so no benchmark inherits another's memory or
 threads) and prints its full report; the last line is one JSON object with the
@@ -98,7 +100,10 @@ def main() -> int:
     giving = _json_report("bench.giving")
     print("== ledger: ingest, rebuild, verify, receipts (python -m bench.ingest)", flush=True)
     ledger = _ledger_figures()
-    print(summary_line({**ledger, **display_figures(display, e2e), **giving_figures(giving)}), flush=True)
+    print("== journal exports: CSV rows/s and peak memory (python -m bench.export)", flush=True)
+    exports = _json_report("bench.export")
+    figures = {**ledger, **display_figures(display, e2e), **giving_figures(giving), **exports}
+    print(summary_line(figures), flush=True)
     return 0
 
 

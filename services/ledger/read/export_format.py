@@ -18,6 +18,7 @@ its hashes, is in the export.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -75,8 +76,10 @@ HEADER = tuple(f"{zh} · {key}" for key, zh in COLUMNS)
 DEBIT, CREDIT, AMOUNT = (
     next(i for i, (key, _) in enumerate(COLUMNS) if key == k) for k in ("debit", "credit", "amount_fen")
 )
-# A text cell starting with one of these would be a formula to a spreadsheet program.
+# A text cell starting with one of these would be a formula to a spreadsheet program; the
+# columns whose text is not the ledger's own codes, ids, times, amounts or hashes are checked.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FREE_TEXT = tuple(i for i, (key, _) in enumerate(COLUMNS) if key in ("project_id", "reason", "account"))
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ CHART: dict[str, ChartAccount] = {
 OTHER = ChartAccount("9999", "其他", "Other")
 
 
+@functools.lru_cache(maxsize=4096)
 def chart_account(account: str) -> ChartAccount:
     """The code and names of a ledger account (project:p:fund, clearing:wechatpay, cash:v:box, …)."""
     parts = account.split(":")
@@ -162,23 +166,22 @@ def rows(lines: Iterable[JournalLine]) -> Iterator[list[str | int]]:
 
 
 def csv_chunks(lines: Iterable[JournalLine]) -> Iterator[bytes]:
-    """The export as UTF-8 CSV with a byte-order mark, in chunks of CSV_FLUSH_ROWS rows."""
+    """The export as UTF-8 CSV with a byte-order mark, in chunks of CSV_FLUSH_ROWS rows. Free text a
+    spreadsheet program would run as a formula is quoted with a leading apostrophe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write(BOM)
     writer.writerow(HEADER)
     for count, row in enumerate(rows(lines), 1):
-        writer.writerow([_inert(cell) for cell in row])
+        for column in _FREE_TEXT:
+            if str(row[column]).startswith(_FORMULA_START):
+                row[column] = f"'{row[column]}"
+        writer.writerow(row)
         if count % CSV_FLUSH_ROWS == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
-
-
-def _inert(cell: str | int) -> str | int:
-    """Text a spreadsheet program would run as a formula, quoted with a leading apostrophe."""
-    return f"'{cell}" if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
 
 
 @dataclass(frozen=True)
