@@ -7,12 +7,13 @@
 #     (pom.xml beside this script; Maven checks each jar's published checksum, -C).
 # Core Kubernetes objects need nothing here: kubernetes-validate (PyPI) carries their schemas.
 #
-# Usage: deploy/kubernetes/validation/fetch.sh [cache dir]   (default var/deploy-schemas)
+# Usage: deploy/kubernetes/validation/fetch.sh [cache dir]   (default var/deploy-schemas of the checkout)
 # Exit status 75 when a download failed (offline?), 1 when a checksum did not match.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
-CACHE="${1:-var/deploy-schemas}"
+# A relative cache directory is taken from the checkout's root.
+CACHE="$(realpath -m "${1:-var/deploy-schemas}")"
 GOPROXY_URL="${GOPROXY_URL:-https://proxy.golang.org}"
 
 CNPG_MODULE=github.com/cloudnative-pg/cloudnative-pg
@@ -59,8 +60,8 @@ fetch_go_module "$PROMETHEUS_OPERATOR_MODULE" "$PROMETHEUS_OPERATOR_VERSION" "$P
 STRIMZI_DIR="$CACHE/strimzi-$STRIMZI_VERSION"
 if [ ! -f "$STRIMZI_DIR/.fetched" ]; then
   echo "fetching io.strimzi:api:$STRIMZI_VERSION from Maven Central" >&2
-  mvn -C -q -B -f deploy/kubernetes/validation/pom.xml dependency:copy-dependencies \
-    -Dstrimzi.version="$STRIMZI_VERSION" -DoutputDirectory="$PWD/$STRIMZI_DIR" -DincludeScope=runtime || exit 75
+  mvn -C -q -B -Dstyle.color=never -f deploy/kubernetes/validation/pom.xml dependency:copy-dependencies \
+    -Dstrimzi.version="$STRIMZI_VERSION" -DoutputDirectory="$STRIMZI_DIR" -DincludeScope=runtime || exit 75
   if ! echo "$STRIMZI_API_SHA256  $STRIMZI_DIR/api-$STRIMZI_VERSION.jar" | sha256sum -c --status; then
     echo "checksum mismatch for io.strimzi:api:$STRIMZI_VERSION" >&2
     rm -rf "$STRIMZI_DIR"
