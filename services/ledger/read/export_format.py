@@ -48,6 +48,8 @@ class JournalLine(NamedTuple):
     account: str | None
     currency: str | None
     amount_fen: int | None
+    actor: str = ""  # who caused the event, as it names them
+    channel: str = ""  # where money that came in came from: a channel's key (domain/channels.py)
 
 
 # Each column: its key and its heading in both languages (the CSV's header row says "中文 · key").
@@ -59,6 +61,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("kind", "事件类型"),
     ("decision", "账本决定"),
     ("reason", "原因"),
+    ("actor", "经办人"),
+    ("channel", "渠道"),
     ("leg", "行次"),
     ("account_code", "科目代码"),
     ("account", "账户"),
@@ -79,7 +83,9 @@ DEBIT, CREDIT, AMOUNT = (
 # A text cell starting with one of these would be a formula to a spreadsheet program; the
 # columns whose text is not the ledger's own codes, ids, times, amounts or hashes are checked.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FREE_TEXT = tuple(i for i, (key, _) in enumerate(COLUMNS) if key in ("project_id", "reason", "account"))
+_FREE_TEXT = tuple(
+    i for i, (key, _) in enumerate(COLUMNS) if key in ("project_id", "reason", "actor", "account")
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,8 @@ def cells(line: JournalLine, times: tuple[str, str]) -> list[str | int]:
         line.kind,
         line.decision,
         line.reason,
+        line.actor,
+        line.channel,
         "" if line.leg is None else line.leg,
         code,
         line.account or "",

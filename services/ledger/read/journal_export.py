@@ -13,10 +13,12 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import orjson
 import xlsxwriter
 from sqlalchemy import Engine, Select, select
 
 from services.ledger.adapters import tables as t
+from services.ledger.domain.channels import GIFT_KINDS, REDIRECTION_KIND, channel_of_body
 from services.ledger.read.export_format import (
     ALL_TIME,
     AMOUNT,
@@ -59,6 +61,7 @@ class JournalExport:
                 p.c.account,
                 p.c.currency,
                 p.c.amount,
+                j.c.canonical,  # the hashed entry: who did it, and a gift's channel
             )
             .select_from(j.outerjoin(p, p.c.seq == j.c.seq))
             .order_by(j.c.seq, p.c.leg)
@@ -82,8 +85,17 @@ class JournalExport:
             result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(
                 self._query(projects, period)
             )
+            seq, named = None, ("", "")
             for row in result:
-                yield JournalLine._make(row)
+                if row.seq != seq:  # an entry's postings share its canonical text: parsed once
+                    seq, named = row.seq, _actor_and_channel(row.kind, row.canonical)
+                yield JournalLine._make((*row[:-1], *named))
+
+
+def _actor_and_channel(kind: str, canonical: str) -> tuple[str, str]:
+    body = orjson.loads(canonical).get("body") or {}
+    channel = channel_of_body(kind, body).key if kind in GIFT_KINDS or kind == REDIRECTION_KIND else ""
+    return str(body.get("actor", "")), channel
 
 
 def write_xlsx(lines: Iterator[JournalLine], path: Path, sheet_rows: int = SHEET_ROWS) -> int:

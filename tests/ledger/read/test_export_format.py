@@ -103,6 +103,13 @@ def test_a_posting_is_a_debit_when_money_flows_in_and_a_credit_when_it_flows_out
     assert rows[0]["金额（分，流入为正） · amount_fen"] == "-1000"
 
 
+def test_who_and_which_channel_are_columns_of_their_own() -> None:
+    (row,) = read(
+        list(csv_chunks([line(1, 0, "project:meals:fund", 5, actor="sandbox", channel="qr:hall-1")]))
+    )
+    assert (row["经办人 · actor"], row["渠道 · channel"]) == ("sandbox", "qr:hall-1")
+
+
 def test_an_entry_without_postings_is_one_row_of_zeroes() -> None:
     rejected = line(5, None, None, None, decision="rejected", reason="donation a was already confirmed")
     (row,) = read(list(csv_chunks([rejected])))

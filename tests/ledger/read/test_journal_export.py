@@ -127,6 +127,16 @@ def test_the_csv_re_imported_sums_to_the_journal(journal: JournalExport) -> None
     with journal.engine.connect() as conn:
         hashes = dict(conn.execute(select(t.journal.c.entry_id, t.journal.c.entry_hash)).all())
     assert {r["entry_id"]: r["entry_hash"] for r in rows} == hashes
+    # Who did each step, and where each gift came in, as the hashed entries say.
+    by_kind = {(r["kind"], r["actor"], r["channel"]) for r in rows if r["project_id"] == "p1"}
+    assert {
+        ("DisbursementRequested", "alice", ""),
+        ("DisbursementApproved", "bob", ""),
+        ("DisbursementPaid", "treasurer", ""),
+        ("DonationConfirmed", "sandbox", "web"),
+        ("OfflineDonationRecorded", "staff-1", "cash_box:botanic-garden"),
+        ("OfflineDonationRecorded", "staff-1", "charity_sale:botanic-garden"),
+    } <= by_kind
     rejected = [r for r in rows if r["decision"] == "rejected"]
     assert len(rejected) == 1 and "already confirmed" in rejected[0]["reason"]
     assert (rejected[0]["debit"], rejected[0]["credit"], rejected[0]["account"]) == ("0.00", "0.00", "")
