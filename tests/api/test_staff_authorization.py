@@ -136,8 +136,12 @@ EXPORTS: dict[tuple[str, str], frozenset[str]] = {
 NOTHING_TO_ACT_ON += ("/staff/audit/exports",)
 
 # The audit pages (Permission.AUDIT): administrators and auditors everywhere, a project manager on
-# their own projects.
+# their own projects (the overview shows them only those: tests/api/test_staff_audit_overview.py).
 AUDITORS = frozenset({ADMIN, AUDITOR, MANAGER})
+AUDIT_OVERVIEW: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/staff/audit"): AUDITORS,
+    ("GET", "/staff/audit/overview.csv"): AUDITORS,
+}
 # Statements and the disclosure report (routes/staff_statements.py), the same people; a donor's
 # statement posted without receipts is the form again naming the field (422). A manager's
 # refusal on another project's statement: tests/api/test_staff_statements.py.
@@ -173,6 +177,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     **DISBURSEMENTS,
     **VENUE_SCREENS,
     **MONEY_IN,
+    **AUDIT_OVERVIEW,
     **STATEMENTS,
     **EXPORTS,
 }

@@ -18,6 +18,8 @@ lock, and it never opens the private signing key.
   gives a `VerificationStatus`: the chain checked up to a seq, the latest signed
   tree head's root and signature checked, its size, time and key id); one per
   process, checking only what is new at each call;
+- `next_disclosure_due`, `is_overdue`: a project's disclosure clock (the Charity Law's
+  cadence, services/ledger/domain/disclosure.py);
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
 - `ProjectBooks`: a project's statement for a period (`ProjectStatement`) and its
   disclosure report (`DisclosureReport`, its reports and corrections `Published`), from
@@ -37,6 +39,7 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from services.ledger.domain.book import LEFTOVER_DISPOSITIONS
+from services.ledger.domain.disclosure import is_overdue, next_disclosure_due
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.export_format import Period, csv_chunks, parse_period
@@ -65,6 +68,8 @@ __all__ = [
     "Transparency",
     "VerificationStatus",
     "csv_chunks",
+    "is_overdue",
+    "next_disclosure_due",
     "open_read_engine",
     "parse_period",
     "totals_view",
