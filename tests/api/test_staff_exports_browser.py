@@ -20,12 +20,9 @@ from typing import Any
 import openpyxl
 import pytest
 
-from services.platform.free_ports import free_ports
-from services.platform.http_thread import serve_in_thread
 from services.staff.domain.roles import Role
 from tests.fixtures import factories as f
-from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, staff_log_in
-from tests.fixtures.ledger import eventually
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, on_loopback, staff_log_in
 from tests.fixtures.staff import staff_app
 
 pytestmark = pytest.mark.integration
@@ -41,13 +38,12 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         replace(f.offline("meals", 3_000), occurred_at=MARCH),
         f.confirmed("meals", 500, 3),  # today: outside March
     ]
-    with staff_app(tmp_path_factory.mktemp("exports-browser"), seed=seed) as app:
+    with (
+        staff_app(tmp_path_factory.mktemp("exports-browser"), seed=seed) as app,
+        on_loopback(app.client.app) as url,
+    ):
         app.add("audrey", Role.AUDITOR)
-        port = free_ports(1)[0]
-        server = serve_in_thread(app.client.app, "127.0.0.1", port)  # type: ignore[arg-type]
-        eventually(lambda: server.started, timeout=20, what="the API serving")
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
+        yield url
 
 
 @pytest.fixture(scope="module")
