@@ -29,10 +29,10 @@ from sqlalchemy import Engine, select
 
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.journal_reader import StoredEntry, iter_journal, journal_size
-from services.ledger.adapters.signing import load_public_key_pem
 from services.ledger.domain.chain import GENESIS_HASH
 from services.ledger.domain.merkle import MerkleTree
-from services.ledger.ops.verify import PublicKeys, entry_problem, link_problem, tree_head_problem
+from services.ledger.ops.commands import registered_keys
+from services.ledger.ops.verify import entry_problem, link_problem, tree_head_problem
 
 State = Literal["verified", "catching_up", "failed"]
 
@@ -88,7 +88,7 @@ class JournalVerification:
                 self._problem = self._extend(total) or self._resweep()
             caught_up = self._seq >= total
             if not self._problem and head is not None and (caught_up or head.tree_size <= self._seq):
-                self._problem = tree_head_problem(head, self._tree, self._public_keys())
+                self._problem = tree_head_problem(head, self._tree, registered_keys(self.engine))
             state: State = "failed" if self._problem else "verified" if caught_up else "catching_up"
             return VerificationStatus(
                 state=state,
@@ -135,12 +135,3 @@ class JournalVerification:
             previous = stored
         self._swept = last
         return ""
-
-    def _public_keys(self) -> PublicKeys:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.signing_keys.c.key_id, t.signing_keys.c.public_key).order_by(
-                    t.signing_keys.c.valid_from
-                )
-            ).all()
-        return {key_id: load_public_key_pem(pem) for key_id, pem in rows}
