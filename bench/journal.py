@@ -15,6 +15,7 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -54,27 +55,44 @@ def build_journal(url: str, n: int, sample_every: int = 997) -> tuple[LedgerStor
     """A journal of n entries (the ingest benchmark's workload); returns a sample of gift event ids."""
     store = LedgerStore(make_engine(url))
     store.migrate()
-    view = LedgerView()
-    batch = Batch(group_id="bench", recorded_at=ev.utc_now_ms())
     now = ev.utc_now_ms()
     ids = workload.project_ids(PROJECTS)
     setup = workload.opened_projects(ids, now)
     gifts = workload.confirmed_gifts(n - len(setup), ids, now)
     sample: list[str] = []
-    for i, event in enumerate(itertools.chain(setup, gifts)):
-        if i >= len(setup) and i % sample_every == 0:
-            sample.append(event.event_id)
+
+    def sampled() -> Iterator[ev.Event]:
+        for i, event in enumerate(itertools.chain(setup, gifts)):
+            if i >= len(setup) and i % sample_every == 0:
+                sample.append(event.event_id)
+            yield event
+
+    commit_events(store, LedgerView(), sampled())
+    return store, sample
+
+
+def commit_events(
+    store: LedgerStore, view: LedgerView, events: Iterable[ev.Event], *, forget_donations: bool = True
+) -> None:
+    """Decide, apply and commit `events` in batches of BATCH with the real rules and store.
+
+    forget_donations: drop the gifts from the view after each batch, as the live ledger does
+    (it reloads the records an event refers to); plain `decide` would then refuse a refund of
+    a gift of an earlier batch, so a workload with refunds keeps them.
+    """
+    batch = Batch(group_id="bench", recorded_at=ev.utc_now_ms())
+    for event in events:
         entry = decide(event, view)
         apply_entry(entry, view)
         batch.entries.append((entry, "bench/0/0"))
         if len(batch.entries) == BATCH:
             store.commit_batch(batch, view)
             view.clear_dirty()
-            view.donations.clear()  # as the live ledger does: referenced records are reloaded on demand
+            if forget_donations:
+                view.donations.clear()
             batch = Batch(group_id="bench", recorded_at=ev.utc_now_ms())
     if batch.entries:
         store.commit_batch(batch, view)
-    return store, sample
 
 
 class _Counting:

@@ -11,6 +11,8 @@
 4. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`);
 5. journal exports for accountants (`python -m bench.export`: CSV rows a second and
    peak memory on a 1,000,000-entry journal, built once and kept in var/bench).
+6. the closed-loop page of a project with 100,000 gifts (`python -m bench.audit_page`: render
+   p50 and p99 through the app, now and as of a past instant; the ledger kept in var/bench).
 
 Each runs as its own process (so no benchmark inherits another's memory or
 threads) and prints its full report; the last line is one JSON object with the
@@ -102,7 +104,9 @@ def main() -> int:
     ledger = _ledger_figures()
     print("== journal exports: CSV rows/s and peak memory (python -m bench.export)", flush=True)
     exports = _json_report("bench.export")
-    figures = {**ledger, **display_figures(display, e2e), **giving_figures(giving), **exports}
+    print("== the closed-loop page: 100,000 gifts, render p50/p99 (python -m bench.audit_page)", flush=True)
+    audit_page = _json_report("bench.audit_page")
+    figures = {**ledger, **display_figures(display, e2e), **giving_figures(giving), **exports, **audit_page}
     print(summary_line(figures), flush=True)
     return 0
 

@@ -31,6 +31,7 @@ from services.api.routes import (
     giving_statements,
     pages,
     projects,
+    staff_audit,
     staff_audit_overview,
     staff_disbursements,
     staff_exports,
@@ -209,6 +210,7 @@ def create_app(
     app.include_router(staff_venues.router)
     app.include_router(staff_money.router)
     app.include_router(staff_disbursements.router)
+    app.include_router(staff_audit.router)
     app.include_router(staff_audit_overview.router)
     app.include_router(staff_exports.router)
     app.include_router(disbursements.router)

@@ -154,6 +154,9 @@ STATEMENTS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/staff/audit/donor-statement"): AUDITORS,
 }
 NOTHING_TO_ACT_ON += ("/staff/audit/donor-statement",)
+# The closed-loop page itself (routes/staff_audit.py), the same people. A manager's refusal on
+# another project's page: tests/api/test_staff_audit_page.py.
+CLOSED_LOOP: dict[tuple[str, str], frozenset[str]] = {("GET", AUDIT_PROJECT): AUDITORS}
 
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -179,6 +182,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     **MONEY_IN,
     **AUDIT_OVERVIEW,
     **STATEMENTS,
+    **CLOSED_LOOP,
     **EXPORTS,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.

@@ -20,6 +20,8 @@ lock, and it never opens the private signing key.
   process, checking only what is new at each call;
 - `next_disclosure_due`, `is_overdue`: a project's disclosure clock (the Charity Law's
   cadence, services/ledger/domain/disclosure.py);
+- `ProjectAudit`: a project's closed-loop view (`ClosedLoopView`) at one journal seq,
+  now or as of an instant, reconciled from the postings;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
 - `ProjectBooks`: a project's statement for a period (`ProjectStatement`) and its
   disclosure report (`DisclosureReport`, its reports and corrections `Published`), from
@@ -42,6 +44,7 @@ from services.ledger.domain.book import LEFTOVER_DISPOSITIONS
 from services.ledger.domain.disclosure import is_overdue, next_disclosure_due
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
+from services.ledger.read.audit import ClosedLoopView, ProjectAudit
 from services.ledger.read.export_format import Period, csv_chunks, parse_period
 from services.ledger.read.journal_export import JournalExport, write_xlsx
 from services.ledger.read.queries import LedgerQueries, totals_view
@@ -53,6 +56,7 @@ from services.platform.db import make_engine
 __all__ = [
     "DATABASE_AWAY",
     "LEFTOVER_DISPOSITIONS",
+    "ClosedLoopView",
     "DisclosureReport",
     "JournalExport",
     "JournalVerification",
@@ -60,6 +64,7 @@ __all__ = [
     "Money",
     "NotYetCovered",
     "Period",
+    "ProjectAudit",
     "ProjectBooks",
     "ProjectStatement",
     "ProjectStatus",
