@@ -23,6 +23,9 @@ lock, and it never opens the private signing key.
 - `ProjectAudit`: a project's closed-loop view (`ClosedLoopView`) at one journal seq,
   now or as of an instant, reconciled from the postings;
 - the value types those return: `ProjectTotals`, `ProjectStatus`, `Money`;
+- `ChartQueries`: a project's charts summed by the database (money in and out per day,
+  gifts per day by channel, the flow to payees), with `cumulative` and `flow` over them
+  and `tables`, each chart as text (`ChartTable`, its CSV);
 - `ProjectBooks`: a project's statement for a period (`ProjectStatement`) and its
   disclosure report (`DisclosureReport`, its reports and corrections `Published`), from
   the journal entries that touched its accounts;
@@ -45,6 +48,7 @@ from services.ledger.domain.disclosure import is_overdue, next_disclosure_due
 from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.audit import ClosedLoopView, ProjectAudit
+from services.ledger.read.charts import ChartData, ChartQueries, ChartTable, cumulative, flow, tables
 from services.ledger.read.export_format import Period, csv_chunks, parse_period
 from services.ledger.read.journal_export import JournalExport, write_xlsx
 from services.ledger.read.queries import LedgerQueries, totals_view
@@ -56,6 +60,9 @@ from services.platform.db import make_engine
 __all__ = [
     "DATABASE_AWAY",
     "LEFTOVER_DISPOSITIONS",
+    "ChartData",
+    "ChartQueries",
+    "ChartTable",
     "ClosedLoopView",
     "DisclosureReport",
     "JournalExport",
@@ -73,10 +80,13 @@ __all__ = [
     "Transparency",
     "VerificationStatus",
     "csv_chunks",
+    "cumulative",
+    "flow",
     "is_overdue",
     "next_disclosure_due",
     "open_read_engine",
     "parse_period",
+    "tables",
     "totals_view",
     "write_xlsx",
 ]
