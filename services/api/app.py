@@ -24,6 +24,7 @@ from services.api.producer import EventPublisher
 from services.api.request_metrics import RequestMetrics
 from services.api.routes import (
     disbursements,
+    disclosure_pages,
     docs,
     donations,
     giving_api,
@@ -202,6 +203,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(giving_pages.router)
     app.include_router(giving_statements.router)
+    app.include_router(disclosure_pages.router)
     app.include_router(giving_api.router)
     app.include_router(projects.router)
     app.include_router(staff_pages.router)

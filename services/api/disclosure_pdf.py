@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import datetime
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -62,6 +63,11 @@ OUT_LABELS = {
 }
 
 
+def china_time(instant: datetime) -> str:
+    """An instant as the report (and the pages) show it: China time, to the minute."""
+    return instant.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+
+
 def both(zh: str, en: str) -> str:
     return f"{zh} / {en}"
 
@@ -107,7 +113,7 @@ def disclosure_pdf(report: DisclosureReport) -> bytes:
         return Money(fen, report.currency).format_yuan()
 
     name = str(report.plan.get("name", report.project_id))
-    as_of = report.as_of.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+    as_of = china_time(report.as_of)
     story: list[Flowable] = [
         _p(both("慈善募捐信息公开报告", "Disclosure report"), TITLE),
         _p(f"{name} ({report.project_id})", HEADING),
@@ -191,7 +197,7 @@ def disclosure_pdf(report: DisclosureReport) -> bytes:
 def _published(items: Sequence[Published], none: str) -> list[Flowable]:
     rows = []
     for item in items:
-        when = item.effective_at.astimezone(CHINA).strftime("%Y-%m-%d")
+        when = china_time(item.effective_at)[:10]
         corrects = f" (→ #{item.corrects_seq})" if item.corrects_seq is not None else ""
         rows.append((f"#{item.seq} {when}", item.text + corrects))
     if not rows:

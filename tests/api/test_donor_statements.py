@@ -58,8 +58,9 @@ def _paid(store: DonorStore, gift: Gift, n: int) -> Pledge:
     return store.mark_paid(pledge.donation_id, f"ch-{n}", paid_ms, 0, "SIP", gift.paid_at.year)
 
 
-@pytest.fixture
-def receipts(tmp_path: Path, db_url: str) -> Iterator[Receipts]:
+def donor_seed(db_url: str) -> tuple[list[ev.Event], list[tuple[str, str]]]:
+    """GIFTS paid in the donor store at db_url (migrated here) and the events that confirm them
+    (and refund what they say) for the ledger; with each receipt's (number, code)."""
     LedgerStore(make_engine(db_url)).migrate()
     store = DonorStore(make_engine(db_url))
     paid = [_paid(store, gift, n) for n, gift in enumerate(GIFTS)]
@@ -71,11 +72,17 @@ def receipts(tmp_path: Path, db_url: str) -> Iterator[Receipts]:
         seed.append(dataclasses.replace(confirmed, occurred_at=gift.paid_at))
         if gift.refunded_fen:
             seed.append(f.refunded(gift.project_id, pledge.donation_id, gift.refunded_fen))
+    return seed, [(str(p.receipt_no), p.verification_code) for p in paid]
+
+
+@pytest.fixture
+def receipts(tmp_path: Path, db_url: str) -> Iterator[Receipts]:
+    seed, held = donor_seed(db_url)
     with staff_app(tmp_path, db_url, seed=seed) as app:
         app.add("aud", Role.AUDITOR)
         app.add("min", Role.PROJECT_MANAGER, projects=frozenset({"meals"}))
         app.add("fin", Role.FINANCE_OFFICER)
-        yield Receipts(app, [(str(p.receipt_no), p.verification_code) for p in paid])
+        yield Receipts(app, held)
 
 
 def yuan(fen: int) -> str:

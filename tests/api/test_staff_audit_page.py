@@ -263,6 +263,11 @@ def test_administrators_auditors_and_the_projects_manager_see_it_others_do_not(a
         assert page_of(audited.app, username)[0] == 200, username
     for username in ("other-manager", "finance"):
         assert page_of(audited.app, username)[0] == 403, username
+    # The console's project page links here for those who may see it.
+    for username, linked in (("manager", True), ("auditor", True), ("finance", False)):
+        browser = TestClient(audited.app.client.app)
+        log_in(browser, username)
+        assert (f'href="{PAGE}"' in browser.get(f"/staff/projects/{PROJECT}").text) is linked, username
 
 
 def test_the_timeline_is_read_a_page_at_a_time(audited: Audited, db_url: str) -> None:

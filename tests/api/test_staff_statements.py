@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from services.contracts import events as ev
@@ -181,3 +182,15 @@ def test_the_disclosure_report_prints_and_its_pdf_holds_the_purpose_and_the_amou
         assert wanted in squeezed, wanted
     for fen in (raised, balance, 3_000, 4_000, 1_000):
         assert yuan(fen) in text, yuan(fen)
+
+
+def test_the_same_report_is_public_and_linked_from_the_project_page(app: StaffApp) -> None:
+    anyone = TestClient(app.client.app)  # nobody logged in
+    assert 'href="/projects/meals/disclosure"' in anyone.get("/projects/meals").text
+    page = anyone.get("/projects/meals/disclosure")
+    assert page.status_code == 200 and 'href="/projects/meals/disclosure.pdf"' in page.text
+    assert figures_on(page.text)["balance"] == yuan(sum(change_of(e)[1] for e in YEAR))
+    assert "/staff/" not in page.text.split("<main>")[1]
+    pdf = anyone.get("/projects/meals/disclosure.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    assert anyone.get("/projects/nowhere/disclosure").status_code == 404

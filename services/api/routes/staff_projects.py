@@ -290,6 +290,7 @@ def _project_page(
         problems=problems or [],
         form=form or {},
         form_step=step,
+        may_audit=allows(person, Permission.AUDIT, project_id=project_id),
     )
 
 

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRouter
 
 from services.api.deps import DonorStoreDep, QueriesDep, WebSecretDep
-from services.api.disclosure_pdf import CHINA, IN_LABELS, OUT_LABELS, PLAN_ROWS, disclosure_pdf, plan_value
+from services.api.disclosure_pdf import CHINA, IN_LABELS, OUT_LABELS, china_time
+from services.api.disclosure_view import disclosure_context, disclosure_of, disclosure_pdf_response
 from services.api.donor_statements import NOT_YOURS, WRONG, DonorStatement, donor_statement, parse_request
 from services.api.errors import INVALID, Problem, page_errors
 from services.api.models import PathId
 from services.api.staff_auth import Actor, StaffAuthDep, require_page
 from services.api.web import check_csrf, render
-from services.ledger.read import DisclosureReport, LedgerQueries, ProjectBooks
+from services.ledger.read import ProjectBooks
 from services.staff.domain.roles import Permission, allows
 
 router = APIRouter(prefix="/staff/audit", tags=["pages", "staff"], include_in_schema=False)
@@ -36,10 +37,6 @@ DateParam = Annotated[str, Query(max_length=10, pattern=r"^$|^\d{4}-\d{2}-\d{2}$
 PROJECT_ERRORS = page_errors(
     {403: "no audit access to this project (logged)", 404: "no such project", **INVALID}
 )
-
-
-def books_of(queries: LedgerQueries) -> ProjectBooks:
-    return ProjectBooks(queries.engine)
 
 
 def china_midnight(day: date) -> datetime:
@@ -85,7 +82,7 @@ async def project_statement(
     statement = None
     if not problems:
         statement = await asyncio.to_thread(
-            books_of(queries).statement,
+            ProjectBooks(queries.engine).statement,
             project_id,
             china_midnight(first),
             china_midnight(last + timedelta(days=1)),
@@ -103,28 +100,8 @@ async def project_statement(
         problems=problems,
         in_labels=IN_LABELS,
         out_labels=OUT_LABELS,
+        local=china_time,
     )
-
-
-async def _report(queries: LedgerQueries, project_id: str) -> DisclosureReport:
-    report = await asyncio.to_thread(books_of(queries).disclosure, project_id, datetime.now(UTC))
-    if report is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
-    return report
-
-
-def disclosure_context(report: DisclosureReport) -> dict[str, Any]:
-    """What the print page shows (the PDF the same, from disclosure_pdf)."""
-    return {
-        "r": report,
-        "f": report.figures,
-        "plan_rows": [
-            (zh, en, plan_value(report, key)) for key, zh, en in PLAN_ROWS if plan_value(report, key)
-        ],
-        "in_labels": IN_LABELS,
-        "out_labels": OUT_LABELS,
-        "as_of_local": report.as_of.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
-    }
 
 
 @router.get("/projects/{project_id}/disclosure", response_class=HTMLResponse, responses=PROJECT_ERRORS)
@@ -132,8 +109,8 @@ async def disclosure_page(
     request: Request, project_id: PathId, actor: ProjectAuditor, queries: QueriesDep
 ) -> HTMLResponse:
     """The disclosure report as a page styled for print (static/print.css)."""
-    report = await _report(queries, project_id)
-    return render(request, "disclosure.html", person=actor.person, **disclosure_context(report))
+    report = await disclosure_of(queries, project_id)
+    return render(request, "disclosure.html", person=actor.person, staff=True, **disclosure_context(report))
 
 
 @router.get(
@@ -145,14 +122,7 @@ async def disclosure_page(
     },
 )
 async def disclosure_pdf_download(project_id: PathId, actor: ProjectAuditor, queries: QueriesDep) -> Response:
-    report = await _report(queries, project_id)
-    pdf = await asyncio.to_thread(disclosure_pdf, report)
-    day = report.as_of.astimezone(CHINA).date().isoformat()
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="disclosure-{project_id}-{day}.pdf"'},
-    )
+    return await disclosure_pdf_response(queries, project_id)
 
 
 @router.get("/donor-statement", response_class=HTMLResponse, responses=page_errors({403: "no audit access"}))
