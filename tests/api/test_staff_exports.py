@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -67,8 +68,14 @@ def test_an_auditor_downloads_a_projects_journal_as_csv(app: StaffApp) -> None:
     assert len({r["seq"] for r in rows}) == len(queries.project_entries("meals"))
 
 
+def temporary_workbooks() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("journal-*.xlsx"))
+
+
 def test_an_xlsx_download_for_a_period(app: StaffApp, tmp_path: Path) -> None:
+    before = temporary_workbooks()
     answer = browser(app, "auditor").get("/staff/audit/journal.xlsx?from=2026-01-01&to=2099-12-31")
+    assert temporary_workbooks() - before == set()  # the server's temporary file is gone once sent
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("application/vnd.openxmlformats")
     assert (
@@ -92,8 +99,8 @@ def test_a_project_manager_exports_their_own_projects_only(app: StaffApp) -> Non
     assert file_name(answer.headers["content-disposition"]) == "journal-own-projects-all.csv"
     assert {r["project_id"] for r in csv_rows(answer.content)} == {"meals"}
     assert manager.get("/staff/audit/projects/meals/journal.xlsx").status_code == 200
-    refused = manager.get("/staff/audit/projects/books/journal.csv")
-    assert refused.status_code == 403
+    for suffix in ("csv", "xlsx"):
+        assert manager.get(f"/staff/audit/projects/books/journal.{suffix}").status_code == 403
 
 
 def test_people_without_the_audit_right_and_nobody_are_refused(app: StaffApp) -> None:
