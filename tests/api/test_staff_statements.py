@@ -194,3 +194,42 @@ def test_the_same_report_is_public_and_linked_from_the_project_page(app: StaffAp
     pdf = anyone.get("/projects/meals/disclosure.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
     assert anyone.get("/projects/nowhere/disclosure").status_code == 404
+
+
+def test_money_redirected_out_of_another_projects_suspense_is_money_in(tmp_path: Path, db_url: str) -> None:
+    """The redirection is booked on the other project's entry; the statement finds it by the
+    posting to this project's fund. The other project's suspense is none of its own money."""
+    L = f.lifecycle
+    moved = [
+        at(f.confirmed("books", 2_000, 0), "2026-05-02"),  # 'books' is not fundraising: to suspense
+        at(
+            L(
+                ev.SuspenseResolutionRequested,
+                "books",
+                "fin-1",
+                resolution_id="sr-1",
+                action="redirect",
+                amount_fen=1_500,
+                currency="CNY",
+                target_project_id="meals",
+                reason="捐赠人同意转入",
+            ),
+            "2026-05-03",
+        ),
+        at(L(ev.SuspenseResolutionApproved, "books", "fin-2", resolution_id="sr-1"), "2026-05-04"),
+    ]
+    with staff_app(tmp_path, db_url, seed=moved) as made:
+        made.add("aud", Role.AUDITOR)
+        log_in(made.client, "aud")
+        may = "?from=2026-05-01&to=2026-05-31"
+        meals = figures_on(made.client.get(f"/staff/audit/projects/meals/statement{may}").text)
+        assert meals == {
+            "opening": yuan(0),
+            "redirected_in": yuan(1_500),
+            "in": yuan(1_500),
+            "out": yuan(0),
+            "closing": yuan(1_500),
+            "held": yuan(0),
+        }
+        books = figures_on(made.client.get(f"/staff/audit/projects/books/statement{may}").text)
+        assert books["in"] == books["closing"] == yuan(0)
