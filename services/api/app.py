@@ -33,6 +33,7 @@ from services.api.routes import (
     pages,
     projects,
     staff_audit,
+    staff_audit_charts,
     staff_audit_overview,
     staff_disbursements,
     staff_exports,
@@ -47,7 +48,7 @@ from services.api.routes.giving_pages import return_token
 from services.api.staff_auth import StaffAuth, install_staff_pages, now_ms
 from services.api.web import install_web, load_or_create_secret
 from services.donors.adapters.store import DonorStore
-from services.ledger.read import JournalVerification, LedgerQueries, Transparency
+from services.ledger.read import JournalVerification, LedgerQueries, ProjectAudit, Transparency
 from services.payments.provider import PaymentProvider
 from services.platform.db import make_engine
 from services.platform.health import Check, health_router
@@ -183,6 +184,8 @@ def create_app(
     app.state.transparency = Transparency(queries.engine)
     # One per process: it checks only the entries added since its last call.
     app.state.verification = JournalVerification(queries.engine)
+    # One per process: it remembers the closed-loop figures at the last few journal seqs.
+    app.state.project_audit = ProjectAudit(queries.engine)
     app.state.web_secret = web_secret
     app.state.donor_store = store
     app.state.giving = giving
@@ -213,6 +216,7 @@ def create_app(
     app.include_router(staff_money.router)
     app.include_router(staff_disbursements.router)
     app.include_router(staff_audit.router)
+    app.include_router(staff_audit_charts.router)
     app.include_router(staff_audit_overview.router)
     app.include_router(staff_exports.router)
     app.include_router(disbursements.router)

@@ -157,6 +157,14 @@ NOTHING_TO_ACT_ON += ("/staff/audit/donor-statement",)
 # The closed-loop page itself (routes/staff_audit.py), the same people. A manager's refusal on
 # another project's page: tests/api/test_staff_audit_page.py.
 CLOSED_LOOP: dict[tuple[str, str], frozenset[str]] = {("GET", AUDIT_PROJECT): AUDITORS}
+# The closed-loop page's charts (routes/staff_audit_charts.py): the page's people. A manager's
+# refusal on another project's charts: tests/api/test_staff_audit_charts.py.
+AUDIT_CHARTS = f"{AUDIT_PROJECT}/charts"
+CHARTS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", AUDIT_CHARTS): AUDITORS,
+    ("GET", f"{AUDIT_CHARTS}.json"): AUDITORS,
+    **{("GET", f"{AUDIT_CHARTS}/{name}.csv"): AUDITORS for name in ("cumulative", "gifts", "flow")},
+}
 
 # (method, path) → who is let through. The manager runs 'meals', not 'books'.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -183,6 +191,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     **AUDIT_OVERVIEW,
     **STATEMENTS,
     **CLOSED_LOOP,
+    **CHARTS,
     **EXPORTS,
 }
 # What the routes open to everyone answer: the form; a wrong password; logged out.

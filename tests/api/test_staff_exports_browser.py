@@ -20,10 +20,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from services.staff.domain.roles import Role
 from tests.fixtures import factories as f
-from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, chromium, on_loopback, staff_log_in
-from tests.fixtures.staff import staff_app
+from tests.fixtures.browser import PHONE, LoopbackOnly, Shots, auditor_console, chromium, staff_log_in
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +36,7 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         replace(f.offline("meals", 3_000), occurred_at=MARCH),
         f.confirmed("meals", 500, 3),  # today: outside March
     ]
-    with (
-        staff_app(tmp_path_factory.mktemp("exports-browser"), seed=seed) as app,
-        on_loopback(app.client.app) as url,
-    ):
-        app.add("audrey", Role.AUDITOR)
+    with auditor_console(tmp_path_factory.mktemp("exports-browser"), seed) as url:
         yield url
 
 
