@@ -12,7 +12,7 @@ from services.api.giving import Giving
 from services.api.open_projects import OpenProjects
 from services.api.producer import EventPublisher
 from services.donors.adapters.store import DonorStore
-from services.ledger.read import JournalVerification, LedgerQueries
+from services.ledger.read import JournalVerification, LedgerQueries, ProjectAudit
 from services.platform.settings import Settings
 
 # The dependencies are `async def` although they never await: FastAPI runs a plain
@@ -32,6 +32,11 @@ async def get_queries(request: Request) -> LedgerQueries:
 async def get_verification(request: Request) -> JournalVerification:
     verification: JournalVerification = request.app.state.verification
     return verification
+
+
+async def get_project_audit(request: Request) -> ProjectAudit:
+    audit: ProjectAudit = request.app.state.project_audit
+    return audit
 
 
 async def get_open_projects(request: Request) -> OpenProjects:
@@ -72,6 +77,7 @@ async def require_staff(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueriesDep = Annotated[LedgerQueries, Depends(get_queries)]
 VerificationDep = Annotated[JournalVerification, Depends(get_verification)]
+ProjectAuditDep = Annotated[ProjectAudit, Depends(get_project_audit)]
 OpenProjectsDep = Annotated[OpenProjects, Depends(get_open_projects)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 StaffDep = Annotated[str, Depends(require_staff)]

@@ -15,13 +15,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 
-from services.api.deps import QueriesDep, VerificationDep
+from services.api.deps import ProjectAuditDep, VerificationDep
 from services.api.errors import Problem, page_errors
 from services.api.models import PathId
 from services.api.routes.staff_pages import ROLE_ZH
 from services.api.staff_auth import Actor, require_page
 from services.api.web import render
-from services.ledger.read import ProjectAudit
 from services.staff.domain.roles import Permission
 
 router = APIRouter(prefix="/staff/audit", tags=["pages", "staff"], include_in_schema=False)
@@ -98,7 +97,7 @@ def project_audit(
     request: Request,
     project_id: PathId,
     actor: Auditor,
-    queries: QueriesDep,
+    audit: ProjectAuditDep,
     verification: VerificationDep,
     as_of: Annotated[str, Query(max_length=64, description="YYYY-MM-DD or an ISO instant")] = "",
     page: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -124,7 +123,7 @@ def project_audit(
             view=None,
         )
     now = datetime.now(UTC)
-    view = ProjectAudit(queries.engine).view(project_id, instant, now, page, PER_PAGE)
+    view = audit.view(project_id, instant, now, page, PER_PAGE)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no project {project_id!r} at that time")
     return render(

@@ -10,7 +10,8 @@ first-in-first-out lineage, never held as rows; the timeline is read a page at a
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,11 +169,32 @@ class ClosedLoopView:
         return [(payee, purpose, *amounts) for (payee, purpose), amounts in sorted(out.items())]  # type: ignore[misc]
 
 
-class ProjectAudit:
-    """The closed-loop view of a project; reads the ledger database only."""
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """Everything but the timeline and the projection, at one cut: never changes."""
 
-    def __init__(self, engine: Engine) -> None:
+    standing: ProjectTotals
+    disbursements: list[Disbursement]
+    loop: ClosedLoop
+    reconciliation: Reconciliation
+    channels: list[ChannelLine]
+    offline_records: int
+    lineage: LineageSummary
+
+
+class ProjectAudit:
+    """The closed-loop view of a project; reads the ledger database only.
+
+    The journal is append-only, so the figures at a cut never change: the last `remembered`
+    are kept (an auditor paging through the timeline, switching back to a date, or opening a
+    project nothing happened to since is not summed again). One per process.
+    """
+
+    def __init__(self, engine: Engine, remembered: int = 32) -> None:
         self.engine = engine
+        self.remembered = remembered
+        self._figures: OrderedDict[tuple[str, int], _Figures] = OrderedDict()
+        self._lock = threading.Lock()
 
     def cut(self, as_of: datetime | None) -> int:
         """The journal sequence number the figures stand at: the head, or the last entry
@@ -187,41 +209,73 @@ class ProjectAudit:
         self, project_id: str, as_of: datetime | None, now: datetime, page: int = 0, per_page: int = 200
     ) -> ClosedLoopView | None:
         """Everything the page shows, at one cut; None if the project was not registered by then."""
-        projection = LedgerQueries(self.engine).project(project_id) if as_of is None else None
         cut = self.cut(as_of)
-        if projection is not None and projection.last_entry_seq > cut:
-            cut = self.cut(None)  # an entry committed between the two reads: the projection has it
-        with self.engine.connect() as conn:
-            movements = _movements(conn, project_id, cut)
-            balances = _balances(conn, project_id, cut)
-            fees = _fees(conn, project_id, cut)
-            timeline, total = _timeline(conn, project_id, cut, page, per_page)
-            approvals = _holds(conn, project_id, cut)
-        standing, disbursements = self._standing(project_id, cut)
-        if standing is None:
+        projection = None
+        if as_of is None:
+            # Read after the cut, it holds every entry up to it; one it holds beyond (committed
+            # meanwhile) moves the cut there, since entries commit in seq order.
+            projection = LedgerQueries(self.engine).project(project_id)
+            cut = max(cut, projection.last_entry_seq if projection is not None else 0)
+        figures = self._figures_at(project_id, cut)
+        if figures is None:
             return None
-        channels, offline_records, lineage = _stream_money(
-            self.engine, project_id, standing.currency, cut, approvals
-        )
-        loop = closed_loop(project_id, movements)
-        due, rule = next_disclosure_due(standing)
+        with self.engine.connect() as conn:
+            timeline, total = _timeline(conn, project_id, cut, page, per_page)
+        due, rule = next_disclosure_due(figures.standing)
         return ClosedLoopView(
             project_id=project_id,
             cut_seq=cut,
             as_of=as_of,
-            standing=standing,
-            loop=loop,
-            reconciliation=reconcile(loop, balances, project_id, fees),
-            channels=channels,
-            offline_records=offline_records,
-            disbursements=disbursements,
-            lineage=lineage,
+            standing=figures.standing,
+            loop=figures.loop,
+            reconciliation=figures.reconciliation,
+            channels=figures.channels,
+            offline_records=figures.offline_records,
+            disbursements=figures.disbursements,
+            lineage=figures.lineage,
             disclosure_due=due,
             disclosure_rule=rule,
             disclosure_overdue=due is not None and (as_of or now) > due,
             timeline=timeline,
             timeline_total=total,
             projection=projection,
+        )
+
+    def _figures_at(self, project_id: str, cut: int) -> _Figures | None:
+        key = (project_id, cut)
+        with self._lock:
+            if key in self._figures:
+                self._figures.move_to_end(key)
+                return self._figures[key]
+        figures = self._sum(project_id, cut)
+        if figures is not None:
+            with self._lock:
+                self._figures[key] = figures
+                while len(self._figures) > self.remembered:
+                    self._figures.popitem(last=False)
+        return figures
+
+    def _sum(self, project_id: str, cut: int) -> _Figures | None:
+        standing, disbursements = self._standing(project_id, cut)
+        if standing is None:
+            return None
+        with self.engine.connect() as conn:
+            movements = _movements(conn, project_id, cut)
+            balances = _balances(conn, project_id, cut)
+            fees = _fees(conn, project_id, cut)
+            holds = _holds(conn, project_id, cut)
+        channels, offline_records, lineage = _stream_money(
+            self.engine, project_id, standing.currency, cut, holds
+        )
+        loop = closed_loop(project_id, movements)
+        return _Figures(
+            standing=standing,
+            disbursements=disbursements,
+            loop=loop,
+            reconciliation=reconcile(loop, balances, project_id, fees),
+            channels=channels,
+            offline_records=offline_records,
+            lineage=lineage,
         )
 
     def _standing(self, project_id: str, cut: int) -> tuple[ProjectTotals | None, list[Disbursement]]:
@@ -314,12 +368,14 @@ def _timeline(
     jn = t.journal
     where = and_(jn.c.project_id == project_id, jn.c.seq <= cut)
     total = int(conn.scalar(select(func.count()).select_from(jn).where(where)) or 0)
+    # The page's seqs first (a sort of numbers), then only their entries' text.
+    seqs = list(
+        conn.scalars(
+            select(jn.c.seq).where(where).order_by(jn.c.seq.desc()).limit(per_page).offset(page * per_page)
+        )
+    )
     rows = conn.execute(
-        select(jn.c.seq, jn.c.canonical)
-        .where(where)
-        .order_by(jn.c.seq.desc())
-        .limit(per_page)
-        .offset(page * per_page)
+        select(jn.c.seq, jn.c.canonical).where(jn.c.seq.in_(seqs)).order_by(jn.c.seq.desc())
     ).all()
     lines = []
     for seq, canonical in rows:
