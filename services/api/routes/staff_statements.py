@@ -11,7 +11,7 @@ each one produced goes to the access log with the receipts it named.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Query, Request, status
@@ -26,42 +26,26 @@ from services.api.errors import INVALID, Problem, page_errors
 from services.api.models import PathId
 from services.api.staff_auth import Actor, StaffAuthDep, require_page
 from services.api.web import check_csrf, render
-from services.ledger.read import ProjectBooks
+from services.ledger.read import Period, ProjectBooks, parse_period
 from services.staff.domain.roles import Permission, allows
 
 router = APIRouter(prefix="/staff/audit", tags=["pages", "staff"], include_in_schema=False)
 
 ProjectAuditor = Annotated[Actor, Depends(require_page(Permission.AUDIT, project_id="project_id"))]
 Auditor = Annotated[Actor, Depends(require_page(Permission.AUDIT))]
-DateParam = Annotated[str, Query(max_length=10, pattern=r"^$|^\d{4}-\d{2}-\d{2}$")]
 PROJECT_ERRORS = page_errors(
     {403: "no audit access to this project (logged)", 404: "no such project", **INVALID}
 )
 
 
-def china_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), CHINA).astimezone(UTC)
-
-
-def _period(typed_from: str, typed_to: str) -> tuple[date, date, list[Problem]]:
-    """The period's first and last day (China time, inclusive); this year to today by default."""
-    today = datetime.now(CHINA).date()
-    problems: list[Problem] = []
-    days: dict[str, date] = {}
-    for name, typed, default in (
-        ("from", typed_from, today.replace(month=1, day=1)),
-        ("to", typed_to, today),
-    ):
-        try:
-            days[name] = date.fromisoformat(typed) if typed else default
-        except ValueError:
-            problems.append(Problem(field=name, problem=f"不是日期 · not a date: {typed!r}"))
-            days[name] = default
-    if not problems and days["from"] > days["to"]:
-        problems.append(
-            Problem(field="to", problem="结束日期早于开始日期 · the period ends before it starts")
-        )
-    return days["from"], days["to"], problems
+def _period(typed_from: str, typed_to: str) -> tuple[Period | None, list[Problem]]:
+    """The period typed (China calendar days, both included), or each field's problem; a day
+    left empty is 1 January of the period's year, or today."""
+    period, problems = parse_period(typed_from, typed_to)
+    if period is None:
+        return None, [Problem(field=field, problem=problem) for field, problem in problems.items()]
+    last = period.last or datetime.now(CHINA).date()
+    return Period(period.first or last.replace(month=1, day=1), last), []
 
 
 @router.get("/projects/{project_id}/statement", response_class=HTMLResponse, responses=PROJECT_ERRORS)
@@ -75,18 +59,14 @@ async def project_statement(
 ) -> HTMLResponse:
     """Opening balance, money in by kind, refunds, money out and the closing balance of a
     period, and whether they reconcile to the fen."""
-    first, last, problems = _period(typed_from, typed_to)
+    period, problems = _period(typed_from, typed_to)
     project = await asyncio.to_thread(queries.project, project_id)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
     statement = None
-    if not problems:
-        statement = await asyncio.to_thread(
-            ProjectBooks(queries.engine).statement,
-            project_id,
-            china_midnight(first),
-            china_midnight(last + timedelta(days=1)),
-        )
+    if period is not None and period.start is not None and period.end is not None:
+        books = ProjectBooks(queries.engine)
+        statement = await asyncio.to_thread(books.statement, project_id, period.start, period.end)
     return render(
         request,
         "staff_statement.html",
@@ -94,8 +74,8 @@ async def project_statement(
         person=actor.person,
         project_id=project_id,
         project_name=project.plan.get("name", project_id),
-        first=typed_from or first.isoformat(),
-        last=typed_to or last.isoformat(),
+        first=str(period.first) if period else typed_from,
+        last=str(period.last) if period else typed_to,
         s=statement,
         problems=problems,
         in_labels=IN_LABELS,

@@ -4,7 +4,7 @@ through the read side's engine, composed by domain/statements.py and domain/disc
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, or_, select
 
@@ -35,7 +35,8 @@ class ProjectBooks:
                     select(t.journal.c.seq)
                     .where(
                         or_(t.journal.c.project_id == project_id, t.journal.c.seq.in_(touching)),
-                        t.journal.c.effective_at < until,
+                        # In UTC: SQLite compares the stored text, which is UTC.
+                        t.journal.c.effective_at < until.astimezone(UTC),
                     )
                     .order_by(t.journal.c.seq)
                 )
