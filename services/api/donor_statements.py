@@ -170,6 +170,7 @@ class LookupGuard:
         self.window_s = window_s
         self.clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self.max_clients = 10_000  # remembered before the stale ones are swept
 
     def _recent(self, client: str) -> deque[float]:
         failures = self._failures.setdefault(client, deque())
@@ -187,5 +188,9 @@ class LookupGuard:
         return max(1, int(failures[0] + self.window_s - self.clock()) + 1)
 
     def failed(self, client: str, count: int = 1) -> None:
+        if count and len(self._failures) >= self.max_clients:
+            # Clients that never came back are forgotten once their window has passed.
+            for stale in list(self._failures):
+                self._recent(stale)
         failures = self._failures.setdefault(client, deque())
         failures.extend([self.clock()] * count)

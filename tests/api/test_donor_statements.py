@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from services.api.donor_statements import LookupGuard
 from services.contracts import events as ev
 from services.donors.adapters.store import DonorDetails, DonorStore
 from services.donors.domain.pledges import Pledge
@@ -180,3 +181,15 @@ def test_a_manager_sees_only_their_projects_gifts(receipts: Receipts) -> None:
     finance = TestClient(receipts.app.client.app)
     log_in(finance, "fin")
     assert finance.get("/staff/audit/donor-statement").status_code == 403
+
+
+def test_the_guard_forgets_clients_whose_window_has_passed() -> None:
+    now = [0.0]
+    guard = LookupGuard(max_failures=2, window_s=10, clock=lambda: now[0])
+    guard.max_clients = 3
+    for client in ("a", "b", "c"):
+        guard.failed(client, 2)
+    assert guard.retry_after_s("a") == 11
+    now[0] = 10.5
+    guard.failed("d")
+    assert guard.retry_after_s("a") == 0 and len(guard._failures) == 1
