@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
+from starlette.routing import NoMatchFound
 
 from services.api.deps import QueriesDep, VerificationDep
 from services.api.errors import Problem, page_errors
@@ -45,12 +46,15 @@ Auditor = Annotated[Actor, Depends(require_page(Permission.AUDIT))]
 SortParam = Annotated[str, Query(max_length=20, description="a column, '-' before it for descending")]
 ERRORS = page_errors({403: "no audit access (logged)", 422: "an unknown sort column: the page names it"})
 
-# The other audit pages, linked while their routes exist: (path, label zh, label en).
-PROJECT_PAGE = "/staff/audit/projects/{project_id}"
-EXPORTS = (
+# The other audit pages, linked while their routes exist (by route name: routes/staff_audit.py's
+# closed-loop page, routes/staff_exports.py's journal downloads and its form).
+PROJECT_PAGE = "project_audit"
+EXPORTS = "all_journal"
+EXPORT_LINKS = (
     ("/staff/audit/journal.csv", "全部项目账目 CSV", "All projects' journal (CSV)"),
     ("/staff/audit/journal.xlsx", "全部项目账目 XLSX", "All projects' journal (XLSX)"),
 )
+EXPORTS_PAGE = "exports_form"  # any period, one project or all, CSV or XLSX
 CHINA = ZoneInfo("Asia/Shanghai")
 VERIFICATION_ZH = {"verified": "已校验", "pending": "校验中", "failed": "校验失败"}
 
@@ -156,6 +160,14 @@ async def _rows(
     return sorted_rows(overview_rows(projects, person, datetime.now(UTC), verified), sort), verified
 
 
+def _routed(request: Request, name: str, **params: str) -> bool:
+    try:
+        request.app.url_path_for(name, **params)
+    except NoMatchFound:
+        return False
+    return True
+
+
 @router.get("", response_class=HTMLResponse, responses=ERRORS)
 async def overview(
     request: Request,
@@ -168,7 +180,6 @@ async def overview(
     assert person is not None  # pages take no machine client
     problems = _sort_problem(sort)
     rows, verified = await _rows(queries, verification, person, DEFAULT_SORT if problems else sort)
-    paths = {getattr(route, "path", "") for route in request.app.routes}
     today = datetime.now(CHINA).date()  # the exports' period: this year so far
     return render(
         request,
@@ -184,8 +195,9 @@ async def overview(
         verified=verified,
         status_zh=STATUS_ZH,
         verification_zh=VERIFICATION_ZH,
-        project_pages=PROJECT_PAGE in paths,
-        exports=[(path, zh, en) for path, zh, en in EXPORTS if path in paths],
+        project_pages=_routed(request, PROJECT_PAGE, project_id="p"),
+        exports=EXPORT_LINKS if _routed(request, EXPORTS) else (),
+        exports_page=_routed(request, EXPORTS_PAGE),
         year_start=today.replace(month=1, day=1).isoformat(),
         today=today.isoformat(),
     )
