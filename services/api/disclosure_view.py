@@ -19,6 +19,7 @@ from services.api.disclosure_pdf import (
     disclosure_pdf,
     plan_value,
 )
+from services.api.routes.pages import STATUS_ZH
 from services.ledger.read import DisclosureReport, LedgerQueries, ProjectBooks
 
 
@@ -38,6 +39,7 @@ def disclosure_context(report: DisclosureReport) -> dict[str, Any]:
         "plan_rows": [
             (zh, en, plan_value(report, key)) for key, zh, en in PLAN_ROWS if plan_value(report, key)
         ],
+        "status_zh": STATUS_ZH,
         "in_labels": IN_LABELS,
         "out_labels": OUT_LABELS,
         "as_of_local": china_time(report.as_of),
