@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from services.contracts.topics import Topics
+from services.ledger.read import Money
 from services.ledger.read.queries import LedgerQueries
 from services.platform.db import make_engine
 from services.staff.adapters.store import StaffStore
@@ -320,6 +321,13 @@ def test_a_project_from_registration_to_closure_reconciles_to_the_fen(charity: C
     offline = [e.record for e in queries.project_entries(PROJECT, ["OfflineDonationRecorded"])]
     assert [(r["body"]["actor"], r["body"]["amount_fen"]) for r in offline] == [("op", cash), ("op", sales)]
     assert queries.donation(small_id)["refunded_fen"] == refunded  # type: ignore[index]
+
+    # The closed-loop page (routes/staff_audit.py) reconciles the same figures from the postings.
+    page = ada.get(f"/staff/audit/projects/{PROJECT}").text
+    amounts = (raised, disbursed, refunded, 0, 0, leftover, fees, raised + fees)
+    yuan = [Money(fen, "CNY").format_yuan() for fen in amounts]
+    assert f"{yuan[0]} = {' + '.join(yuan[1:6])} （+ {yuan[6]} = {yuan[7]}）" in page
+    assert 'class="ok reconciled"' in page and 'class="differs"' not in page
 
     # The operator's checks: the chain, the tree heads, the balances and projections.
     giving.ledger.app.signer.publish_if_grown()
