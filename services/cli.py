@@ -125,6 +125,33 @@ def rebuild(
     _exit(rebuild_command(database_url, check, quiet))
 
 
+@app.command()
+def restore(
+    from_topic: Annotated[
+        bool, typer.Option("--from-topic", help="Read the entries from charity.ledger.journal (required).")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    bootstrap: Annotated[
+        str | None, typer.Option(help="The brokers (default: CHARITY_KAFKA_BOOTSTRAP).")
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM file of the published tree-head keys to trust "
+            "(default: the keys on charity.ledger.checkpoints)."
+        ),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Rebuild a wiped (empty, migrated) ledger database from the journal topic."""
+    from services.ledger.ops.commands import restore_command
+
+    if not from_topic:
+        typer.echo("restore: say where from: --from-topic (the journal topic is the only source)", err=True)
+        raise typer.Exit(2)
+    _exit(restore_command(database_url, bootstrap, public_key, quiet))
+
+
 keys_app = typer.Typer(
     name="keys",
     help="The keys that sign tree heads.",

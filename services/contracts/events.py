@@ -436,6 +436,7 @@ class JournalEntryCommitted(Event):
     canonical: str  # the entry's canonical JSON, which its hash covers
     prev_hash: str
     entry_hash: str
+    source: str | None = None  # topic/partition/offset of the input record (v2)
 
 
 OUTPUT_EVENT_TYPES: dict[str, type[Event]] = {

@@ -238,6 +238,7 @@ class LedgerStore:
                 j.c.canonical,
                 j.c.prev_hash,
                 j.c.entry_hash,
+                j.c.source,
             )
             .where(j.c.seq > seq)
             .order_by(j.c.seq)
@@ -308,6 +309,7 @@ class LedgerStore:
                     text,
                     prev,
                     entry_hash,
+                    source,
                 )
             )
             fields = feed.get(entry.entry_id)

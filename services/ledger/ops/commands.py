@@ -141,3 +141,44 @@ def rebuild_command(database_url: str | None = None, check: bool = False, quiet:
     replace_live(engine, rebuilt)
     print("live projections replaced by the rebuild")
     return 0
+
+
+def restore_command(
+    database_url: str | None = None,
+    bootstrap: str | None = None,
+    public_key: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    """Restore a wiped ledger database from the journal and checkpoints topics."""
+    from services.contracts.topics import Topics
+    from services.ledger.adapters.topic_reader import TopicMissing, read_to_end
+    from services.ledger.ops.restore import RestoreRefused, restore
+
+    settings = Settings()
+    engine = make_engine(database_url or settings.database_url)
+    LedgerStore(engine).migrate()
+    brokers = bootstrap or settings.kafka_bootstrap
+    topics = Topics(settings.topic_prefix)
+    trusted = public_keys_in(public_key.read_text(encoding="ascii")) if public_key else None
+    started = time.monotonic()
+    try:
+        with progress_bar("rebuild", quiet) as progress:
+            report = restore(
+                engine,
+                read_to_end(brokers, topics.journal),
+                read_to_end(brokers, topics.checkpoints),
+                settings.ledger_group,
+                trusted,
+                progress,
+            )
+    except (RestoreRefused, TopicMissing, TimeoutError) as refused:
+        print(f"restore refused: {refused}", file=sys.stderr)
+        return 1
+    offsets = ", ".join(f"{topic}/{part}@{off}" for (topic, part), off in sorted(report.offsets.items()))
+    print(
+        f"restored {report.entries} entries from {topics.journal}; the signed head of size "
+        f"{report.tree_size} has root {report.root_hash} and the restored leaves reproduce it; "
+        f"{report.projects} projects rebuilt; the ledger resumes at {offsets or 'no stored offsets'} "
+        f"({time.monotonic() - started:.1f}s)"
+    )
+    return 0

@@ -83,7 +83,8 @@ def publish_plan(plan: PublishPlan, outputs: OutputPort, codec: EventCodec, topi
     feed items, totals."""
     # Records, not Event objects: the same fields, without a frozen dataclass built per record
     # (about a quarter of the publisher's work per record; docs/benchmarks.md).
-    for seq, entry_id, project_id, kind, decision, reason, canonical, prev_hash, entry_hash in plan.entries:
+    for entry in plan.entries:
+        seq, entry_id, project_id, kind, decision, reason, canonical, prev_hash, entry_hash, source = entry
         key = project_id.encode()
         committed = {
             "event_id": ev.derived_id("journal", str(seq)),
@@ -95,6 +96,7 @@ def publish_plan(plan: PublishPlan, outputs: OutputPort, codec: EventCodec, topi
             "canonical": canonical,
             "prev_hash": prev_hash,
             "entry_hash": entry_hash,
+            "source": source,
         }
         outputs.send(topics.journal, key, codec.encode_record("JournalEntryCommitted", committed))
         outcome = {

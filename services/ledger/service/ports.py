@@ -43,8 +43,9 @@ class Batch:
 
 
 # One committed entry as the relay publishes it on the journal topic:
-# (seq, entry_id, project_id, kind, decision, reason, canonical JSON, prev_hash, entry_hash).
-CommittedRow = tuple[int, str, str, str, str, str, str, str, str]
+# (seq, entry_id, project_id, kind, decision, reason, canonical JSON, prev_hash, entry_hash,
+#  source: the input record's topic/partition/offset).
+CommittedRow = tuple[int, str, str, str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)

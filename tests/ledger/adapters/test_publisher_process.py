@@ -38,7 +38,7 @@ def plan(first_seq: int, count: int) -> PublishPlan:
     p = PublishPlan(now=NOW)
     for seq in range(first_seq, first_seq + count):
         p.entries.append(
-            (seq, f"e-{seq}", "meals", "DonationConfirmed", "posted", "", "{}", "0" * 64, f"{seq:064x}")
+            (seq, f"e-{seq}", "meals", "DonationConfirmed", "posted", "", "{}", "0" * 64, f"{seq:064x}", "")
         )
     p.feed.append(
         dict(

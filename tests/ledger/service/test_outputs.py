@@ -33,6 +33,7 @@ def committed(seq: int) -> CommittedRow:
         f'{{"seq":{seq}}}',
         "0" * 64,
         f"{seq:064x}",
+        f"charity.donations/0/{seq}",
     )
 
 

@@ -1,0 +1,60 @@
+"""Reads one of the ledger's own output topics from its first record to the end it had
+when reading began, decoded: the journal and checkpoints topics for a restore."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from kafka import KafkaConsumer, TopicPartition
+
+from services.contracts.codec import EventCodec
+from services.contracts.events import Event
+
+
+class TopicMissing(LookupError):
+    """The topic does not exist on the brokers (or has no partitions)."""
+
+
+def read_to_end(bootstrap: str, topic: str, idle_timeout: float = 30.0) -> Iterator[Event]:
+    """Every record of `topic`, partition by partition in offset order, up to the end
+    offsets taken at the start (records written meanwhile are left for later).
+
+    No consumer group: nothing is committed anywhere. TimeoutError when the brokers
+    hand over nothing for `idle_timeout` seconds while records remain."""
+    codec = EventCodec()
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="charity-ledger-restore",
+    )
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            raise TopicMissing(f"no topic {topic} at {bootstrap}")
+        for partition in partitions:
+            yield from _partition(consumer, codec, TopicPartition(topic, partition), idle_timeout)
+    finally:
+        consumer.close()
+
+
+def _partition(
+    consumer: KafkaConsumer, codec: EventCodec, tp: TopicPartition, idle_timeout: float
+) -> Iterator[Event]:
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    last_progress = time.monotonic()
+    while consumer.position(tp) < end:
+        records = consumer.poll(timeout_ms=1000).get(tp, [])
+        if records:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > idle_timeout:
+            raise TimeoutError(
+                f"{tp.topic}/{tp.partition}: nothing read for {idle_timeout:.0f}s at offset "
+                f"{consumer.position(tp)} of {end}"
+            )
+        for record in records:
+            if record.offset < end:
+                yield codec.decode(record.value)

@@ -1,0 +1,292 @@
+"""Rebuild a wiped ledger database from the journal topic (`charity-ledger restore --from-topic`).
+
+`charity.ledger.journal` holds every committed entry in seq order (docs/architecture.md,
+"Outputs from the journal"): its canonical bytes, both hashes and the input record it was
+decided from. A restore, into an empty migrated database only:
+
+1. reads the checkpoints topic: the signed tree heads and the keys that signed them;
+2. reads the journal topic, puts the records in seq order (the relay publishes at least
+   once: a repeat must be identical), and checks each entry against the chain (its
+   previous hash, its own hash over the canonical bytes, seq and id inside those bytes);
+3. writes every entry back exactly as it was (same canonical text, hashes, seq), its
+   postings and Merkle leaf; the latest tree head's root must equal the root of the
+   restored leaves, and every head's signature must verify (with the keys on the topic,
+   or only with the keys the operator trusts), else nothing is written;
+4. stores the heads, their keys, the chain head, the outputs watermarks (everything
+   restored is on the topics already) and the consumer offsets: for each input
+   partition an entry came from, the offset after the last such entry, so the ledger
+   resumes there (records after it that made no entry, dead letters and duplicates,
+   are read again: duplicates are dropped by event id, dead letters may be sent to
+   the DLQ again, as after any crash);
+5. rebuilds the projections from the restored journal (`ops.rebuild`).
+
+Steps 2-4 are one transaction: a restore that fails leaves the database empty.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine, Table, exists, select, update
+from sqlalchemy.engine import Connection
+
+from services.contracts.events import Event, JournalEntryCommitted, SigningKeyPublished, TreeHeadPublished
+from services.ledger.adapters import tables as t
+from services.ledger.adapters.signing import load_public_key_pem, verify_tree_head
+from services.ledger.adapters.store import write_watermark
+from services.ledger.domain.chain import GENESIS_HASH, hashes_of
+from services.ledger.domain.merkle import MerkleTree, TreeHead
+from services.ledger.ops.rebuild import replace_live, replay
+from services.ledger.service.ports import JOURNAL_STREAM, TREE_HEADS_STREAM
+
+CHUNK = 5_000
+# Everything the ledger writes but the signing keys, which a ledger started on the
+# wiped database may already have registered (the restore adds the others).
+LEDGER_TABLES = (
+    t.journal,
+    t.postings,
+    t.merkle_leaves,
+    t.tree_heads,
+    t.consumer_offsets,
+    t.project_totals,
+    t.donations,
+    t.disbursements,
+    t.suspense_resolutions,
+    t.feed_outbox,
+)
+Progress = Callable[[int, int], None]
+
+
+class RestoreRefused(RuntimeError):
+    """The database is not empty, or the topics do not hold a journal that checks out."""
+
+
+@dataclass
+class RestoreReport:
+    entries: int
+    tree_size: int  # of the latest signed head, which the restored leaves reproduce
+    root_hash: str
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
+    projects: int = 0
+
+
+@dataclass
+class Checkpoints:
+    heads: dict[int, TreeHeadPublished] = field(default_factory=dict)  # by tree size
+    keys: dict[str, SigningKeyPublished] = field(default_factory=dict)  # by key id
+
+    @classmethod
+    def of(cls, events: Iterable[Event]) -> Checkpoints:
+        found = cls()
+        for event in events:
+            if isinstance(event, TreeHeadPublished):
+                found.heads.setdefault(event.tree_size, event)
+            elif isinstance(event, SigningKeyPublished):
+                found.keys.setdefault(event.key_id, event)
+        return found
+
+
+def held_tables(conn: Connection) -> list[str]:
+    """The ledger tables that hold rows (a wiped database: none, and the chain at seq 0)."""
+    held = [table.name for table in LEDGER_TABLES if conn.scalar(select(exists().select_from(table)))]
+    if conn.scalar(select(t.chain_head.c.seq).where(t.chain_head.c.id == 1)):
+        held.append("chain_head")
+    return held
+
+
+def in_seq_order(records: Iterable[Event]) -> Iterator[JournalEntryCommitted]:
+    """The journal topic's records by seq from 1, each once; a repeat must be the same entry."""
+    hashes: list[str] = []  # entry_hash by seq - 1, to compare repeats with
+    pending: dict[int, JournalEntryCommitted] = {}
+    for record in records:
+        if not isinstance(record, JournalEntryCommitted):
+            raise RestoreRefused(f"the journal topic holds a {record.type_name}")
+        if record.seq <= len(hashes) or record.seq in pending:
+            first = hashes[record.seq - 1] if record.seq <= len(hashes) else pending[record.seq].entry_hash
+            if first != record.entry_hash:
+                raise RestoreRefused(f"seq {record.seq} is on the journal topic twice, as two entries")
+            continue
+        pending[record.seq] = record
+        while len(hashes) + 1 in pending:
+            ready = pending.pop(len(hashes) + 1)
+            hashes.append(ready.entry_hash)
+            yield ready
+    if pending:
+        raise RestoreRefused(f"the journal topic lacks seq {len(hashes) + 1} (it holds up to {max(pending)})")
+
+
+@dataclass
+class _Restorer:
+    """Writes checked entries in chunks within one transaction, keeping the Merkle tree,
+    the chain's last hash and the input offsets the entries came from."""
+
+    conn: Connection
+    tree: MerkleTree = field(default_factory=MerkleTree)
+    prev_hash: str = GENESIS_HASH
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    _journal: list[dict[str, Any]] = field(default_factory=list)
+    _postings: list[dict[str, Any]] = field(default_factory=list)
+    _leaves: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, committed: JournalEntryCommitted) -> None:
+        seq, canonical = committed.seq, committed.canonical.encode("utf-8")
+        entry_hash, leaf = hashes_of(self.prev_hash, canonical)
+        if committed.prev_hash != self.prev_hash or committed.entry_hash != entry_hash:
+            raise RestoreRefused(f"entry {seq} does not chain to the one before (or its hash is wrong)")
+        record = orjson.loads(canonical)
+        if (record.get("seq"), record.get("entry_id")) != (seq, committed.entry_id):
+            raise RestoreRefused(f"entry {seq}: the hashed bytes name seq {record.get('seq')}")
+        self._journal.append(
+            {
+                "seq": seq,
+                "entry_id": record["entry_id"],
+                "kind": record["kind"],
+                "project_id": record["project_id"],
+                "effective_at": datetime.fromisoformat(record["effective_at"]),
+                "recorded_at": datetime.fromisoformat(record["recorded_at"]),
+                "decision": record["decision"],
+                "reason": record["reason"],
+                "canonical": committed.canonical,
+                "source": committed.source or "",
+                "prev_hash": committed.prev_hash,
+                "entry_hash": entry_hash,
+            }
+        )
+        self._postings.extend(
+            {"seq": seq, "leg": leg, "account": account, "currency": currency, "amount": amount}
+            for leg, (account, currency, amount) in enumerate(record["postings"])
+        )
+        self._leaves.append({"seq": seq, "leaf_hash": leaf})
+        self.tree.append(bytes.fromhex(leaf))
+        self.prev_hash = entry_hash
+        if committed.source:
+            topic, partition, offset = committed.source.rsplit("/", 2)
+            key = (topic, int(partition))
+            self.offsets[key] = max(self.offsets.get(key, 0), int(offset) + 1)
+        if len(self._journal) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, rows in (
+            (t.journal, self._journal),
+            (t.postings, self._postings),
+            (t.merkle_leaves, self._leaves),
+        ):
+            if rows:
+                self.conn.execute(table.insert(), rows)
+            rows.clear()
+
+
+def checked_heads(
+    marks: Checkpoints, tree: MerkleTree, trusted: dict[str, Ed25519PublicKey] | None
+) -> list[TreeHeadPublished]:
+    """Every signed head, in order, each signed by a trusted key (without `trusted`: one
+    published on the checkpoints topic) over the root of the restored leaves."""
+    keys = trusted or {kid: load_public_key_pem(key.public_key) for kid, key in marks.keys.items()}
+    heads = [marks.heads[size] for size in sorted(marks.heads)]
+    if tree.size and not heads:
+        raise RestoreRefused("the checkpoints topic holds no signed tree head to compare the journal with")
+    for head in heads:
+        if head.tree_size > tree.size:
+            raise RestoreRefused(
+                f"a head signed over {head.tree_size} entries, but the journal topic holds {tree.size}: "
+                "entries the ledger committed are missing from it"
+            )
+        key = keys.get(head.key_id)
+        if key is None:
+            raise RestoreRefused(
+                f"the head of size {head.tree_size} is signed by key {head.key_id[:16]}…, "
+                "which is not among the trusted keys"
+            )
+        signed = TreeHead(head.tree_size, bytes.fromhex(head.root_hash), head.timestamp_ms)
+        if not verify_tree_head(key, signed, base64.b64decode(head.signature, validate=True)):
+            raise RestoreRefused(f"the signature of the head of size {head.tree_size} does not verify")
+        root = tree.root(head.tree_size).hex()
+        if root != head.root_hash:
+            raise RestoreRefused(
+                f"the restored leaves' root at size {head.tree_size} is {root[:16]}…, "
+                f"the signed head says {head.root_hash[:16]}…"
+            )
+    return heads
+
+
+def restore(
+    engine: Engine,
+    journal: Iterable[Event],
+    checkpoints: Iterable[Event],
+    group_id: str,
+    trusted: dict[str, Ed25519PublicKey] | None = None,
+    progress: Progress | None = None,
+) -> RestoreReport:
+    """Restore the journal (see the module's docstring) and rebuild the projections."""
+    with engine.connect() as conn:
+        held = held_tables(conn)
+    if held:
+        raise RestoreRefused(
+            f"the ledger database is not empty ({', '.join(held)} hold rows): "
+            "a restore writes only into a wiped, migrated database"
+        )
+    marks = Checkpoints.of(checkpoints)
+    with engine.begin() as conn:
+        restorer = _Restorer(conn)
+        for committed in in_seq_order(journal):
+            restorer.add(committed)
+        restorer.flush()
+        heads = checked_heads(marks, restorer.tree, trusted)
+        _store_bookkeeping(conn, restorer, heads, marks, group_id, trusted)
+    rebuilt = replay(engine, progress)
+    replace_live(engine, rebuilt)
+    latest = heads[-1] if heads else None
+    return RestoreReport(
+        entries=restorer.tree.size,
+        tree_size=latest.tree_size if latest else 0,
+        root_hash=latest.root_hash if latest else restorer.tree.root().hex(),
+        offsets=restorer.offsets,
+        projects=len(rebuilt.projects),
+    )
+
+
+def _store_bookkeeping(
+    conn: Connection,
+    restorer: _Restorer,
+    heads: list[TreeHeadPublished],
+    marks: Checkpoints,
+    group_id: str,
+    trusted: dict[str, Ed25519PublicKey] | None,
+) -> None:
+    """The heads and their keys, the chain head, the watermarks and the consumer offsets."""
+    if heads:
+        conn.execute(t.tree_heads.insert(), _rows(t.tree_heads, heads))
+    registered = set(conn.scalars(select(t.signing_keys.c.key_id)))
+    new_keys = [
+        k for kid, k in marks.keys.items() if kid not in registered and (not trusted or kid in trusted)
+    ]
+    if new_keys:
+        conn.execute(t.signing_keys.insert(), _rows(t.signing_keys, new_keys))
+    conn.execute(
+        update(t.chain_head)
+        .where(t.chain_head.c.id == 1)
+        .values(seq=restorer.tree.size, entry_hash=restorer.prev_hash)
+    )
+    write_watermark(conn, JOURNAL_STREAM, restorer.tree.size)
+    if heads:
+        write_watermark(conn, TREE_HEADS_STREAM, heads[-1].tree_size)
+    if restorer.offsets:
+        conn.execute(
+            t.consumer_offsets.insert(),
+            [
+                {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset}
+                for (topic, partition), offset in sorted(restorer.offsets.items())
+            ],
+        )
+
+
+def _rows(table: Table, events: Sequence[Event]) -> list[dict[str, Any]]:
+    """The table's row of each event: the events carry every column under its name."""
+    return [{column.name: getattr(event, column.name) for column in table.columns} for event in events]
