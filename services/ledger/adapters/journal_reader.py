@@ -62,24 +62,27 @@ def _entry(row: Any, record: dict[str, Any], with_postings: bool) -> tuple[Journ
     try:
         # Replay and verify never look at Posting objects (projections read the
         # body); building millions of them was most of their cost.
-        postings = (
-            tuple(Posting(a, Money(amount, c)) for a, c, amount in record["postings"])
-            if with_postings
-            else ()
-        )
-        entry = JournalEntry(
-            entry_id=record["entry_id"],
-            kind=record["kind"],
-            project_id=record["project_id"],
-            effective_at=datetime.fromisoformat(record["effective_at"]),
-            decision=record["decision"],
-            reason=record["reason"],
-            body=record["body"],
-            postings=postings,
-        )
+        entry = journal_entry(record, with_postings)
     except (UnbalancedEntry, TypeError, ValueError, KeyError) as exc:
         return None, f"malformed entry: {exc}"
     return entry, ""
+
+
+def journal_entry(record: dict[str, Any], with_postings: bool = True) -> JournalEntry:
+    """The entry a stored record (its canonical JSON, parsed) holds; raises on a malformed one."""
+    postings = (
+        tuple(Posting(a, Money(amount, c)) for a, c, amount in record["postings"]) if with_postings else ()
+    )
+    return JournalEntry(
+        entry_id=record["entry_id"],
+        kind=record["kind"],
+        project_id=record["project_id"],
+        effective_at=datetime.fromisoformat(record["effective_at"]),
+        decision=record["decision"],
+        reason=record["reason"],
+        body=record["body"],
+        postings=postings,
+    )
 
 
 _JOURNAL = text(

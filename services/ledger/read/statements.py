@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, or_, select
+import orjson
+from sqlalchemy import Engine, select, union
 
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.journal_reader import iter_seqs
+from services.ledger.adapters.journal_reader import journal_entry
 from services.ledger.domain import accounts as acc
 from services.ledger.domain.disclosure_report import DisclosureReport, Published, disclosure_report
 from services.ledger.domain.journal import JournalEntry
@@ -26,22 +27,22 @@ class ProjectBooks:
 
     def entries(self, project_id: str, until: datetime) -> list[tuple[int, JournalEntry]]:
         """(seq, entry) in journal order: the project's own entries and those that moved money in
-        or out of its accounts, effective before `until`."""
+        or out of its accounts, effective before `until`. Only those rows are read and parsed."""
         accounts = [acc.project_fund(project_id), acc.project_held(project_id)]
-        touching = select(t.postings.c.seq).where(t.postings.c.account.in_(accounts))
-        with self.engine.connect() as conn:
-            seqs = list(
-                conn.scalars(
-                    select(t.journal.c.seq)
-                    .where(
-                        or_(t.journal.c.project_id == project_id, t.journal.c.seq.in_(touching)),
-                        # In UTC: SQLite compares the stored text, which is UTC.
-                        t.journal.c.effective_at < until.astimezone(UTC),
-                    )
-                    .order_by(t.journal.c.seq)
-                )
+        wanted = union(
+            select(t.journal.c.seq).where(t.journal.c.project_id == project_id),
+            select(t.postings.c.seq).where(t.postings.c.account.in_(accounts)),
+        ).subquery()
+        query = (
+            select(t.journal.c.seq, t.journal.c.canonical)
+            # In UTC: SQLite compares the stored text, which is UTC.
+            .where(
+                t.journal.c.seq.in_(select(wanted.c.seq)), t.journal.c.effective_at < until.astimezone(UTC)
             )
-        return [(s.seq, s.entry) for s in iter_seqs(self.engine, seqs) if s.entry is not None]
+            .order_by(t.journal.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return [(seq, journal_entry(orjson.loads(canonical))) for seq, canonical in conn.execute(query)]
 
     def statement(self, project_id: str, start: datetime, end: datetime) -> ProjectStatement | None:
         """The project's statement of [start, end); None for an unknown project."""
