@@ -459,7 +459,8 @@ def _stream_money(
     engine: Engine, project_id: str, currency: str, cut: int, holds: dict[int, int]
 ) -> tuple[list[ChannelLine], int, LineageSummary]:
     """One pass over the gifts: online gifts by channel and venue, and the lineage."""
-    channels: dict[Channel, list[int]] = defaultdict(lambda: [0, 0, 0])
+    # Summed by the body's own channel and venue, classified once per group afterwards.
+    raw: dict[tuple[str, str | None], list[int]] = defaultdict(lambda: [0, 0, 0])
     offline = 0
     fund, held = acc.project_fund(project_id), acc.project_held(project_id)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)  # the lineage reads no times
@@ -484,7 +485,7 @@ def _stream_money(
             body: dict[str, Any]
             postings: tuple[Posting, ...] = ()
             if kind == "DonationConfirmed":
-                line = channels[channel_of(kind, channel, venue_id=venue_id)]
+                line = raw[(channel, venue_id)]
                 line[0] += 1
                 line[1] += int(gross)
                 line[2] += int(fee)
@@ -503,6 +504,11 @@ def _stream_money(
             yield JournalEntry(entry_id, kind, project_id, epoch, j.POSTED, "", body, postings)
 
     lineage = summarise_lineage(trace(entries()))
+    channels: dict[Channel, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (channel, venue_id), sums in raw.items():
+        merged = channels[channel_of("DonationConfirmed", channel, venue_id=venue_id)]
+        for i, value in enumerate(sums):
+            merged[i] += value
     lines = [
         ChannelLine(channel, gifts, gross, fee)
         for channel, (gifts, gross, fee) in sorted(channels.items(), key=lambda kv: kv[0].key)
