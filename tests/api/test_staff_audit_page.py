@@ -283,3 +283,33 @@ def test_the_timeline_is_read_a_page_at_a_time(audited: Audited, db_url: str) ->
     assert len(first.timeline) == 10 and first.timeline_total == sum(len(batch) for batch in life())
     assert [e.seq for e in first.timeline] == sorted((e.seq for e in first.timeline), reverse=True)
     assert second.timeline[0].seq == first.timeline[-1].seq - 1
+
+
+def test_a_leg_the_rules_never_wrote_and_a_projection_that_drifted_show_in_red(
+    audited: Audited, db_url: str
+) -> None:
+    """The line is not a tautology: a stray leg on the fund (added behind the ledger's back, in
+    the database) is a difference, and a projection that disagrees with the postings is marked."""
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            last = conn.scalar(select(t.journal.c.seq).order_by(t.journal.c.seq.desc()).limit(1))
+            conn.execute(
+                t.postings.insert().values(
+                    seq=last, leg=99, account=f"project:{PROJECT}:fund", currency="CNY", amount=700
+                )
+            )
+            conn.execute(
+                t.project_totals.update()
+                .where(t.project_totals.c.project_id == PROJECT)
+                .values(refunded_fen=1)
+            )
+    finally:
+        engine.dispose()
+    _, page = page_of(audited.app, "auditor")
+    text = text_of(page)
+    assert "✓ 已核对" not in text
+    assert f"✗ 不平 Mismatch: 差额 difference {yuan(-700)}" in text.replace("\n", " ")
+    compare = table(page, "compare")
+    assert compare["已退款"][-1] == f"✗ {yuan(REFUND - 1)}"
+    assert compare["可用"][-1] == f"✗ {yuan(700)}"
