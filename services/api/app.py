@@ -48,7 +48,7 @@ from services.api.routes.giving_pages import return_token
 from services.api.staff_auth import StaffAuth, install_staff_pages, now_ms
 from services.api.web import install_web, load_or_create_secret
 from services.donors.adapters.store import DonorStore
-from services.ledger.read import JournalVerification, LedgerQueries, ProjectAudit, Transparency
+from services.ledger.read import ChartQueries, JournalVerification, LedgerQueries, ProjectAudit, Transparency
 from services.payments.provider import PaymentProvider
 from services.platform.db import make_engine
 from services.platform.health import Check, health_router
@@ -186,6 +186,8 @@ def create_app(
     app.state.verification = JournalVerification(queries.engine)
     # One per process: it remembers the closed-loop figures at the last few journal seqs.
     app.state.project_audit = ProjectAudit(queries.engine)
+    # One per process: it remembers each project's latest chart figures (routes/staff_audit_charts.py).
+    app.state.charts = ChartQueries(queries.engine)
     app.state.web_secret = web_secret
     app.state.donor_store = store
     app.state.giving = giving

@@ -60,7 +60,15 @@ class Charts:
     as_of: datetime | None
 
 
-def _charts(queries: LedgerQueries, project_id: str, as_of: str) -> Charts:
+async def get_chart_queries(request: Request) -> ChartQueries:
+    charts: ChartQueries = request.app.state.charts
+    return charts
+
+
+ChartsDep = Annotated[ChartQueries, Depends(get_chart_queries)]
+
+
+def _charts(queries: LedgerQueries, charts: ChartQueries, project_id: str, as_of: str) -> Charts:
     """The figures, or 404 for an unknown project, 422 for an `as_of` that is not a time."""
     try:
         instant = parse_as_of(as_of)
@@ -70,7 +78,7 @@ def _charts(queries: LedgerQueries, project_id: str, as_of: str) -> Charts:
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown project {project_id!r}")
     cut = ProjectAudit(queries.engine).cut(instant)
-    return Charts(ChartQueries(queries.engine).chart_data(project_id, cut), project.currency, instant)
+    return Charts(charts.chart_data(project_id, cut), project.currency, instant)
 
 
 def document(charts: Charts) -> dict[str, Any]:
@@ -121,11 +129,16 @@ def document(charts: Charts) -> dict[str, Any]:
 
 @router.get("/{project_id}/charts", response_class=HTMLResponse, responses=ERRORS)
 async def charts_page(
-    request: Request, project_id: PathId, actor: Auditor, queries: QueriesDep, as_of: AsOf = ""
+    request: Request,
+    project_id: PathId,
+    actor: Auditor,
+    queries: QueriesDep,
+    chart_queries: ChartsDep,
+    as_of: AsOf = "",
 ) -> HTMLResponse:
     """The charts on a page of their own, each with its table."""
     try:
-        charts = await asyncio.to_thread(_charts, queries, project_id, as_of)
+        charts = await asyncio.to_thread(_charts, queries, chart_queries, project_id, as_of)
     except HTTPException as refused:
         if refused.status_code != status.HTTP_422_UNPROCESSABLE_CONTENT:
             raise
@@ -155,18 +168,18 @@ async def charts_page(
 
 @router.get("/{project_id}/charts.json", responses=ERRORS)
 async def charts_json(
-    project_id: PathId, actor: Auditor, queries: QueriesDep, as_of: AsOf = ""
+    project_id: PathId, actor: Auditor, queries: QueriesDep, chart_queries: ChartsDep, as_of: AsOf = ""
 ) -> JSONResponse:
     """The three series in one document, for the page's script."""
-    charts = await asyncio.to_thread(_charts, queries, project_id, as_of)
+    charts = await asyncio.to_thread(_charts, queries, chart_queries, project_id, as_of)
     return JSONResponse(document(charts), headers={"Cache-Control": "no-store"})
 
 
 def _add_csv(name: str) -> None:
     async def chart_csv(
-        project_id: PathId, actor: Auditor, queries: QueriesDep, as_of: AsOf = ""
+        project_id: PathId, actor: Auditor, queries: QueriesDep, chart_queries: ChartsDep, as_of: AsOf = ""
     ) -> Response:
-        charts = await asyncio.to_thread(_charts, queries, project_id, as_of)
+        charts = await asyncio.to_thread(_charts, queries, chart_queries, project_id, as_of)
         table: ChartTable = tables(charts.data)[name]
         return Response(
             table.csv(),

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Date, Engine, cast, func, literal_column, select, text, true
+from sqlalchemy import JSON, Date, Engine, and_, cast, func, literal_column, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.ledger.adapters import tables as t
@@ -39,6 +40,7 @@ ZONE = ZoneInfo(ZONE_NAME)
 _SQLITE_SHIFT = "'+8 hours'"
 
 _NO_CUT = 2**62  # a cut past any journal
+Window = tuple[int, int]  # the entries after the first seq, up to the second
 # The gifts of a project, grouped by day and the body fields that name their channel. Each
 # entry's canonical JSON is parsed once (a parse a row is most of the cost: 100,000 gifts in
 # about 2 s on SQLite), in a materialised step, then grouped; amounts come from the bodies,
@@ -50,7 +52,8 @@ WITH g AS MATERIALIZED (
          json_extract(canonical, '$.body.channel', '$.body.kind', '$.body.venue_id',
                       '$.body.gross_fen', '$.body.fee_fen', '$.body.amount_fen') AS f
   FROM journal
-  WHERE project_id = :project_id AND kind IN (:gift, :offline) AND decision = :posted AND seq <= :cut
+  WHERE project_id = :project_id AND kind IN (:gift, :offline) AND decision = :posted
+    AND seq > :after AND seq <= :cut
 )
 SELECT day, kind, json_extract(f, '$[0]'), json_extract(f, '$[1]'), json_extract(f, '$[2]'), count(*),
        sum(coalesce(json_extract(f, '$[3]'), json_extract(f, '$[5]'))),
@@ -61,7 +64,8 @@ WITH g AS MATERIALIZED (
   SELECT CAST(timezone('{ZONE_NAME}', effective_at) AS date) AS day, kind,
          CAST(canonical AS jsonb) -> 'body' AS b
   FROM journal
-  WHERE project_id = :project_id AND kind IN (:gift, :offline) AND decision = :posted AND seq <= :cut
+  WHERE project_id = :project_id AND kind IN (:gift, :offline) AND decision = :posted
+    AND seq > :after AND seq <= :cut
 )
 SELECT day, kind, b ->> 'channel', b ->> 'kind', b ->> 'venue_id', count(*),
        sum(coalesce(CAST(b ->> 'gross_fen' AS bigint), CAST(b ->> 'amount_fen' AS bigint))),
@@ -114,25 +118,53 @@ class ChartData:
 
 
 class ChartQueries:
-    """The charts' sums over the ledger database (read-only)."""
+    """The charts' sums over the ledger database (read-only).
 
-    def __init__(self, engine: Engine) -> None:
+    One per process remembers each project's latest figures (the `remembered` most recently
+    asked for): every figure is a sum over journal entries, so the figures at a later cut are
+    those remembered plus the entries after them, and only those are read. A project with
+    100,000 gifts is read whole once, then a few new entries at a time."""
+
+    def __init__(self, engine: Engine, remembered: int = 256) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.remembered = remembered
+        self._latest: OrderedDict[str, ChartData] = OrderedDict()
+        self._lock = threading.Lock()
 
     def chart_data(self, project_id: str, cut_seq: int | None = None) -> ChartData:
-        """The charts' figures counting the journal up to `cut_seq` (None: all of it)."""
-        flows, redirected = self._flows(project_id, cut_seq)
-        balances = self._balances(project_id, cut_seq)
+        """The charts' figures counting the journal up to `cut_seq` (None: all of it, not
+        remembered)."""
+        if cut_seq is None:
+            return self._read(project_id, 0, None)
+        with self._lock:
+            known = self._latest.get(project_id)
+        if known is None or known.cut_seq is None or known.cut_seq > cut_seq:
+            data = self._read(project_id, 0, cut_seq)  # as of an earlier cut: read whole
+        elif known.cut_seq == cut_seq:
+            return known
+        else:
+            data = _added(known, self._read(project_id, known.cut_seq, cut_seq))
+        with self._lock:
+            latest = self._latest.get(project_id)
+            if latest is None or (latest.cut_seq or 0) <= cut_seq:
+                self._latest[project_id] = data
+                self._latest.move_to_end(project_id)
+                while len(self._latest) > self.remembered:
+                    self._latest.popitem(last=False)
+        return data
+
+    def _read(self, project_id: str, after: int, cut_seq: int | None) -> ChartData:
+        """The figures of the entries after seq `after` up to `cut_seq` (None: the end)."""
+        window = (after, cut_seq if cut_seq is not None else _NO_CUT)
+        flows, redirected = self._flows(project_id, window)
+        balances = self._balances(project_id, window)
         return ChartData(
             project_id=project_id,
             cut_seq=cut_seq,
             flows=flows,
-            gifts=sorted(
-                [*self._gifts(project_id, cut_seq), *redirected],
-                key=lambda g: (g.day, g.channel),
-            ),
-            paid_by_payee=self._paid_by_payee(project_id, cut_seq),
+            gifts=sorted([*self._gifts(project_id, window), *redirected], key=lambda g: (g.day, g.channel)),
+            paid_by_payee=self._paid_by_payee(project_id, window),
             held_fen=balances.get(acc.project_held(project_id), 0),
             available_fen=balances.get(acc.project_fund(project_id), 0),
         )
@@ -153,10 +185,11 @@ class ChartQueries:
             )
         return func.json_extract(canonical, literal_column(f"'$.body.{name}'"))
 
-    def _up_to(self, cut_seq: int | None) -> ColumnElement[bool]:
-        return t.journal.c.seq <= cut_seq if cut_seq is not None else true()
+    @staticmethod
+    def _within(seq: ColumnElement[int], window: Window) -> ColumnElement[bool]:
+        return and_(seq > window[0], seq <= window[1])
 
-    def _flows(self, project_id: str, cut_seq: int | None) -> tuple[list[DayFlow], list[DayGifts]]:
+    def _flows(self, project_id: str, window: Window) -> tuple[list[DayFlow], list[DayGifts]]:
         """Per day, the project's accounts' movements by the kind of entry; redirections in
         come back as gifts of their channel too."""
         p = t.postings
@@ -165,7 +198,7 @@ class ChartQueries:
         query = (
             select(day, t.journal.c.kind, func.sum(p.c.amount), func.count(func.distinct(p.c.seq)))
             .join(t.journal, t.journal.c.seq == p.c.seq)
-            .where(p.c.account.in_(accounts), self._up_to(cut_seq))
+            .where(p.c.account.in_(accounts), self._within(t.journal.c.seq, window))
             .group_by(day, t.journal.c.kind)
             .order_by(day)
         )
@@ -192,7 +225,7 @@ class ChartQueries:
         ]
         return flows, redirected
 
-    def _gifts(self, project_id: str, cut_seq: int | None) -> list[DayGifts]:
+    def _gifts(self, project_id: str, window: Window) -> list[DayGifts]:
         """Gifts and money counted at venues that reached the fund, per day and channel: how
         many, what was given and what the fund received (given less the provider's fee)."""
         query = text(_GIFTS_SQL[self.dialect]).bindparams(
@@ -200,7 +233,8 @@ class ChartQueries:
             gift=GIFT_KINDS[0],
             offline=GIFT_KINDS[1],
             posted=j.POSTED,
-            cut=cut_seq if cut_seq is not None else _NO_CUT,
+            after=window[0],
+            cut=window[1],
         )
         by_channel: dict[tuple[date, Channel], list[int]] = defaultdict(lambda: [0, 0, 0])
         with self.engine.connect() as conn:
@@ -211,7 +245,7 @@ class ChartQueries:
                 sums[2] += int(gross) - int(fees)
         return [DayGifts(on, ch, *sums) for (on, ch), sums in by_channel.items()]
 
-    def _paid_by_payee(self, project_id: str, cut_seq: int | None) -> dict[str, int]:
+    def _paid_by_payee(self, project_id: str, window: Window) -> dict[str, int]:
         """What was paid out to each payee: the paid disbursements' legs out of the held account."""
         p, jr, d = t.postings, t.journal, t.disbursements
         disbursement = self._body("disbursement_id").label("disbursement_id")
@@ -223,7 +257,7 @@ class ChartQueries:
                 jr.c.kind == "DisbursementPaid",
                 jr.c.decision == j.POSTED,
                 p.c.account == acc.project_held(project_id),
-                self._up_to(cut_seq),
+                self._within(t.journal.c.seq, window),
             )
             .group_by(disbursement)
         )
@@ -237,12 +271,12 @@ class ChartQueries:
             totals[payees.get(ref, ref)] += amount
         return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
 
-    def _balances(self, project_id: str, cut_seq: int | None) -> dict[str, int]:
+    def _balances(self, project_id: str, window: Window) -> dict[str, int]:
         p = t.postings
         accounts = [acc.project_fund(project_id), acc.project_held(project_id)]
         query = (
             select(p.c.account, func.sum(p.c.amount))
-            .where(p.c.account.in_(accounts), p.c.seq <= (cut_seq if cut_seq is not None else _NO_CUT))
+            .where(p.c.account.in_(accounts), self._within(p.c.seq, window))
             .group_by(p.c.account)
         )
         with self.engine.connect() as conn:
@@ -406,6 +440,32 @@ def tables(data: ChartData) -> dict[str, ChartTable]:
         ),
     ]
     return {table.name: table for table in found}
+
+
+def _added(known: ChartData, more: ChartData) -> ChartData:
+    """The figures of two consecutive windows of the journal together (every one is a sum)."""
+    flows: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for f in (*known.flows, *more.flows):
+        sums = flows[f.day]
+        for i, amount in enumerate((f.in_fen, f.disbursed_fen, f.refunded_fen, f.leftover_fen)):
+            sums[i] += amount
+    gifts: dict[tuple[date, Channel], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for g in (*known.gifts, *more.gifts):
+        sums = gifts[(g.day, g.channel)]
+        for i, amount in enumerate((g.count, g.gross_fen, g.net_fen)):
+            sums[i] += amount
+    paid: dict[str, int] = defaultdict(int)
+    for payee, amount in (*known.paid_by_payee.items(), *more.paid_by_payee.items()):
+        paid[payee] += amount
+    return ChartData(
+        project_id=known.project_id,
+        cut_seq=more.cut_seq,
+        flows=[DayFlow(day, *sums) for day, sums in sorted(flows.items())],
+        gifts=[DayGifts(day, ch, *sums) for (day, ch), sums in sorted(gifts.items())],
+        paid_by_payee=dict(sorted(paid.items(), key=lambda item: (-item[1], item[0]))),
+        held_fen=known.held_fen + more.held_fen,
+        available_fen=known.available_fen + more.available_fen,
+    )
 
 
 def _as_date(value: Any) -> date:

@@ -148,3 +148,15 @@ def test_a_project_without_money_has_empty_series(charts: Charts) -> None:
     assert (data.gifts, data.flows, data.paid_by_payee, data.available_fen) == ([], [], {}, 0)
     nodes, links = flow(data)
     assert ([n.id for n in nodes], links) == (["project"], [])
+
+
+def test_figures_remembered_at_a_cut_add_up_with_the_entries_after_it(charts: Charts) -> None:
+    remembering = charts.queries  # one per process, as the API keeps it
+    first = [remembering.chart_data("p1", cut) for cut in charts.cuts]  # each from the one before
+    again = [remembering.chart_data("p1", cut) for cut in reversed(charts.cuts)]  # earlier: read whole
+    for cut, step, back in zip(charts.cuts, first, reversed(again), strict=True):
+        fresh = ChartQueries(remembering.engine).chart_data("p1", cut)
+        assert step == back == fresh
+    everything = remembering.chart_data("p1")
+    assert (everything.gifts, everything.flows) == (first[-1].gifts, first[-1].flows)
+    assert everything.paid_by_payee == first[-1].paid_by_payee
