@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, and_, cast, func, select
+from sqlalchemy import ColumnElement, Engine, and_, case, cast, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
@@ -68,17 +68,20 @@ LINEAGE_KINDS = (
     "DisbursementApproved",
     "DisbursementRejected",
 )
-# The fields of a body the stream reads, by their JSON names.
-_STREAMED = (
-    "channel",
-    "venue_id",
-    "donation_id",
-    "record_id",
-    "gross_fen",
-    "fee_fen",
-    "amount_fen",
-    "disbursement_id",
-    "held",
+# The fields of a body the stream reads, by their JSON names, and the kinds that have them (the
+# database extracts each only from those: most rows are gifts, and each extraction parses).
+_GIFT, _REFUND, _OFFLINE = "DonationConfirmed", "DonationRefunded", "OfflineDonationRecorded"
+_HOLDS = ("DisbursementApproved", "DisbursementRejected")
+_STREAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("channel", (_GIFT,)),
+    ("venue_id", (_GIFT,)),
+    ("donation_id", (_GIFT, _REFUND)),
+    ("record_id", (_OFFLINE,)),
+    ("gross_fen", (_GIFT,)),
+    ("fee_fen", (_GIFT,)),
+    ("amount_fen", (_OFFLINE, _REFUND)),
+    ("disbursement_id", _HOLDS),
+    ("held", _HOLDS),
 )
 
 
@@ -442,7 +445,12 @@ def _money_rows(engine: Engine, project_id: str, cut: int) -> Iterator[tuple[Any
     dialect = engine.dialect.name
     document: Any = cast(jn.c.canonical, JSONB) if dialect == "postgresql" else jn.c.canonical
     query = (
-        select(jn.c.seq, jn.c.kind, jn.c.entry_id, *(_field(dialect, document, name) for name in _STREAMED))
+        select(
+            jn.c.seq,
+            jn.c.kind,
+            jn.c.entry_id,
+            *(case((jn.c.kind.in_(kinds), _field(dialect, document, name))) for name, kinds in _STREAMED),
+        )
         .where(
             jn.c.project_id == project_id,
             jn.c.seq <= cut,
