@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from services.contracts import events as ev
 from services.contracts.topics import Topics
 from services.ledger.adapters.store import LedgerStore
+from services.ledger.read import ProjectAudit
 from services.ledger.service.processor import BatchProcessor
 from services.platform.db import make_engine
 from services.staff.domain.roles import Role
@@ -181,3 +182,24 @@ def test_the_closed_loop_page_includes_the_charts(charted: Charted) -> None:
     assert page.status_code == 200
     assert f'data-charts="{CHARTS}.json?as_of=2026-12-31"' in page.text
     assert f'href="{CHARTS}/gifts.csv?as_of=2026-12-31"' in page.text
+
+
+def test_the_flow_says_what_the_closed_loop_page_says(charted: Charted) -> None:
+    """The charts sum their own way (per day, in SQL); at the same cut, their flow and the page's
+    closed loop (services/ledger/read ProjectAudit) must be the same figures."""
+    doc = charted.as_("audrey").get(f"{CHARTS}.json").json()
+    links = {(k["source"], k["target"]): k["amount_fen"] for k in doc["flow"]["links"]}
+    queries = charted.app.client.app.state.queries  # type: ignore[attr-defined]
+    view = ProjectAudit(queries.engine).view("meals", None, datetime.now(UTC))
+    assert view is not None and view.cut_seq == doc["cut_seq"]
+    came = {c.channel.key: c.gross_fen for c in view.channels}
+    came |= {channel.key: fen for channel, fen in view.loop.offline_by_channel.items()}
+    assert {
+        source.removeprefix("in:"): fen for (source, _), fen in links.items() if source != "project"
+    } == came
+    r = view.reconciliation
+    went = {"fees": r.fees_fen, "refunded": r.refunded_fen, "held": r.held_fen, "available": r.available_fen}
+    went |= {"leftover": r.leftover_fen} | {f"payee:{p}": paid for p, _, paid, _ in view.payees() if paid}
+    assert {target: fen for (source, target), fen in links.items() if source == "project"} == {
+        node: fen for node, fen in went.items() if fen
+    }
