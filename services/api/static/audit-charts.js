@@ -119,6 +119,7 @@
 
   function flow(doc) {
     const names = Object.fromEntries(doc.nodes.map((n) => [n.id, label(n)]));
+    const total = doc.links.filter((l) => l.target === "project").reduce((sum, l) => sum + l.amount_fen, 0);
     draw(
       "flow",
       {
@@ -139,7 +140,11 @@
             nodeGap: 14,
             emphasis: { focus: "adjacency" },
             lineStyle: { color: "gradient", opacity: 0.35 },
-            label: { formatter: (item) => `${names[item.name]}\n${yuan(item.value)}`, fontSize: 11 },
+            // A sliver's label would sit on its neighbour's: its tooltip names it instead.
+            label: {
+              formatter: (item) => (item.value < total / 50 ? "" : `${names[item.name]}\n${yuan(item.value)}`),
+              fontSize: 11,
+            },
             data: doc.nodes.map(node),
             links: doc.links.map((l) => ({ source: l.source, target: l.target, value: l.amount_fen })),
           },
