@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, and_, case, cast, func, select
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, case, cast, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
@@ -201,12 +201,28 @@ class ProjectAudit:
 
     def cut(self, as_of: datetime | None) -> int:
         """The journal sequence number the figures stand at: the head, or the last entry
-        recorded by `as_of` (0 before the first)."""
-        query = select(func.max(t.journal.c.seq))
-        if as_of is not None:
-            query = query.where(t.journal.c.recorded_at <= _utc(as_of))
+        recorded by `as_of` (0 before the first).
+
+        Entries are recorded in seq order (a batch's time is taken as it is processed), so the
+        entry is found by bisecting the seqs, a lookup by primary key each, instead of
+        scanning a journal of millions for its times (were a clock ever set back, the cut
+        could only land among the entries recorded around that moment)."""
+        head_query = select(func.max(t.journal.c.seq))
         with self.engine.connect() as conn:
-            return int(conn.scalar(query) or 0)
+            head = int(conn.scalar(head_query) or 0)
+            if as_of is None:
+                return head
+            instant = _utc(as_of)
+            recorded = select(t.journal.c.recorded_at).where(t.journal.c.seq == bindparam("seq"))
+            low, high = 0, head  # recorded by the instant: every seq up to low; none past high
+            while low < high:
+                middle = (low + high + 1) // 2
+                when = conn.scalar(recorded, {"seq": middle})
+                if when is not None and _aware(when) <= instant:
+                    low = middle
+                else:
+                    high = middle - 1
+            return low
 
     def view(
         self, project_id: str, as_of: datetime | None, now: datetime, page: int = 0, per_page: int = 200
@@ -299,6 +315,11 @@ class ProjectAudit:
             if stored.record["kind"] in DISBURSEMENT_KINDS:
                 _disbursement_step(disbursements, stored.record)
         return view.projects.get(project_id), list(disbursements.values())
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time read back from the database: SQLite's have no zone, and are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _utc(moment: datetime) -> datetime:
