@@ -8,7 +8,7 @@ JARS := var/kafka-libs/.fetched
 ECHARTS := services/api/static/vendor/echarts.min.js
 DEPLOY_SCHEMAS := var/deploy-schemas/.fetched
 
-.PHONY: run test test-unit test-integration test-long lint bench jars vendor deploy-schemas install clean reset
+.PHONY: run test test-faults test-unit test-integration test-long lint bench jars vendor deploy-schemas install clean reset
 
 # The vendored ECharts is package data of services.api.static.vendor: there before the install.
 $(STAMP): pyproject.toml $(ECHARTS)
@@ -49,8 +49,13 @@ run: $(STAMP) $(JARS) $(ECHARTS)
 # Unit tests first (fast, no broker, no database server), then the integration
 # tests, which share one Kafka broker and one PostgreSQL for the whole run.
 test: $(STAMP) $(JARS) $(ECHARTS) $(DEPLOY_SCHEMAS)
-	$(BIN)/pytest -q -m "not integration"
-	$(BIN)/pytest -q -m "integration"
+	$(BIN)/pytest -q -m "not integration and not faults"
+	$(BIN)/pytest -q -m "integration and not faults"
+
+# The fault tests of issue 15 (tests/faults/): each starts the local three-node Kafka
+# cluster and PostgreSQL, puts a fault under a steady load of gifts and prints its report.
+test-faults: $(STAMP) $(JARS)
+	$(BIN)/pytest -q -m faults -rP tests/faults
 
 test-long: $(STAMP) $(JARS) $(DEPLOY_SCHEMAS)
 	CHARITY_LONG_TESTS=1 $(BIN)/pytest -q

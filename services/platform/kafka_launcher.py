@@ -152,6 +152,18 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return "".join(deque(handle, maxlen=lines))
 
 
+def first_error(path: Path, lines: int = 3) -> str:
+    """The first ERROR line of a log and the lines after it: the cause of a failed start,
+    which the hundreds of lines of the broker's shutdown push out of the tail."""
+    if not path.exists():
+        return ""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if "] ERROR " in line:
+                return line + "".join(next(handle, "") for _ in range(lines))
+    return ""
+
+
 def _java_executable() -> str:
     # Same precedence as Kafka's kafka-run-class.sh: JAVA_HOME first, then PATH.
     java_home = os.environ.get("JAVA_HOME")
@@ -373,6 +385,9 @@ class LocalKafka:
         parts = [f"Kafka broker at {self.bootstrap} ({self.data_dir}) {reason}"]
         for path in (self.log_dir / "server.log", self.log_dir / "stdout.log"):
             tail = log_tail(path)
+            cause = first_error(path)
+            if cause and cause not in tail:
+                parts.append(f"--- first error in {path} ---\n{cause.rstrip()}")
             if tail.strip():
                 parts.append(f"--- last lines of {path} ---\n{tail.rstrip()}")
         return KafkaStartError("\n".join(parts))

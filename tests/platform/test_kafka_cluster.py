@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource
 
 from services.contracts.topics import Topics
-from services.platform.free_ports import free_ports
 from services.platform.kafka_admin import admin_client, ensure_topics
 from services.platform.kafka_cli import kafka_command
 from services.platform.kafka_cluster import LocalKafkaCluster
@@ -66,19 +64,6 @@ def test_status_of_a_cluster_never_started_is_down(
 # --- one real cluster ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
-    ports = free_ports(6)
-    local = LocalKafkaCluster(
-        tmp_path_factory.mktemp("kafka-cluster"), ports=list(zip(ports[::2], ports[1::2], strict=True))
-    )
-    try:
-        local.start(timeout=150.0)
-        yield local
-    finally:
-        local.stop()
-
-
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()  # the cluster reaps the nodes it started and stops
 
@@ -86,8 +71,9 @@ def _alive(pid: int) -> bool:
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_a_node_killed_under_acks_all_loses_nothing_and_rejoins(
-    cluster: LocalKafkaCluster, capsys: pytest.CaptureFixture[str]
+    kafka_cluster: LocalKafkaCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    cluster = kafka_cluster
     topics = Topics(prefix=f"c{uuid.uuid4().hex[:6]}.")
     ensure_topics(cluster.bootstrap, topics.specs(), timeout=60.0, replication=cluster.replication)
     with admin_client(cluster.bootstrap, 10.0) as admin:

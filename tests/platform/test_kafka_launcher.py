@@ -19,6 +19,7 @@ from services.platform.kafka_cli import kafka_command
 from services.platform.kafka_launcher import (
     KafkaStartError,
     LocalKafka,
+    first_error,
     log_tail,
     new_cluster_id,
     read_properties,
@@ -88,6 +89,14 @@ def test_log_tail_keeps_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {n}\n" for n in range(100)))
     assert log_tail(log, 3) == "line 97\nline 98\nline 99\n"
     assert log_tail(tmp_path / "missing.log") == ""
+
+
+def test_the_first_error_is_found_however_long_the_shutdown_after_it(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    cause = "[2026-12-06 20:34:14,181] ERROR Socket server failed to bind: Address already in use\n"
+    log.write_text("[t] INFO starting\n" + cause + "  at one\n  at two\n  at three\n  at four\n")
+    assert first_error(log) == cause + "  at one\n  at two\n  at three\n"
+    assert first_error(tmp_path / "missing.log") == ""
 
 
 def test_a_pid_file_naming_another_process_is_stale_and_nothing_is_killed(tmp_path: Path) -> None:
