@@ -119,6 +119,8 @@ def test_the_figures_are_the_events_own_to_the_fen(console: tuple[StaffApp, Tree
     assert [int(x) for x in re.findall(r'data-fen="(-?\d+)"', total.group(1))] == sums
     assert "¥631.71" in page.text  # meals raised: 500.00 - 3.00 + 123.45 - 0.74 + 12.00
     assert 'data-verification="verified"' in page.text and "根哈希与签名已核对" in page.text
+    # Each project's closed-loop page (routes/staff_audit.py).
+    assert all(f'<a href="/staff/audit/projects/{p}">' in page.text for p in shown)
     # The journal exports (routes/staff_exports.py): this year's, and the form for any period.
     assert re.search(r'href="/staff/audit/journal\.csv\?from=\d{4}-01-01&amp;to=\d{4}-\d\d-\d\d"', page.text)
     assert 'href="/staff/audit/journal.xlsx?from=' in page.text and 'href="/staff/audit/exports"' in page.text
