@@ -38,6 +38,7 @@ from tests.fixtures import factories as f
 from tests.fixtures.ledger import eventually
 from tests.fixtures.outputs import RecordingOutput
 from tests.fixtures.staff import StaffApp, log_in, staff_app
+from tests.ledger.domain import test_suspense_rules as suspense
 from tests.ledger.ops.test_verify_and_rebuild import feed
 
 PAGE = f"/staff/audit/projects/{PROJECT}"
@@ -47,6 +48,8 @@ GIFTS = [(80_000, 480, "web", None), (120_000, 720, "qr", "hall-1"), (6_666, 40,
 CASH, SALE, REFUND = 32_050, 1_200, 2_000
 SMALL, LARGE = 30_000, 150_000
 LATE_GIFT = 5_000  # after closing: booked to suspense, not raised
+# A gift to 'books' (registered, not fundraising) waits in its suspense, then is redirected here.
+REDIRECTED = 4_970
 OWN_APPROVAL = "an approver may not approve their own request"
 
 
@@ -65,11 +68,15 @@ def life() -> list[list[ev.Event]]:
         f.confirmed(PROJECT, gross, fee, channel=channel, venue_id=venue, donation_id=f"gift-{i}")
         for i, (gross, fee, channel, venue) in enumerate(GIFTS)
     ]
+    redirect = suspense.requested("books", FIN_A, amount_fen=REDIRECTED, target_project_id=PROJECT)
     raising: list[ev.Event] = [
         *f.opened_project(PROJECT, name="社区果园 A community orchard"),
         *gifts,
         replace(f.offline(PROJECT, CASH, "cash_box", venue_id="hall-1"), actor=OPERATOR),
         replace(f.offline(PROJECT, SALE, "charity_sale", venue_id="hall-1", item="旧书"), actor=OPERATOR),
+        f.confirmed("books", REDIRECTED + 30, 30, donation_id="to-books"),
+        redirect,
+        suspense.approved("books", redirect.resolution_id, FIN_B),
     ]
     d = f.disbursement
     small = {"amount_fen": SMALL, "payee": "园区苗圃 Park nursery", "purpose": "果树苗 saplings"}
@@ -99,7 +106,7 @@ def life() -> list[list[ev.Event]]:
 def expected(whole_life: bool) -> dict[str, int]:
     """The figures after the first batch, or the whole life, from what the test sends."""
     fees = sum(fee for _, fee, _, _ in GIFTS)
-    raised = sum(gross - fee for gross, fee, _, _ in GIFTS) + CASH + SALE
+    raised = sum(gross - fee for gross, fee, _, _ in GIFTS) + CASH + SALE + REDIRECTED
     if not whole_life:
         return {
             "raised": raised,
@@ -207,6 +214,7 @@ def test_the_page_equals_the_figures_of_the_events_sent_to_the_fen(audited: Audi
     assert channels["扫码捐赠 · hall-1"] == ["1", yuan(120_000), yuan(720), yuan(120_000 - 720)]
     assert channels["募捐箱 · hall-1"] == ["", yuan(CASH), yuan(0), yuan(CASH)]
     assert channels["义卖 · hall-1"] == ["", yuan(SALE), yuan(0), yuan(SALE)]
+    assert channels["暂挂资金转入"] == ["", yuan(REDIRECTED), yuan(0), yuan(REDIRECTED)]
     assert table(page, "venues")["hall-1"] == [yuan(120_000), yuan(CASH), yuan(SALE)]
     # Money out by payee and purpose; the late gift is in suspense, not raised.
     payees = table(page, "payees")
@@ -221,6 +229,8 @@ def test_the_page_equals_the_figures_of_the_events_sent_to_the_fen(audited: Audi
     lineage = re.findall(r'<p class="lineage">(.*?)</p>', page, re.S)
     assert [re.findall(r"<strong>(\d+)</strong>", p) for p in lineage] == [["1"], ["2"]]
     assert f'href="/staff/projects/{PROJECT}/disbursements/d-large"' in page
+    # The redirection into the project is in its timeline, though journaled under 'books'.
+    assert "暂挂资金处理批准" in text and FIN_B in text
 
 
 def test_a_refused_step_shows_as_rejected_with_the_ledgers_reason(audited: Audited) -> None:
@@ -280,7 +290,9 @@ def test_the_timeline_is_read_a_page_at_a_time(audited: Audited, db_url: str) ->
     finally:
         engine.dispose()
     assert first is not None and second is not None
-    assert len(first.timeline) == 10 and first.timeline_total == sum(len(batch) for batch in life())
+    # The project's own entries, and the redirection into it (journaled under 'books').
+    own = sum(1 for batch in life() for event in batch if event.project_id == PROJECT)
+    assert len(first.timeline) == 10 and first.timeline_total == own + 1
     assert [e.seq for e in first.timeline] == sorted((e.seq for e in first.timeline), reverse=True)
     assert second.timeline[0].seq == first.timeline[-1].seq - 1
 

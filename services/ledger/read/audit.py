@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, and_, bindparam, case, cast, func, select
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, case, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
@@ -183,6 +183,7 @@ class _Figures:
     channels: list[ChannelLine]
     offline_records: int
     lineage: LineageSummary
+    redirections_in: tuple[int, ...]  # seqs of other projects' entries that moved money here
 
 
 class ProjectAudit:
@@ -239,7 +240,7 @@ class ProjectAudit:
         if figures is None:
             return None
         with self.engine.connect() as conn:
-            timeline, total = _timeline(conn, project_id, cut, page, per_page)
+            timeline, total = _timeline(conn, project_id, cut, page, per_page, figures.redirections_in)
         due, rule = next_disclosure_due(figures.standing)
         return ClosedLoopView(
             project_id=project_id,
@@ -287,6 +288,9 @@ class ProjectAudit:
             self.engine, project_id, standing.currency, cut, holds
         )
         loop = closed_loop(project_id, movements)
+        redirected = any(channel.name == "redirected" for channel in loop.offline_by_channel)
+        with self.engine.connect() as conn:
+            redirections = _redirections_in(conn, project_id, cut) if redirected else ()
         return _Figures(
             standing=standing,
             disbursements=disbursements,
@@ -295,6 +299,7 @@ class ProjectAudit:
             channels=channels,
             offline_records=offline_records,
             lineage=lineage,
+            redirections_in=redirections,
         )
 
     def _standing(self, project_id: str, cut: int) -> tuple[ProjectTotals | None, list[Disbursement]]:
@@ -345,6 +350,25 @@ def _movements(conn: Connection, project_id: str, cut: int) -> list[Movement]:
     return [Movement(account, counterparty, int(amount), int(n)) for account, counterparty, amount, n in rows]
 
 
+def _redirections_in(conn: Connection, project_id: str, cut: int) -> tuple[int, ...]:
+    """The entries of other projects that redirected money out of their suspense into this
+    project's fund (journaled under the project whose suspense it was)."""
+    leg, other = t.postings.alias("leg"), t.postings.alias("other")
+    seqs = conn.scalars(
+        select(leg.c.seq)
+        .join(other, and_(other.c.seq == leg.c.seq, other.c.leg == leg.c.leg - 1))
+        .where(
+            leg.c.account == acc.project_fund(project_id),
+            leg.c.amount > 0,
+            leg.c.seq <= cut,
+            other.c.account.startswith("suspense:"),
+            other.c.account != acc.suspense(project_id),
+        )
+        .distinct()
+    )
+    return tuple(sorted(seqs))
+
+
 def _balances(conn: Connection, project_id: str, cut: int) -> dict[str, int]:
     """Every leg of the project's accounts summed, pairs or not."""
     p = t.postings
@@ -386,11 +410,14 @@ def _holds(conn: Connection, project_id: str, cut: int) -> dict[int, int]:
 
 
 def _timeline(
-    conn: Connection, project_id: str, cut: int, page: int, per_page: int
+    conn: Connection, project_id: str, cut: int, page: int, per_page: int, also: tuple[int, ...] = ()
 ) -> tuple[list[TimelineLine], int]:
-    """One page of the project's entries, newest first, and how many there are."""
+    """One page of the project's entries (and `also`: others' entries that moved money into
+    it), newest first, and how many there are."""
     jn = t.journal
     where = and_(jn.c.project_id == project_id, jn.c.seq <= cut)
+    if also:
+        where = or_(where, jn.c.seq.in_(also))
     total = int(conn.scalar(select(func.count()).select_from(jn).where(where)) or 0)
     # The page's seqs first (a sort of numbers), then only their entries' text.
     seqs = list(
