@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -105,7 +105,11 @@ class LedgerQueries:
         return int(known) + int(anonymous)
 
     def balances_as_of(self, project_id: str, instant: datetime) -> dict[str, int]:
-        """The project's accounts as they stood at an effective time (later corrections included)."""
+        """The project's accounts as they stood at an effective time (later corrections included).
+
+        The instant is compared in UTC: SQLite keeps the times as UTC text, and would
+        compare an instant in another zone by its wall clock."""
+        instant = instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
         accounts = {"available_fen": acc.project_fund(project_id), "held_fen": acc.project_held(project_id)}
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,16 @@ def test_a_gifts_receipt_proves_its_receipt_number(history: History, tmp_path: P
     renumbered["entry"]["body"]["receipt_no"] = "SIP-2026-0000009"
     del renumbered["canonical"]
     assert not verify_receipt(renumbered, receipt["tree_head"], pem).ok
+
+
+def test_balances_as_of_an_instant_in_any_zone_are_those_of_the_same_moment(history: History) -> None:
+    # SQLite keeps times as UTC text: an instant in another zone is compared as the same moment.
+    first, last = history.gifts["a"].occurred_at, datetime.now(UTC)  # every event occurred between
+    beijing, california = timezone(timedelta(hours=8)), timezone(timedelta(hours=-8))
+    everything = history.queries.balances_as_of("p1", datetime(2100, 1, 1, tzinfo=UTC))
+    now = history.queries.project("p1")
+    assert now is not None and now.held_fen == 500
+    assert everything == {"available_fen": now.fund_fen, "held_fen": now.held_fen}
+    before = (first - timedelta(milliseconds=1)).astimezone(beijing)
+    assert history.queries.balances_as_of("p1", before) == {"available_fen": 0, "held_fen": 0}
+    assert history.queries.balances_as_of("p1", last.astimezone(california)) == everything
