@@ -231,6 +231,15 @@ def test_the_page_equals_the_figures_of_the_events_sent_to_the_fen(audited: Audi
     assert f'href="/staff/projects/{PROJECT}/disbursements/d-large"' in page
     # The redirection into the project is in its timeline, though journaled under 'books'.
     assert "暂挂资金处理批准" in text and FIN_B in text
+    # And 'books', whose suspense it left: nothing raised, the suspense in and redirected out.
+    browser = TestClient(audited.app.client.app)
+    log_in(browser, "auditor")
+    books = browser.get("/staff/audit/projects/books").text
+    assert "✓ 已核对，精确到分" in text_of(books)
+    suspense_lines = table(books, "suspense")
+    assert suspense_lines["记入暂挂"] == [yuan(REDIRECTED)] and suspense_lines["暂挂转出"] == [
+        yuan(REDIRECTED)
+    ]
 
 
 def test_a_refused_step_shows_as_rejected_with_the_ledgers_reason(audited: Audited) -> None:
