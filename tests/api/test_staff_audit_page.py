@@ -334,3 +334,25 @@ def test_a_leg_the_rules_never_wrote_and_a_projection_that_drifted_show_in_red(
     compare = table(page, "compare")
     assert compare["已退款"][-1] == f"✗ {yuan(REFUND - 1)}"
     assert compare["可用"][-1] == f"✗ {yuan(700)}"
+
+
+def test_a_quiet_projects_figures_are_not_summed_again_when_others_move_the_journal(
+    audited: Audited, db_url: str
+) -> None:
+    engine = make_engine(db_url, writer=False)
+    store = LedgerStore(make_engine(db_url))
+    try:
+        audit = ProjectAudit(engine)
+        before = audit.view(PROJECT, None, datetime.now(UTC))
+        feed(
+            BatchProcessor(store, RecordingOutput(), Topics(""), "g"),
+            [f.confirmed("meals", 900, 6)],
+            start=3000,
+        )
+        after = audit.view(PROJECT, None, datetime.now(UTC))
+    finally:
+        engine.dispose()
+        store.engine.dispose()
+    assert before is not None and after is not None
+    assert after.cut_seq == before.cut_seq + 1  # the page says how far the journal went
+    assert after.loop is before.loop and after.lineage is before.lineage  # remembered, not summed

@@ -60,18 +60,12 @@ DISBURSEMENT_KINDS = (
     "DisbursementPaid",
     "EvidenceAttached",
 )
+_GIFT, _REFUND, _OFFLINE = "DonationConfirmed", "DonationRefunded", "OfflineDonationRecorded"
+_HOLDS = ("DisbursementApproved", "DisbursementRejected")  # a hold placed, a hold released
 # What the lineage follows, in journal order (domain/lineage.py).
-LINEAGE_KINDS = (
-    "DonationConfirmed",
-    "OfflineDonationRecorded",
-    "DonationRefunded",
-    "DisbursementApproved",
-    "DisbursementRejected",
-)
+LINEAGE_KINDS = (_GIFT, _OFFLINE, _REFUND, *_HOLDS)
 # The fields of a body the stream reads, by their JSON names, and the kinds that have them (the
 # database extracts each only from those: most rows are gifts, and each extraction parses).
-_GIFT, _REFUND, _OFFLINE = "DonationConfirmed", "DonationRefunded", "OfflineDonationRecorded"
-_HOLDS = ("DisbursementApproved", "DisbursementRejected")
 _STREAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("channel", (_GIFT,)),
     ("venue_id", (_GIFT,)),
@@ -230,17 +224,21 @@ class ProjectAudit:
     ) -> ClosedLoopView | None:
         """Everything the page shows, at one cut; None if the project was not registered by then."""
         cut = self.cut(as_of)
-        projection = None
+        projection, last = None, cut
         if as_of is None:
             # Read after the cut, it holds every entry up to it; one it holds beyond (committed
-            # meanwhile) moves the cut there, since entries commit in seq order.
+            # meanwhile) moves the cut there, since entries commit in seq order. Nothing after
+            # its last entry touched the project, so the figures are summed at that entry: the
+            # federation's other gifts do not make a quiet project's be summed again.
             projection = LedgerQueries(self.engine).project(project_id)
-            cut = max(cut, projection.last_entry_seq if projection is not None else 0)
-        figures = self._figures_at(project_id, cut)
+            if projection is not None:
+                last = projection.last_entry_seq
+                cut = max(cut, last)
+        figures = self._figures_at(project_id, last)
         if figures is None:
             return None
         with self.engine.connect() as conn:
-            timeline, total = _timeline(conn, project_id, cut, page, per_page, figures.redirections_in)
+            timeline, total = _timeline(conn, project_id, last, page, per_page, figures.redirections_in)
         due, rule = next_disclosure_due(figures.standing)
         return ClosedLoopView(
             project_id=project_id,
