@@ -210,3 +210,19 @@ def test_a_forged_tree_head_turns_the_status_red(console: tuple[StaffApp, TreeHe
     assert 'data-verification="failed"' in page and "账本校验失败" in page
     assert f"tree head of size {size + 1} covers more entries than the journal holds ({size})" in page
     assert all("verified-failed" in cells for _, _, cells in ROW.findall(page))
+
+
+def test_the_console_home_leads_to_the_audit_pages_only_those_who_may_audit(
+    console: tuple[StaffApp, TreeHeadSigner],
+) -> None:
+    app, _ = console
+    audit_links = (
+        'href="/staff/audit"',
+        'href="/staff/audit/exports"',
+        'href="/staff/audit/donor-statement"',
+    )
+    for who in ("aud", "min", "ada"):
+        home = browser(app, who).get("/staff").text
+        assert all(link in home for link in audit_links), who
+    finance = browser(app, "fin").get("/staff").text
+    assert not any(link in finance for link in audit_links)
