@@ -71,7 +71,7 @@ def test_kill_9_the_active_ledger_under_load_and_the_standby_takes_over(
         return next(p for p in ledgers if p.pid == pid)
 
     api = serve_in_thread(build_api(settings), "127.0.0.1", api_port)
-    load = GiftLoad(f"http://127.0.0.1:{api_port}", f"Bearer {settings.staff_token}")
+    load = GiftLoad((f"http://127.0.0.1:{api_port}",), f"Bearer {settings.staff_token}")
     feeder = threading.Thread(target=load.run, daemon=True)
     try:
         start_ledger()
