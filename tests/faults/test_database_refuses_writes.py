@@ -11,7 +11,6 @@ compacted totals topic must equal the database and `verify` pass. Run by `make t
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -19,13 +18,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from services.api.main import build as build_api
 from services.ledger.ops.commands import verify_command
-from services.platform.free_ports import free_ports
-from services.platform.http_thread import serve_in_thread
 from services.platform.kafka_cluster import LocalKafkaCluster
-from tests.fixtures.faults import RATE, GiftLoad, fault_report, fault_topics, open_projects, settle
-from tests.fixtures.ledger import eventually, inputs_consumed, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.faults import fault_report, gifts_flowing
+from tests.fixtures.ledger import eventually
 from tests.ledger.test_standby import journal_size
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -52,39 +48,19 @@ def set_read_only(postgres_url: str, database_url: str, read_only: bool) -> None
 def test_the_ledger_waits_out_a_database_that_refuses_writes(
     kafka_cluster: LocalKafkaCluster, postgres_url: str, postgres_db: str, tmp_path: Path
 ) -> None:
-    topics = fault_topics(kafka_cluster)
-    bootstrap = kafka_cluster.bootstrap
-    api_port = free_ports(1)[0]
-    settings = ledger_settings(
-        bootstrap, topics, postgres_db, signing_key_path=str(tmp_path / "sth.pem"), api_port=api_port
-    )
-    ledger = start_ledger(settings)
-    api = serve_in_thread(build_api(settings), "127.0.0.1", api_port)
-    engine = ledger.app.store.engine
-    load = GiftLoad((f"http://127.0.0.1:{api_port}",), f"Bearer {settings.staff_token}")
-    feeder = threading.Thread(target=load.run, daemon=True)
-    try:
-        open_projects(bootstrap, topics)
-        eventually(lambda: api.started and inputs_consumed(engine, bootstrap, topics), timeout=90)
-        feeder.start()
-        eventually(lambda: len(load.acknowledged) >= 5 * RATE, timeout=90, what="gifts flowing")
-
+    with gifts_flowing(kafka_cluster, postgres_db, tmp_path) as rig:
+        load, engine = rig.load, rig.engine
         set_read_only(postgres_url, postgres_db, True)
         refused_at = time.monotonic()
         eventually(lambda: time.monotonic() - refused_at > 15, timeout=30)
-        assert ledger.thread.is_alive()  # waiting, not dead
+        assert rig.ledger.thread.is_alive()  # waiting, not dead
         size = journal_size(engine)
         set_read_only(postgres_url, postgres_db, False)
         writable_at = time.monotonic()
         eventually(lambda: journal_size(engine) > size, timeout=120, what="entries committed again")
         recovery_s = time.monotonic() - writable_at
         eventually(lambda: time.monotonic() - writable_at > 5, timeout=30)
-        applied = settle(load, feeder, engine, bootstrap, topics)
-        ledger.app.signer.publish_if_grown()
-    finally:
-        load.stop.set()
-        api.should_exit = True
-        stop_ledger(ledger)
+        applied = rig.settle()
 
     report = fault_report(
         "the database refuses writes for 15 s (read-only, sessions ended), then takes them again",

@@ -9,28 +9,15 @@ again); the compacted totals topic must equal the database and `verify` pass. Ru
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from services.api.main import build as build_api
 from services.ledger.ops.commands import verify_command
-from services.platform.free_ports import free_ports
-from services.platform.http_thread import serve_in_thread
 from services.platform.kafka_cluster import LocalKafkaCluster
-from tests.fixtures.faults import (
-    PROJECTS,
-    RATE,
-    GiftLoad,
-    fault_report,
-    fault_topics,
-    open_projects,
-    partition_of,
-    settle,
-)
-from tests.fixtures.ledger import eventually, inputs_consumed, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.faults import PROJECTS, RATE, fault_report, gifts_flowing, partition_of
+from tests.fixtures.ledger import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -39,30 +26,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 def test_kill_9_the_leader_of_a_donations_partition_under_load(
     kafka_cluster: LocalKafkaCluster, postgres_db: str, tmp_path: Path
 ) -> None:
-    topics = fault_topics(kafka_cluster)
-    bootstrap = kafka_cluster.bootstrap
-    api_port = free_ports(1)[0]
-    settings = ledger_settings(
-        bootstrap,
-        topics,
-        postgres_db,
-        signing_key_path=str(tmp_path / "keys" / "sth.pem"),
-        api_port=api_port,
-        topic_replication_factor=3,
-        topic_min_insync_replicas=2,
-    )
-    ledger = start_ledger(settings)
-    api = serve_in_thread(build_api(settings), "127.0.0.1", api_port)
-    engine = ledger.app.store.engine
-    load = GiftLoad((f"http://127.0.0.1:{api_port}",), f"Bearer {settings.staff_token}")
-    feeder = threading.Thread(target=load.run, daemon=True)
-    try:
-        open_projects(bootstrap, topics)
-        eventually(lambda: api.started and inputs_consumed(engine, bootstrap, topics), timeout=90)
-
-        feeder.start()
-        eventually(lambda: len(load.acknowledged) >= 5 * RATE, timeout=90, what="gifts flowing")
-
+    with gifts_flowing(kafka_cluster, postgres_db, tmp_path) as rig:
+        topics, load = rig.topics, rig.load
         project = PROJECTS[0]
         partition = partition_of(project)
         states = kafka_cluster.partitions([topics.donations])
@@ -84,12 +49,7 @@ def test_kill_9_the_leader_of_a_donations_partition_under_load(
         )
         restarted_at = time.monotonic()
         eventually(lambda: time.monotonic() - restarted_at > 5, timeout=30)  # and on three again
-        applied = settle(load, feeder, engine, bootstrap, topics)
-        ledger.app.signer.publish_if_grown()
-    finally:
-        load.stop.set()
-        api.should_exit = True
-        stop_ledger(ledger)
+        applied = rig.settle()
 
     report = fault_report(
         "kill -9 the leader of a donations partition, restart it 15 s later",
