@@ -9,18 +9,21 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from services.api.routes.staff_audit_overview import Row, overview_csv
 from services.contracts import events as ev
 from services.contracts.topics import Topics
 from services.ledger.adapters.signing import sign_tree_head
 from services.ledger.adapters.store import LedgerStore
 from services.ledger.adapters.tree_heads import TreeHeadSigner
 from services.ledger.domain.merkle import TreeHead
+from services.ledger.read import VerificationStatus
 from services.ledger.service.processor import BatchProcessor
 from services.platform.db import make_engine
 from services.staff.domain.roles import Role
@@ -226,3 +229,13 @@ def test_the_console_home_leads_to_the_audit_pages_only_those_who_may_audit(
         assert all(link in home for link in audit_links), who
     finance = browser(app, "fin").get("/staff").text
     assert not any(link in finance for link in audit_links)
+
+
+def test_the_csv_does_not_hand_a_spreadsheet_a_formula() -> None:
+    """A project's name is typed by staff: one that opens like a formula is quoted as text, as
+    the journal exports quote theirs; the figures stay numbers."""
+    row = Row("meals", '=HYPERLINK("http://x","y")', "open", "CNY", 100, 0, 100, None, "", False, "verified")
+    status = VerificationStatus("verified", 3, 3, "", None, None, None, datetime.now(UTC))
+    _header, line = csv.reader(io.StringIO(overview_csv([row], status).decode("utf-8-sig")))
+    assert line[1] == '\'=HYPERLINK("http://x","y")'
+    assert line[4:7] == ["100", "0", "100"]

@@ -35,6 +35,7 @@ from services.ledger.read import (
     ProjectStatus,
     ProjectTotals,
     VerificationStatus,
+    as_text,
     is_overdue,
     next_disclosure_due,
 )
@@ -237,8 +238,8 @@ def overview_csv(rows: Iterable[Row], verified: VerificationStatus) -> bytes:
     for r in rows:
         writer.writerow(
             (
-                r.project_id,
-                r.name,
+                as_text(r.project_id),  # free text a spreadsheet must not run as a formula
+                as_text(r.name),
                 r.state,
                 r.currency,
                 r.raised_fen,

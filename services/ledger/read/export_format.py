@@ -173,6 +173,14 @@ def rows(lines: Iterable[JournalLine]) -> Iterator[list[str | int]]:
         yield cells(line, times)
 
 
+def as_text(cell: str | int) -> str | int:
+    """A CSV cell of free text that a spreadsheet program would run as a formula (=, +, -, @, a tab
+    or a carriage return first), quoted with a leading apostrophe; anything else as it is."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+        return f"'{cell}"
+    return cell
+
+
 def csv_chunks(lines: Iterable[JournalLine]) -> Iterator[bytes]:
     """The export as UTF-8 CSV with a byte-order mark, in chunks of CSV_FLUSH_ROWS rows. Free text a
     spreadsheet program would run as a formula is quoted with a leading apostrophe."""
@@ -182,8 +190,7 @@ def csv_chunks(lines: Iterable[JournalLine]) -> Iterator[bytes]:
     writer.writerow(HEADER)
     for count, row in enumerate(rows(lines), 1):
         for column in _FREE_TEXT:
-            if str(row[column]).startswith(_FORMULA_START):
-                row[column] = f"'{row[column]}"
+            row[column] = as_text(row[column])
         writer.writerow(row)
         if count % CSV_FLUSH_ROWS == 0:
             yield buffer.getvalue().encode()
