@@ -18,14 +18,15 @@ DAY_MS = 24 * 3600 * 1000
 # week, Kafka's own default, written out so that a cluster's other default cannot shorten
 # it; the ledger must not be down longer, or unread records age out. Outcomes are derived
 # from the journal and published again from it. The feed carries donors' opened messages
-# and masked names: a week, then gone. Dead letters wait a month for someone to look;
-# signed tree heads a year (the database keeps them all). The journal topic is kept for
-# ever, the totals compacted (the latest per project).
+# and masked names: a week, then gone. Dead letters wait a month for someone to look.
+# The journal topic is kept for ever, and the checkpoints topic with it: a restore from
+# the journal checks every signed head with the key published there, which the ledger
+# sends once per start (a year's retention would drop the key of a ledger that ran for a
+# year). The totals are compacted (the latest per project).
 INPUT_RETENTION_MS = 7 * DAY_MS
 OUTCOMES_RETENTION_MS = 7 * DAY_MS
 FEED_RETENTION_MS = 7 * DAY_MS
 DLQ_RETENTION_MS = 30 * DAY_MS
-CHECKPOINTS_RETENTION_MS = 365 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class Topics:
             TopicSpec(self.totals, input_partitions, compacted=True),
             TopicSpec(self.feed, 1, retention_ms=FEED_RETENTION_MS),
             TopicSpec(self.outcomes, input_partitions, retention_ms=OUTCOMES_RETENTION_MS),
-            TopicSpec(self.checkpoints, 1, retention_ms=CHECKPOINTS_RETENTION_MS),
+            # Kept as long as the journal: the signed heads and the keys a restore checks them with.
+            TopicSpec(self.checkpoints, 1, forever=True),
             # One partition: the journal's order is global, not per project.
             TopicSpec(self.journal, 1, forever=True),
             TopicSpec(self.dlq, 1, retention_ms=DLQ_RETENTION_MS),
