@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 import xlsxwriter
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, select, union
 
 from services.ledger.adapters import tables as t
+from services.ledger.domain import accounts as acc
 from services.ledger.domain.channels import GIFT_KINDS, REDIRECTION_KIND, channel_of_body
 from services.ledger.read.export_format import (
     ALL_TIME,
@@ -67,7 +68,21 @@ class JournalExport:
             .order_by(j.c.seq, p.c.leg)
         )
         if projects is not None:
-            query = query.where(j.c.project_id.in_(sorted(projects)))
+            # The projects' own entries, and others' that moved money into or out of their
+            # accounts (a redirection out of another project's suspense is journaled under that
+            # project): summing the rows by account then gives the projects' balances. A union,
+            # so each side keeps its index.
+            wanted = sorted(projects)
+            accounts = [
+                account
+                for project in wanted
+                for account in (acc.project_fund(project), acc.project_held(project), acc.suspense(project))
+            ]
+            seqs = union(
+                select(j.c.seq).where(j.c.project_id.in_(wanted)),
+                select(p.c.seq).where(p.c.account.in_(accounts)),
+            ).subquery()
+            query = query.where(j.c.seq.in_(select(seqs.c.seq)))
         # In UTC, as the journal keeps them: SQLite compares the stored text, without its zone.
         if period.start is not None:
             query = query.where(j.c.effective_at >= period.start.astimezone(UTC))
@@ -78,7 +93,8 @@ class JournalExport:
     def lines(
         self, projects: Collection[str] | None = None, period: Period = ALL_TIME
     ) -> Iterator[JournalLine]:
-        """The lines of the entries of `projects` (None: all) in the period, in seq and leg order."""
+        """The lines of the entries of `projects` (None: all) in the period, in seq and leg order:
+        their own entries and those of other projects that moved money into their accounts."""
         if projects is not None and not projects:
             return
         with self.engine.connect() as conn:

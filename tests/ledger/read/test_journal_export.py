@@ -192,3 +192,37 @@ def test_a_project_and_a_period_select_their_entries(journal: JournalExport) -> 
     assert "2026-04-01T00:00:00.000+08:00" in {r["effective_at"] for r in april_on}
     until_march = reimport(list(csv_chunks(journal.lines(period=Period(last=march.last)))))
     assert len(until_march) + len(april_on) - len(in_march) == expected_rows(journal)
+
+
+def test_a_projects_export_holds_the_money_redirected_into_it(store: LedgerStore) -> None:
+    """A redirection out of another project's suspense is journaled under that project, but
+    moves money into this one's fund: this project's export holds the entry too, so summing
+    its rows by account gives its balances (docs/audit.md), as the all-projects export does."""
+    redirect = {"resolution_id": "sr-1", "currency": "CNY", "reason": "捐赠人同意转入"}
+    events: list[ev.Event] = [
+        *f.opened_project("meals"),
+        f.registered("books"),  # not fundraising: its gift goes to its suspense
+        f.confirmed("meals", 10_000, 60, donation_id="meals-1"),
+        f.confirmed("books", 2_000, 0, donation_id="books-1"),
+        f.lifecycle(
+            ev.SuspenseResolutionRequested,
+            "books",
+            "fin-1",
+            action="redirect",
+            amount_fen=1_500,
+            target_project_id="meals",
+            **redirect,
+        ),
+        f.lifecycle(ev.SuspenseResolutionApproved, "books", "fin-2", resolution_id="sr-1"),
+    ]
+    feed(BatchProcessor(store, RecordingOutput(), Topics(""), "g"), events)
+    journal = JournalExport(store.engine)
+    everything = balances(reimport(list(csv_chunks(journal.lines()))))
+    assert everything["project:meals:fund"] == 9_940 + 1_500  # the redirection did happen
+    meals = reimport(list(csv_chunks(journal.lines(projects={"meals"}))))
+    assert balances(meals)["project:meals:fund"] == everything["project:meals:fund"]
+    assert {r["project_id"] for r in meals} == {"meals", "books"}  # the redirection is books'
+    assert {r["kind"] for r in meals if r["project_id"] == "books"} == {"SuspenseResolutionApproved"}
+    books = reimport(list(csv_chunks(journal.lines(projects={"books"}))))
+    assert balances(books)["suspense:books"] == 2_000 - 1_500
+    assert {r["project_id"] for r in books} == {"books"}
