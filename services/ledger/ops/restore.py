@@ -274,9 +274,13 @@ def _store_bookkeeping(
         .where(t.chain_head.c.id == 1)
         .values(seq=restorer.tree.size, entry_hash=restorer.prev_hash)
     )
+    # Exactly where the restored journal and heads end (everything restored is on the topics
+    # already): a watermark never moves back, so one left over from the wiped database, above
+    # these, would keep what the ledger adds up to there from ever being published.
+    watermarks = t.output_watermarks
+    conn.execute(watermarks.delete().where(watermarks.c.stream.in_((JOURNAL_STREAM, TREE_HEADS_STREAM))))
     write_watermark(conn, JOURNAL_STREAM, restorer.tree.size)
-    if heads:
-        write_watermark(conn, TREE_HEADS_STREAM, heads[-1].tree_size)
+    write_watermark(conn, TREE_HEADS_STREAM, heads[-1].tree_size if heads else 0)
     if restorer.offsets:
         conn.execute(
             t.consumer_offsets.insert(),

@@ -19,10 +19,10 @@ from services.contracts.codec import EventCodec
 from services.contracts.events import Event, JournalEntryCommitted, derived_id
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.store import LedgerStore, read_watermark
+from services.ledger.adapters.store import LedgerStore, read_watermark, write_watermark
 from services.ledger.adapters.topic_reader import read_to_end
 from services.ledger.ops.restore import RestoreRefused, in_seq_order, restore
-from services.ledger.service.ports import TREE_HEADS_STREAM
+from services.ledger.service.ports import JOURNAL_STREAM, TREE_HEADS_STREAM
 from services.platform.db import make_engine
 from services.platform.scratch_postgres import scratch_database
 from services.platform.settings import Settings
@@ -39,6 +39,7 @@ from tests.fixtures.ledger import (
 REPO = Path(__file__).resolve().parents[3]
 codec = EventCodec()
 NOW = f.confirmed("p").occurred_at
+STREAMS = (JOURNAL_STREAM, TREE_HEADS_STREAM)
 
 
 def committed(seq: int, entry_hash: str | None = None) -> JournalEntryCommitted:
@@ -83,6 +84,23 @@ def test_a_database_that_holds_anything_is_refused_and_left_as_it_was(tmp_path: 
         restore(engine, [committed(1)], [], "g")
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(t.journal)) == 0
+    engine.dispose()
+
+
+def test_the_outputs_watermarks_are_those_of_the_restored_journal(tmp_path: Path) -> None:
+    # A database whose ledger tables were emptied, but not its watermarks: they never move back,
+    # so a leftover one above the restored journal would keep the ledger from publishing the
+    # entries and heads it adds up to there (the next restore would find seqs missing).
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    LedgerStore(engine).migrate()
+    with engine.begin() as conn:
+        for stream in STREAMS:
+            write_watermark(conn, stream, 1000)
+
+    restore(engine, [], [], "g")
+
+    with engine.connect() as conn:
+        assert {s: read_watermark(conn, s) for s in STREAMS} == dict.fromkeys(STREAMS, 0)
     engine.dispose()
 
 
