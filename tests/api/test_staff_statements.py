@@ -142,6 +142,9 @@ def test_the_whole_year_reconciles_and_a_bad_period_is_named(app: StaffApp) -> N
     not_a_date = app.client.get("/staff/audit/projects/meals/statement?from=2026-02-30")
     assert not_a_date.status_code == 422 and "&#39;2026-02-30&#39;，请写成 2026-01-31" in not_a_date.text
     assert app.client.get("/staff/audit/projects/nowhere/statement").status_code == 403  # not theirs
+    # The last day left empty is today: a first day after it is a period backwards too.
+    future = app.client.get("/staff/audit/projects/meals/statement?from=2999-01-01")
+    assert future.status_code == 422 and "the first day is after today" in future.text
 
 
 def test_another_managers_project_is_refused(app: StaffApp) -> None:

@@ -40,11 +40,14 @@ PROJECT_ERRORS = page_errors(
 
 def _period(typed_from: str, typed_to: str) -> tuple[Period | None, list[Problem]]:
     """The period typed (China calendar days, both included), or each field's problem; a day
-    left empty is 1 January of the period's year, or today."""
+    left empty is 1 January of the period's year, or today (so a first day after today is
+    refused, as a last day before the first is)."""
     period, problems = parse_period(typed_from, typed_to)
     if period is None:
         return None, [Problem(field=field, problem=problem) for field, problem in problems.items()]
     last = period.last or datetime.now(CHINA).date()
+    if period.first is not None and period.first > last:  # only when the last day was left empty
+        return None, [Problem(field="from", problem="开始日期晚于今天 · the first day is after today")]
     return Period(period.first or last.replace(month=1, day=1), last), []
 
 
