@@ -188,7 +188,12 @@ def checked_heads(
 ) -> list[TreeHeadPublished]:
     """Every signed head, in order, each signed by a trusted key (without `trusted`: one
     published on the checkpoints topic) over the root of the restored leaves."""
-    keys = trusted or {kid: load_public_key_pem(key.public_key) for kid, key in marks.keys.items()}
+    # Named keys, even none: never the topic's keys the operator gave them instead of.
+    keys = (
+        trusted
+        if trusted is not None
+        else {k: load_public_key_pem(p.public_key) for k, p in marks.keys.items()}
+    )
     heads = [marks.heads[size] for size in sorted(marks.heads)]
     if tree.size and not heads:
         raise RestoreRefused("the checkpoints topic holds no signed tree head to compare the journal with")
@@ -265,7 +270,7 @@ def _store_bookkeeping(
         conn.execute(t.tree_heads.insert(), _rows(t.tree_heads, heads))
     registered = set(conn.scalars(select(t.signing_keys.c.key_id)))
     new_keys = [
-        k for kid, k in marks.keys.items() if kid not in registered and (not trusted or kid in trusted)
+        k for kid, k in marks.keys.items() if kid not in registered and (trusted is None or kid in trusted)
     ]
     if new_keys:
         conn.execute(t.signing_keys.insert(), _rows(t.signing_keys, new_keys))

@@ -4,6 +4,7 @@ verify, then go on from the restored database without applying anything twice.""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -12,16 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaProducer
 from sqlalchemy import Engine, func, select
 
 from services.contracts.codec import EventCodec
-from services.contracts.events import Event, JournalEntryCommitted, derived_id
+from services.contracts.events import (
+    Event,
+    JournalEntryCommitted,
+    SigningKeyPublished,
+    TreeHeadPublished,
+    derived_id,
+)
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
+from services.ledger.adapters.signing import key_id, public_key_pem, sign_tree_head
 from services.ledger.adapters.store import LedgerStore, read_watermark, write_watermark
 from services.ledger.adapters.topic_reader import read_to_end
-from services.ledger.ops.restore import RestoreRefused, in_seq_order, restore
+from services.ledger.domain.merkle import MerkleTree, TreeHead
+from services.ledger.ops.restore import Checkpoints, RestoreRefused, checked_heads, in_seq_order, restore
 from services.ledger.service.ports import JOURNAL_STREAM, TREE_HEADS_STREAM
 from services.platform.db import make_engine
 from services.platform.scratch_postgres import scratch_database
@@ -102,6 +112,48 @@ def test_the_outputs_watermarks_are_those_of_the_restored_journal(tmp_path: Path
     with engine.connect() as conn:
         assert {s: read_watermark(conn, s) for s in STREAMS} == dict.fromkeys(STREAMS, 0)
     engine.dispose()
+
+
+def signed_over_one_leaf() -> tuple[Checkpoints, MerkleTree]:
+    """A tree of one leaf and the checkpoints topic of a head over it, with its key."""
+    key = Ed25519PrivateKey.generate()
+    tree = MerkleTree()
+    tree.append(bytes(32))
+    head = TreeHead(1, tree.root(), 1_700_000_000_000)
+    kid = key_id(key)
+    published = [
+        SigningKeyPublished(
+            event_id=derived_id("signing-key", kid),
+            occurred_at=NOW,
+            actor="ledger",
+            project_id="ledger",
+            key_id=kid,
+            algorithm="ed25519",
+            public_key=public_key_pem(key),
+            valid_from=NOW,
+        ),
+        TreeHeadPublished(
+            event_id=derived_id("tree-head", "1"),
+            occurred_at=NOW,
+            actor="ledger",
+            project_id="ledger",
+            tree_size=1,
+            root_hash=head.root.hex(),
+            timestamp_ms=head.timestamp_ms,
+            signature=base64.b64encode(sign_tree_head(key, head)).decode("ascii"),
+            key_id=kid,
+        ),
+    ]
+    return Checkpoints.of(published), tree
+
+
+def test_heads_are_checked_with_the_topics_keys_unless_the_operator_names_keys() -> None:
+    marks, tree = signed_over_one_leaf()
+    assert [head.tree_size for head in checked_heads(marks, tree, None)] == [1]
+    # --public-key with a file that holds no key (or none of these) trusts nothing, never the
+    # keys on the topic it was given to distrust.
+    with pytest.raises(RestoreRefused, match="not among the trusted keys"):
+        checked_heads(marks, tree, {})
 
 
 # --- the drill --------------------------------------------------------------------------
