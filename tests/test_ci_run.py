@@ -29,3 +29,11 @@ def test_the_deployment_schemas_fetch_has_what_it_calls() -> None:
 def test_the_monitoring_and_java_tools_are_installed() -> None:
     # promtool and prometheus (tests/monitoring), java and javac (the broker, StrimziCheck.java).
     assert {"promtool", "prometheus", "java", "javac", "pg_ctlcluster"} <= checked_by_ci_run()
+
+
+def test_make_and_pythons_venv_are_installed() -> None:
+    # .ci/run ends in `make test`, whose first step is `python3 -m venv`: a minimal Debian has
+    # no make, and Debian's python3 has no venv (ensurepip) without python3-venv.
+    text = CI_RUN.read_text(encoding="utf-8")
+    assert "make" in checked_by_ci_run()
+    assert re.search(r"python3 -c .import ensurepip, venv. .*\|\| need_apt\+=\(python3-venv\)", text)
