@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
+from sqlalchemy import func, select
 
 from services.contracts import events as ev
+from services.ledger.adapters import tables as t
 from services.ledger.domain.money import Money
 from services.staff.domain.roles import Role
 from tests.fixtures import factories as f
@@ -236,3 +238,18 @@ def test_money_redirected_out_of_another_projects_suspense_is_money_in(tmp_path:
         }
         books = figures_on(made.client.get(f"/staff/audit/projects/books/statement{may}").text)
         assert books["in"] == books["closing"] == yuan(0)
+
+
+def test_a_leg_added_behind_the_ledgers_back_does_not_reconcile(app: StaffApp) -> None:
+    """The closing balance is also summed by the database from the postings table on its own:
+    a leg added there, and not in the hashed entry, shows as a statement that does not
+    reconcile, on the page and in the disclosure report."""
+    log_in(app.client, "aud")
+    engine = app.client.app.state.queries.engine  # type: ignore[attr-defined]
+    fund = "project:meals:fund"
+    with engine.begin() as conn:
+        seq = conn.scalar(select(func.max(t.postings.c.seq)).where(t.postings.c.account == fund))
+        conn.execute(t.postings.insert().values(seq=seq, leg=99, account=fund, currency="CNY", amount=700))
+    page = app.client.get("/staff/audit/projects/meals/statement?from=2026-01-01&to=2026-12-31")
+    assert page.status_code == 200 and 'data-reconciles="no"' in page.text
+    assert 'data-reconciles="no"' in app.client.get("/staff/audit/projects/meals/disclosure").text

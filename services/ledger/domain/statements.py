@@ -55,6 +55,11 @@ class ProjectStatement:
     closing_held_fen: int = 0  # of the closing balance, what approved disbursements hold
     movements: list[Movement] = field(default_factory=list)
     last_seq: int = 0  # the journal sequence the statement was read at
+    # The two accounts' balance at the end as the database sums the postings table on its own,
+    # at the same seq (None: not read). The lines and the closing balance come from the hashed
+    # entries, so a leg changed behind the ledger's back shows as a statement that does not
+    # reconcile.
+    booked_fen: int | None = None
 
     @property
     def total_in_fen(self) -> int:
@@ -66,8 +71,10 @@ class ProjectStatement:
 
     @property
     def reconciles(self) -> bool:
-        """Opening + in - out = closing, to the fen, where closing is summed on its own."""
-        return self.opening_fen + self.total_in_fen - self.total_out_fen == self.closing_fen
+        """Opening + in - out = closing, to the fen, and closing equals the accounts' balance
+        the database sums from the postings table (when it was read)."""
+        lines = self.opening_fen + self.total_in_fen - self.total_out_fen == self.closing_fen
+        return lines and self.booked_fen in (None, self.closing_fen)
 
     @property
     def disbursed_by_payee(self) -> list[tuple[str, int]]:

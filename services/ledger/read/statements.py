@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Engine, select, union
+from sqlalchemy import Engine, func, select, union
 
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.journal_reader import journal_entry
@@ -49,14 +49,32 @@ class ProjectBooks:
         project = self.queries.project(project_id)
         if project is None:
             return None
-        return project_statement(project_id, project.currency, self.entries(project_id, end), start, end)
+        statement = project_statement(project_id, project.currency, self.entries(project_id, end), start, end)
+        statement.booked_fen = self.booked(project_id, end, statement.last_seq)
+        return statement
+
+    def booked(self, project_id: str, until: datetime, last_seq: int) -> int:
+        """The fund and held accounts' balance from the postings table, summed by the database:
+        the legs of entries effective before `until`, up to the seq the entries were read at."""
+        p, jn = t.postings, t.journal
+        query = (
+            select(func.sum(p.c.amount))
+            .join(jn, jn.c.seq == p.c.seq)
+            .where(
+                p.c.account.in_([acc.project_fund(project_id), acc.project_held(project_id)]),
+                p.c.seq <= last_seq,
+                jn.c.effective_at < until.astimezone(UTC),  # in UTC, as SQLite stores it
+            )
+        )
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
 
     def disclosure(self, project_id: str, as_of: datetime) -> DisclosureReport | None:
         """The project's disclosure report as the journal stood at `as_of`; None if unknown."""
         project = self.queries.project(project_id)
         if project is None:
             return None
-        return disclosure_report(
+        report = disclosure_report(
             project_id,
             str(project.status),
             project.plan,
@@ -64,3 +82,5 @@ class ProjectBooks:
             self.entries(project_id, as_of),
             as_of,
         )
+        report.figures.booked_fen = self.booked(project_id, as_of, report.figures.last_seq)
+        return report
