@@ -26,6 +26,7 @@ CHINA = ZoneInfo("Asia/Shanghai")
 MAX_RECEIPTS = 20  # on one statement
 WRONG = ".code"  # the end of a problem's field when the number and code do not match
 NOT_YOURS = ".project"  # … when the gift is to a project the asker may not see
+UNCHECKED = ".unchecked"  # … when the asker's wrong tries reached the limit before this line
 
 
 @dataclass(frozen=True)
@@ -107,19 +108,29 @@ def donor_statement(
     asked: Sequence[AskedReceipt],
     year: int,
     may_see: Callable[[str], bool] = lambda project_id: True,
+    max_wrong: int | None = None,
 ) -> tuple[DonorStatement, list[Problem]]:
     """The statement of `year` for these receipts, or each receipt's problem: a wrong number or
     code (the same words either way), a project the asker may not see, a gift not in the ledger
-    yet. With any problem the caller shows the problems, not the statement."""
+    yet; once `max_wrong` were wrong, the lines after are not checked. With any problem the
+    caller shows the problems, not the statement."""
     statement = DonorStatement(year)
     problems: list[Problem] = []
     names: dict[str, str] = {}
+    wrongs = 0
     for receipt in dict.fromkeys(asked):  # a receipt named twice counts once
-        pledge = store.pledge_by_receipt(receipt.receipt_no)
         where = f"receipts.{receipt.receipt_no}"
+        if max_wrong is not None and wrongs >= max_wrong:
+            unchecked = "未核对：错误次数过多，请稍后再试 · not checked: too many wrong numbers or codes"
+            problems.append(
+                Problem(field=f"{where}{UNCHECKED}", problem=f"{receipt.receipt_no}: {unchecked}")
+            )
+            continue
+        pledge = store.pledge_by_receipt(receipt.receipt_no)
         if pledge is None or (
             receipt.code is not None and not codes_match(receipt.code, pledge.verification_code)
         ):
+            wrongs += 1
             wrong = "收据编号或验证码不对 · no receipt with this number and code"
             problems.append(Problem(field=f"{where}{WRONG}", problem=f"{receipt.receipt_no}: {wrong}"))
             continue
@@ -186,6 +197,24 @@ class LookupGuard:
         if len(failures) < self.max_failures:
             return 0
         return max(1, int(failures[0] + self.window_s - self.clock()) + 1)
+
+    def reserve(self, client: str, wanted: int) -> int:
+        """How many of `wanted` codes the client may have checked now (0: none), each counted
+        as a failure until `settle` gives back those that were not wrong: requests arriving
+        together cannot between them check more than the limit leaves."""
+        allowed = max(0, min(wanted, self.max_failures - len(self._recent(client))))
+        self.failed(client, allowed)
+        return allowed
+
+    def settle(self, client: str, reserved: int, wrong: int) -> None:
+        """The reservation's outcome: the tries that were not wrong are given back."""
+        failures = self._failures.get(client)
+        if failures is None:
+            return
+        for _ in range(min(max(reserved - wrong, 0), len(failures))):
+            failures.pop()
+        if not failures:
+            del self._failures[client]
 
     def failed(self, client: str, count: int = 1) -> None:
         if count and len(self._failures) >= self.max_clients:

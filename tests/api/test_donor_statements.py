@@ -193,3 +193,29 @@ def test_the_guard_forgets_clients_whose_window_has_passed() -> None:
     now[0] = 10.5
     guard.failed("d")
     assert guard.retry_after_s("a") == 0 and len(guard._failures) == 1
+
+
+def test_one_request_cannot_check_more_codes_than_the_limit_leaves(receipts: Receipts) -> None:
+    """Nine wrong codes, then a form of five wrong lines: one more is checked (the tenth), the
+    other four are named as not checked, and the client is at the limit, not past it."""
+    client = TestClient(receipts.app.client.app)
+    no, code = receipts.held[0]
+    assert [ask(client, [f"{no} GUESS{n:03d}"]).status_code for n in range(9)] == [404] * 9
+    page = ask(client, [f"{other} GUESS999" for other, _ in receipts.held])  # five lines
+    assert page.status_code == 404
+    assert page.text.count("收据编号或验证码不对") == 1 and page.text.count("not checked") == 4
+    guard = receipts.app.client.app.state.lookup_guard  # type: ignore[attr-defined]
+    assert [len(failures) for failures in guard._failures.values()] == [guard.max_failures]
+    assert ask(client, [f"{no} {code}"]).status_code == 429
+
+
+def test_codes_checked_at_the_same_moment_are_counted_before_they_are_checked() -> None:
+    """A reservation counts as failures until settled, so requests at the same moment cannot
+    together check more codes than the limit; the ones that matched are given back."""
+    guard = LookupGuard(max_failures=10, window_s=900, clock=lambda: 0.0)
+    assert guard.reserve("a", 20) == 10  # a form of twenty: ten may be checked now
+    assert guard.reserve("a", 5) == 0  # another at the same moment: none
+    guard.settle("a", reserved=10, wrong=0)  # all ten matched
+    assert guard.retry_after_s("a") == 0 and guard.reserve("a", 3) == 3
+    guard.settle("a", reserved=3, wrong=3)
+    assert guard.reserve("a", 20) == 7

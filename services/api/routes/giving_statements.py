@@ -84,9 +84,17 @@ async def statement(
     asked, wanted_year, problems = parse_request(receipts, year, with_codes=True)
     if problems:
         return again(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
-    found, problems = await asyncio.to_thread(donor_statement, store, queries, asked, wanted_year)
-    if problems:
+    # Counted as wrong before they are checked (no await in between), so forms sent together
+    # cannot check more codes than the limit leaves; those not wrong are given back after.
+    budget = guard.reserve(client, len(asked))
+    wrong = 0
+    try:
+        found, problems = await asyncio.to_thread(
+            donor_statement, store, queries, asked, wanted_year, max_wrong=budget
+        )
         wrong = sum(p.field.endswith(WRONG) for p in problems)
-        guard.failed(client, wrong)
+    finally:
+        guard.settle(client, budget, wrong)
+    if problems:
         return again(status.HTTP_404_NOT_FOUND if wrong else status.HTTP_409_CONFLICT, problems)
     return again(status.HTTP_200_OK, [], found)
