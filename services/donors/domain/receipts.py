@@ -19,7 +19,7 @@ import secrets
 
 # Crockford's base32 without I, L, O and U: nothing a donor reading it aloud can confuse.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 8  # 40 bits: guessing one takes ~10^12 tries, and lookups are rate-limited
+CODE_LENGTH = 8  # 40 bits: guessing one takes ~10^12 tries (the statements form also limits wrong codes)
 RECEIPT_NO = re.compile(r"(?P<org>[A-Z0-9]{2,12})-(?P<year>[0-9]{4})-(?P<no>[0-9]{7,})")
 
 
