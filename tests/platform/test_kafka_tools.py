@@ -12,7 +12,7 @@ import pytest
 from services.contracts.topics import Topics
 from services.platform.kafka_tools import TOOLS, UnknownTool, tool_command
 from tests.fixtures import factories as f
-from tests.fixtures.ledger import eventually, ledger_settings, start_ledger, stop_ledger
+from tests.fixtures.ledger import eventually, inputs_consumed, ledger_settings, start_ledger, stop_ledger
 from tests.ledger.adapters.test_kafka_group_offsets import database_offsets, kafka_offsets
 from tests.ledger.test_ledger_integration import produce
 
@@ -66,11 +66,12 @@ def test_consumer_groups_describe_shows_the_ledgers_lag(
     engine = running.app.store.engine
     try:
         produce(kafka_bootstrap, topics, [*f.opened_project("p1"), f.confirmed("p1", 100, 0)])
+        # Every event read first: a later batch's commit to Kafka may still be on its way
+        # when the first batch's offsets already match.
+        eventually(lambda: inputs_consumed(engine, kafka_bootstrap, topics), what="inputs consumed")
+        stored = database_offsets(engine, settings.ledger_group)
         eventually(
-            lambda: (
-                (stored := database_offsets(engine, settings.ledger_group))
-                and kafka_offsets(kafka_bootstrap, settings.ledger_group) == stored
-            ),
+            lambda: kafka_offsets(kafka_bootstrap, settings.ledger_group) == stored,
             what="Kafka's group offsets equal to the database's",
         )
     finally:
