@@ -38,6 +38,7 @@ from services.ledger.read import (
     as_text,
     is_overdue,
     next_disclosure_due,
+    yuan,
 )
 from services.staff.domain.roles import Permission, Person, allows
 
@@ -223,13 +224,6 @@ CSV_HEADER = (
 )
 
 
-def _decimal(fen: int) -> str:
-    """Yuan as a plain decimal from integer fen (no float, no symbol, no separators)."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{cents:02d}"
-
-
 def overview_csv(rows: Iterable[Row], verified: VerificationStatus) -> bytes:
     out = io.StringIO()
     out.write("\ufeff")  # so spreadsheet programs read UTF-8 and show Chinese
@@ -245,9 +239,9 @@ def overview_csv(rows: Iterable[Row], verified: VerificationStatus) -> bytes:
                 r.raised_fen,
                 r.spent_fen,
                 r.available_fen,
-                _decimal(r.raised_fen),
-                _decimal(r.spent_fen),
-                _decimal(r.available_fen),
+                yuan(r.raised_fen),
+                yuan(r.spent_fen),
+                yuan(r.available_fen),
                 r.disclosure_due.date().isoformat() if r.disclosure_due else "",
                 "yes" if r.overdue else "no",
                 r.disclosure_rule,

@@ -49,7 +49,7 @@ from services.ledger.domain.money import Money
 from services.ledger.domain.state import ProjectStatus, ProjectTotals
 from services.ledger.read.audit import ClosedLoopView, ProjectAudit
 from services.ledger.read.charts import ChartData, ChartQueries, ChartTable, cumulative, flow, tables
-from services.ledger.read.export_format import Period, as_text, csv_chunks, parse_period
+from services.ledger.read.export_format import Period, as_text, csv_chunks, parse_period, yuan
 from services.ledger.read.journal_export import JournalExport, write_xlsx
 from services.ledger.read.queries import LedgerQueries, totals_view
 from services.ledger.read.statements import DisclosureReport, ProjectBooks, ProjectStatement, Published
@@ -90,6 +90,7 @@ __all__ = [
     "tables",
     "totals_view",
     "write_xlsx",
+    "yuan",
 ]
 
 
