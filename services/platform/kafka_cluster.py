@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from services.platform.kafka_admin import Replication, admin_client
-from services.platform.kafka_launcher import KafkaStartError, LocalKafka, Quorum, new_cluster_id
+from services.platform.kafka_launcher import (
+    KafkaStartError,
+    LocalKafka,
+    ProxiedListener,
+    Quorum,
+    new_cluster_id,
+)
 
 LAYOUT_FILE = "cluster.json"
 DEFAULT_BASE_PORT = 19092  # node n: client port base + 2(n-1), controller port one above
@@ -61,17 +67,24 @@ class LocalKafkaCluster:
         ports: list[tuple[int, int]] | None = None,
         heap: str = "384m",
         libs_dir: Path | None = None,
+        proxied: list[tuple[int, int]] | None = None,
     ) -> None:
+        """`proxied`, one (port, advertised port) per node: each node also listens on a
+        PROXIED listener advertised at the port of a proxy in front of it (off by default)."""
         self.data_dir = Path(data_dir).resolve()
         saved = self._saved_layout()
         if saved is not None:
             cluster_id, ports = saved["cluster_id"], [tuple(pair) for pair in saved["ports"]]
+            proxied = [tuple(pair) for pair in saved.get("proxied") or []] or None
         else:
             if nodes < 1:
                 raise ValueError(f"a cluster needs at least one node, not {nodes}")
             cluster_id = new_cluster_id()
             ports = ports or [(base_port + 2 * n, base_port + 2 * n + 1) for n in range(nodes)]
         self.quorum = Quorum(cluster_id, tuple(controller for _, controller in ports))
+        if proxied is not None and len(proxied) != len(ports):
+            raise ValueError(f"{len(proxied)} proxied listeners for {len(ports)} nodes")
+        listeners = [ProxiedListener(*pair) for pair in proxied] if proxied else [None] * len(ports)
         self.nodes = [
             LocalKafka(
                 self.data_dir / f"node-{n}",
@@ -81,8 +94,9 @@ class LocalKafkaCluster:
                 libs_dir=libs_dir,
                 node_id=n,
                 quorum=self.quorum,
+                proxied=listener,
             )
-            for n, (port, controller) in enumerate(ports, start=1)
+            for n, ((port, controller), listener) in enumerate(zip(ports, listeners, strict=True), start=1)
         ]
 
     def _saved_layout(self) -> dict[str, Any] | None:
@@ -97,11 +111,20 @@ class LocalKafkaCluster:
             "cluster_id": self.quorum.cluster_id,
             "ports": [[node.port, node.controller_port] for node in self.nodes],
         }
+        if any(node.proxied for node in self.nodes):
+            layout["proxied"] = [
+                [node.proxied.port, node.proxied.advertised_port] for node in self.nodes if node.proxied
+            ]
         (self.data_dir / LAYOUT_FILE).write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
 
     @property
     def bootstrap(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def proxied_bootstrap(self) -> str:
+        """Every node through its proxy (the PROXIED listeners); "" without them."""
+        return ",".join(node.proxied_bootstrap for node in self.nodes if node.proxied_bootstrap)
 
     @property
     def replication(self) -> Replication:

@@ -77,11 +77,29 @@ class Quorum:
         return len(self.controller_ports)
 
 
+@dataclass(frozen=True)
+class ProxiedListener:
+    """An extra client listener, PROXIED, on `port`, advertised at `advertised_port`: the
+    port of a proxy in front of it (a fault test cuts the proxy). Clients bootstrapped on
+    it are sent to the proxies of every node; the inter-broker and controller listeners,
+    and clients of the PLAINTEXT one, stay direct."""
+
+    port: int
+    advertised_port: int
+
+
 def server_properties(
-    data_dir: Path, port: int, controller_port: int, node_id: int = 1, quorum: Quorum | None = None
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    node_id: int = 1,
+    quorum: Quorum | None = None,
+    proxied: ProxiedListener | None = None,
 ) -> dict[str, str]:
     """The broker configuration for one combined node: its own controller quorum, or one
-    of the `quorum`'s voters."""
+    of the `quorum`'s voters; with `proxied`, a second client listener behind a proxy."""
+    extra = f",PROXIED://127.0.0.1:{proxied.port}" if proxied else ""
+    extra_advertised = f",PROXIED://127.0.0.1:{proxied.advertised_port}" if proxied else ""
     # Kafka's internal topics (group offsets, transactions) get as many copies as the
     # production topics would, at most three, so that losing one node loses no commit.
     copies = str(min(3, quorum.size)) if quorum else "1"
@@ -89,9 +107,10 @@ def server_properties(
     return {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{extra}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}{extra_advertised}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        + (",PROXIED:PLAINTEXT" if proxied else ""),
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         **(
@@ -219,9 +238,11 @@ class LocalKafka:
         libs_dir: Path | None = None,
         node_id: int = 1,
         quorum: Quorum | None = None,
+        proxied: ProxiedListener | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.proxied = proxied
         self.controller_port = controller_port
         self.heap = heap
         self.libs_dir = (libs_dir or DEFAULT_LIBS_DIR).resolve()
@@ -232,6 +253,11 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def proxied_bootstrap(self) -> str | None:
+        """Where a client reaches this node through its proxy (None: no proxied listener)."""
+        return f"127.0.0.1:{self.proxied.advertised_port}" if self.proxied else None
 
     @property
     def config_path(self) -> Path:
@@ -298,7 +324,7 @@ class LocalKafka:
         """Write server.properties and the log4j2 configuration (rewritten on every start)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         properties = server_properties(
-            self.data_dir, self.port, self.controller_port, self.node_id, self.quorum
+            self.data_dir, self.port, self.controller_port, self.node_id, self.quorum, self.proxied
         )
         self.config_path.write_text(render_properties(properties), encoding="utf-8")
         self.log4j_path.write_text(LOG4J2_PROPERTIES, encoding="utf-8")

@@ -53,6 +53,22 @@ def test_the_layout_is_kept_so_later_commands_find_the_same_ports(tmp_path: Path
     assert [n.port for n in again.nodes] == [29192, 29194, 29196]
 
 
+def test_a_proxied_listener_is_advertised_at_its_proxy_and_kept_in_the_layout(tmp_path: Path) -> None:
+    proxied = [(29392, 29492), (29394, 29494), (29396, 29496)]
+    cluster = LocalKafkaCluster(tmp_path, base_port=29292, proxied=proxied)
+    cluster.node(2).configure()
+    props = read_properties(cluster.node(2).config_path)
+
+    assert props["listeners"].endswith(",PROXIED://127.0.0.1:29394")
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29294,PROXIED://127.0.0.1:29494"
+    assert props["listener.security.protocol.map"].endswith(",PROXIED:PLAINTEXT")
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"  # brokers and controllers: direct
+    assert cluster.proxied_bootstrap == "127.0.0.1:29492,127.0.0.1:29494,127.0.0.1:29496"
+    cluster._save_layout()
+    assert LocalKafkaCluster(tmp_path).proxied_bootstrap == cluster.proxied_bootstrap
+    assert "PROXIED" not in server_properties(tmp_path, 19092, 19093)["listeners"]  # off by default
+
+
 def test_status_of_a_cluster_never_started_is_down(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
