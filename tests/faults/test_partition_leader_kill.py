@@ -3,8 +3,9 @@ gifts through the API, on the local three-node cluster and PostgreSQL; restart i
 
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (from the kill to the first gift of the killed leader's partition the API acknowledged
-again); the compacted totals topic must equal the database and `verify` pass. Run by
-`make test-faults`, not by `make test`.
+again); the compacted totals topic must equal the database, a screen connected throughout
+must have listed each gift once, and `verify` pass. Run by `make test-faults`, not by
+`make test`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def test_kill_9_the_leader_of_a_donations_partition_under_load(
         restarted_at = time.monotonic()
         eventually(lambda: time.monotonic() - restarted_at > 5, timeout=30)  # and on three again
         applied = rig.settle()
+        screen = rig.tally_screen()
 
     report = fault_report(
         "kill -9 the leader of a donations partition, restart it 15 s later",
@@ -57,7 +59,9 @@ def test_kill_9_the_leader_of_a_donations_partition_under_load(
         applied,
         again - killed_at,
         tmp_path / "partition-leader-kill.json",
+        screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
+    screen.assert_each_gift_once()
     assert report["acknowledged"] >= 20 * RATE
     assert verify_command(database_url=postgres_db, quiet=True) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import random
 import signal
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,16 @@ from sqlalchemy import func, select
 
 from services.contracts import events as ev
 from services.contracts.codec import EventCodec
-from services.contracts.events import Event, derived_id
+from services.contracts.events import Event
 from services.contracts.topics import INPUT_PARTITIONS, Topics
-from services.display.main import Gateway
-from services.display.options import DisplayOptions
-from services.display.venues import load_catalogue
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.store import LedgerStore
-from services.ledger.domain import journal as j
 from services.ledger.read.queries import LedgerQueries
 from services.platform.db import make_engine
 from services.platform.kafka_admin import admin_client, ensure_topics
 from services.platform.kafka_launcher import LocalKafka
-from services.platform.settings import Settings
 from tests.display.sse_client import ResumingScreen
 from tests.fixtures import factories as f
-from tests.fixtures.fake_ledger import LedgerEcho, feed_event
 from tests.fixtures.kafka import free_ports
 from tests.fixtures.ledger import (
     RunningLedger,
@@ -52,6 +45,7 @@ from tests.fixtures.ledger import (
     start_ledger,
     stop_ledger,
 )
+from tests.fixtures.screens import assert_the_screen_listed_every_gift_once, connected_screen
 
 pytestmark = pytest.mark.integration
 codec = EventCodec()
@@ -208,25 +202,8 @@ def spawn_ledger(settings_env: dict[str, str], log: Path) -> subprocess.Popen[by
 def crash_screen(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[ResumingScreen]:
     """A venue screen on a real display gateway (in a thread), one venue showing every
     crash project; connected before the ledger first starts, until the test ends."""
-    venues = tmp_path / "venues.json"
-    venue = {"id": SCREEN_VENUE, "title": {"zh": "崩溃测试大厅", "en": "Crash hall"}, "projects": PROJECTS}
-    venues.write_text(json.dumps({"venues": [venue]}, ensure_ascii=False), encoding="utf-8")
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topics.prefix)
-    options = DisplayOptions(venues_path=venues, decisions_path=tmp_path / "decisions.jsonl")
-    gateway = Gateway(settings, options, load_catalogue(venues), port=free_ports(1)[0])
-    # An update lists only the newest 50 gifts by default (docs/display.md), and a restarted
-    # ledger's backlog comes faster than that: this screen gets every gift, so each can be counted.
-    gateway.hub.limits = dataclasses.replace(gateway.hub.limits, feed_per_message=N_EVENTS)
-    gateway.start_in_thread()
-    try:
-        eventually(lambda: readyz(gateway.port) == 200, timeout=30, what="display gateway ready")
-        screen = ResumingScreen(f"{gateway.url}/screen/{SCREEN_VENUE}/events").start()
-        try:
-            yield screen
-        finally:
-            screen.close()
-    finally:
-        gateway.stop()
+    with connected_screen(kafka_bootstrap, topics, tmp_path, SCREEN_VENUE, PROJECTS, N_EVENTS) as screen:
+        yield screen
 
 
 def test_kill_9_during_work_applies_every_event_exactly_once(
@@ -328,7 +305,7 @@ def test_kill_9_during_work_applies_every_event_exactly_once(
     )
     assert stored == {(p.topic, p.partition): ends[p] for p in parts}
     _assert_every_output_is_on_its_topic(kafka_bootstrap, topics, engine, gifts)
-    _assert_the_screen_listed_every_gift_once(kafka_bootstrap, topics, engine, gifts, crash_screen)
+    assert_the_screen_listed_every_gift_once(kafka_bootstrap, topics, engine, crash_screen, PROJECTS[0])
 
 
 def _assert_every_output_is_on_its_topic(
@@ -357,39 +334,6 @@ def _assert_every_output_is_on_its_topic(
             project.raised_fen,
             project.donations_count,
         )
-
-
-def _assert_the_screen_listed_every_gift_once(
-    bootstrap: str, topics: Topics, engine: Any, gifts: list[ev.DonationConfirmed], screen: ResumingScreen
-) -> None:
-    """Each gift with a feed item (per the database: posted, and not excluded by its donor)
-    was listed on the screen exactly once, whatever the restarts published again."""
-    excluded = {g.event_id for g in gifts if g.anonymity == "excluded"}
-    with engine.connect() as conn:
-        posted = conn.scalars(
-            select(t.journal.c.entry_id).where(
-                t.journal.c.kind == "DonationConfirmed", t.journal.c.decision == j.POSTED
-            )
-        ).all()
-    expected = Counter(derived_id("feed", entry_id) for entry_id in posted if entry_id not in excluded)
-    # The ledger has stopped. A last item on the feed topic (one partition) fences the
-    # screen: once it is listed, the gateway has read every record before it.
-    fence = feed_event(PROJECTS[0], amount_fen=1, seq=1)
-    echo = LedgerEcho(bootstrap, topics)
-    echo.send(fence)
-    echo.flush()
-    echo.close()
-    eventually(lambda: fence.event_id in screen.feed_ids(), timeout=60, what="the fence on the screen")
-    listed = Counter(screen.feed_ids())
-    del listed[fence.event_id]
-    assert screen.snapshots_after_the_first() == 0, "a reconnected screen got a snapshot, not a resume"
-    twice = sorted(gift_id for gift_id, n in listed.items() if n > 1)
-    assert not twice, f"{len(twice)} gifts listed more than once, e.g. {twice[:5]}"
-    unknown = sorted(listed.keys() - expected.keys())
-    assert not unknown, f"{len(unknown)} listed gifts have no feed item in the database, e.g. {unknown[:5]}"
-    missing = sorted(expected.keys() - listed.keys())
-    assert not missing, f"{len(missing)} gifts never listed, e.g. {missing[:5]}"
-    assert listed == expected
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Event]:
