@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +61,7 @@ from services.ledger.adapters.store import LedgerStore
 from services.ledger.service.ports import RawRecord
 from services.platform.db import make_engine
 from services.platform.free_ports import free_ports
-from services.platform.kafka_admin import delete_topics, ensure_topics, wait_for_broker
+from services.platform.kafka_admin import Replication, delete_topics, ensure_topics, wait_for_broker
 from services.platform.kafka_io import make_producer
 from services.platform.kafka_launcher import LocalKafka
 from services.platform.scratch_postgres import local_postgres_url, scratch_database
@@ -158,10 +158,10 @@ def kafka_broker(out: Out) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def topic_set(bootstrap: str) -> Iterator[Topics]:
+def topic_set(bootstrap: str, replication: Replication | None = None) -> Iterator[Topics]:
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.")
     specs = topics.specs()
-    ensure_topics(bootstrap, specs)
+    ensure_topics(bootstrap, specs, replication=replication)
     try:
         yield topics
     finally:
@@ -295,22 +295,29 @@ def ledger_env(settings_db: str, bootstrap: str, topics: Topics, group: str, wor
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_of(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of these processes so far (gone ones count nothing)."""
+    used = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            used += process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S)
+    return used
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
-    """CPU seconds used so far by the ledger's processes, and by the whole machine (busy, total)."""
+    """CPU seconds used so far by the ledger's processes, by the brokers (when their pids are
+    known), and by the whole machine (busy, total)."""
 
     ledger: float
     machine_busy: float
     machine_total: float
+    brokers: float = 0.0
 
     @classmethod
-    def take(cls, pids: list[int]) -> CpuSnapshot:
-        ledger = 0.0
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                ledger += process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), TICKS_PER_S)
+    def take(cls, pids: list[int], broker_pids: Sequence[int] = ()) -> CpuSnapshot:
         busy, total = machine_busy_seconds(Path("/proc/stat").read_text(), TICKS_PER_S)
-        return cls(ledger, busy, total)
+        return cls(_cpu_of(pids), busy, total, _cpu_of(broker_pids))
 
     def cores_since(self, earlier: CpuSnapshot, seconds: float) -> tuple[float, float]:
         """(ledger, machine) cores busy on average between the two snapshots."""
@@ -437,6 +444,7 @@ class BackendRun:
     wall_s: float = 0.0
     ledger_cores: float | None = None  # CPU the ledger's processes used during the drain, in cores
     machine_cores: float | None = None  # CPU the whole machine used meanwhile (broker, database, others)
+    broker_cores: float | None = None  # CPU of the brokers meanwhile, when their pids were given
     quarters: list[float] = field(default_factory=list)  # events/s in each quarter of the drain
 
     @property
@@ -465,6 +473,7 @@ def run_drain(
     gifts: int,
     outcomes: TopicEnd,
     profile: str | None,
+    broker_pids: Sequence[int] = (),
 ) -> None:
     baseline = chain_length(run.engine)
     outcomes_before = outcomes.count()
@@ -479,12 +488,12 @@ def run_drain(
             ledger,
             run.engine,
             baseline + gifts,
-            on_progress=lambda: cpu.append(CpuSnapshot.take(ledger.ledger_pids)),
+            on_progress=lambda: cpu.append(CpuSnapshot.take(ledger.ledger_pids, broker_pids)),
         )
         # Committed is not yet done: the batch's outcomes, feed items and totals
         # must be on the broker too.
         done_at = outcomes.wait_for(outcomes_before + gifts)
-        cpu.append(CpuSnapshot.take(ledger.ledger_pids))
+        cpu.append(CpuSnapshot.take(ledger.ledger_pids, broker_pids))
         run.rss_mb = ledger.peak_rss_mb()
     finally:
         ledger.stop()
@@ -493,6 +502,8 @@ def run_drain(
     run.quarters = rates_by_part([s for s in samples if s[1] > baseline], 4)
     if len(cpu) == 2:
         run.ledger_cores, run.machine_cores = cpu[1].cores_since(cpu[0], run.drain.seconds)
+        if broker_pids:
+            run.broker_cores = (cpu[1].brokers - cpu[0].brokers) / run.drain.seconds
 
 
 def verify(run: BackendRun, gifts: list[ev.DonationConfirmed], setup_events: int) -> None:
