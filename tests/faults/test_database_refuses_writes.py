@@ -6,7 +6,8 @@ writable again (and the sessions terminated once more).
 
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (from the database taking writes again to the ledger's first entry after it); the
-compacted totals topic must equal the database and `verify` pass. Run by `make test-faults`.
+compacted totals topic must equal the database, a screen connected throughout must have
+listed each gift once, and `verify` pass. Run by `make test-faults`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def test_the_ledger_waits_out_a_database_that_refuses_writes(
         recovery_s = time.monotonic() - writable_at
         eventually(lambda: time.monotonic() - writable_at > 5, timeout=30)
         applied = rig.settle()
+        screen = rig.tally_screen()
 
     report = fault_report(
         "the database refuses writes for 15 s (read-only, sessions ended), then takes them again",
@@ -68,6 +70,8 @@ def test_the_ledger_waits_out_a_database_that_refuses_writes(
         applied,
         recovery_s,
         tmp_path / "database-refuses-writes.json",
+        screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
+    screen.assert_each_gift_once()
     assert verify_command(database_url=postgres_db, quiet=True) == 0
