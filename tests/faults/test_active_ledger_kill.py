@@ -3,7 +3,8 @@ API, on the local three-node cluster and PostgreSQL; the standby takes over.
 
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (from the kill to the first entry the standby committed); the compacted totals topic
-must equal the database and `verify` pass. Run by `make test-faults`, not by `make test`.
+must equal the database, a screen connected throughout must have listed each gift once, and
+`verify` pass. Run by `make test-faults`, not by `make test`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from tests.fixtures.faults import (
     fault_report,
     fault_topics,
     open_projects,
+    screen_connected,
     settle,
+    tally_screen,
 )
 from tests.fixtures.ledger import eventually, inputs_consumed, ledger_settings
 from tests.ledger.test_ledger_integration import spawn_ledger, stop_process
@@ -73,29 +76,31 @@ def test_kill_9_the_active_ledger_under_load_and_the_standby_takes_over(
     api = serve_in_thread(build_api(settings), "127.0.0.1", api_port)
     load = GiftLoad((f"http://127.0.0.1:{api_port}",), f"Bearer {settings.staff_token}")
     feeder = threading.Thread(target=load.run, daemon=True)
-    try:
-        start_ledger()
-        open_projects(bootstrap, topics)
-        eventually(lambda: api.started and inputs_consumed(engine, bootstrap, topics), timeout=120)
-        start_ledger()  # the standby
+    with screen_connected(bootstrap, topics, tmp_path) as connected:
+        try:
+            start_ledger()
+            open_projects(bootstrap, topics)
+            eventually(lambda: api.started and inputs_consumed(engine, bootstrap, topics), timeout=120)
+            start_ledger()  # the standby
 
-        feeder.start()
-        eventually(lambda: len(load.acknowledged) >= 5 * RATE, timeout=90, what="gifts flowing")
-        victim = active()
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        killed_at, size_at_kill = time.monotonic(), journal_size(engine)
-        eventually(lambda: journal_size(engine) > size_at_kill, timeout=60, what="the standby at work")
-        recovery_s = time.monotonic() - killed_at
-        start_ledger()  # the next standby
-        eventually(lambda: time.monotonic() - killed_at > 10, timeout=30)
-        applied = settle(load, feeder, engine, bootstrap, topics)
-    finally:
-        load.stop.set()
-        api.should_exit = True
-        for process in ledgers:
-            if process.poll() is None:
-                stop_process(process)
+            feeder.start()
+            eventually(lambda: len(load.acknowledged) >= 5 * RATE, timeout=90, what="gifts flowing")
+            victim = active()
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            killed_at, size_at_kill = time.monotonic(), journal_size(engine)
+            eventually(lambda: journal_size(engine) > size_at_kill, timeout=60, what="the standby at work")
+            recovery_s = time.monotonic() - killed_at
+            start_ledger()  # the next standby
+            eventually(lambda: time.monotonic() - killed_at > 10, timeout=30)
+            applied = settle(load, feeder, engine, bootstrap, topics)
+            screen = tally_screen(bootstrap, topics, engine, connected)
+        finally:
+            load.stop.set()
+            api.should_exit = True
+            for process in ledgers:
+                if process.poll() is None:
+                    stop_process(process)
 
     report = fault_report(
         "kill -9 the active ledger; the standby takes over",
@@ -103,7 +108,9 @@ def test_kill_9_the_active_ledger_under_load_and_the_standby_takes_over(
         applied,
         recovery_s,
         tmp_path / "active-ledger-kill.json",
+        screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
+    screen.assert_each_gift_once()
     assert report["acknowledged"] >= 10 * RATE
     assert verify_command(database_url=postgres_db, quiet=True) == 0
