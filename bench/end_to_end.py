@@ -49,8 +49,8 @@ import tempfile
 import time
 import uuid
 from bisect import bisect_left
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -134,9 +134,11 @@ def broker(bootstrap: str | None = None) -> Iterator[tuple[str, int | None]]:
 class ServiceProcess:
     """A ``python -m services.cli <command>`` child with its log in the work directory."""
 
-    def __init__(self, command: str, env: dict[str, str], workdir: Path, ready_url: str) -> None:
-        self.name = command
-        self.log_path = workdir / f"{command}.log"
+    def __init__(
+        self, command: str, env: dict[str, str], workdir: Path, ready_url: str, name: str | None = None
+    ) -> None:
+        self.name = name or command
+        self.log_path = workdir / f"{self.name}.log"
         self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", command],
@@ -170,18 +172,25 @@ class ServiceProcess:
 
 @dataclass
 class Stack:
-    """The ledger and the API on one broker and one topic set."""
+    """The ledger and the API on one broker and one topic set (and more API processes, if asked)."""
 
     bootstrap: str
     topics: Topics
     ledger: ServiceProcess
     api: ServiceProcess
     api_url: str
+    more_apis: list[tuple[ServiceProcess, str]] = field(default_factory=list)
+
+    @property
+    def apis(self) -> list[tuple[ServiceProcess, str]]:
+        """Every API process with its base URL, the first one first."""
+        return [(self.api, self.api_url), *self.more_apis]
 
 
 @contextlib.contextmanager
-def running_stack(bootstrap: str, topics: Topics, workdir: Path) -> Iterator[Stack]:
-    api_port, ledger_port = _free_port(), _free_port()
+def running_stack(bootstrap: str, topics: Topics, workdir: Path, apis: int = 1) -> Iterator[Stack]:
+    """The ledger and ``apis`` API processes (each on its own port, the same settings)."""
+    api_ports, ledger_port = [_free_port() for _ in range(apis)], _free_port()
     shared = {
         "CHARITY_KAFKA_BOOTSTRAP": bootstrap,
         "CHARITY_TOPIC_PREFIX": topics.prefix,
@@ -198,15 +207,19 @@ def running_stack(bootstrap: str, topics: Topics, workdir: Path) -> Iterator[Sta
         "CHARITY_LEDGER_HTTP_PORT": str(ledger_port),
         "CHARITY_SIGNING_KEY": str(workdir / "tree-head-ed25519.pem"),
     }
-    api_env = {**shared, "CHARITY_API_HOST": "127.0.0.1", "CHARITY_API_PORT": str(api_port)}
     with contextlib.ExitStack() as stack:
         # The ledger first: it creates the database the API reads.
         ledger = ServiceProcess("ledger", ledger_env, workdir, f"http://127.0.0.1:{ledger_port}/readyz")
         stack.callback(ledger.stop)
-        api_url = f"http://127.0.0.1:{api_port}"
-        api = ServiceProcess("api", api_env, workdir, f"{api_url}/readyz")
-        stack.callback(api.stop)
-        yield Stack(bootstrap, topics, ledger, api, api_url)
+        started: list[tuple[ServiceProcess, str]] = []
+        for n, port in enumerate(api_ports):
+            api_env = {**shared, "CHARITY_API_HOST": "127.0.0.1", "CHARITY_API_PORT": str(port)}
+            url = f"http://127.0.0.1:{port}"
+            api = ServiceProcess("api", api_env, workdir, f"{url}/readyz", name=f"api-{n + 1}" if n else None)
+            stack.callback(api.stop)
+            started.append((api, url))
+        (first, first_url), *more = started
+        yield Stack(bootstrap, topics, ledger, first, first_url, more)
 
 
 def open_projects(api_url: str, projects: list[str], timeout: float = 60) -> None:
@@ -315,14 +328,19 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def post_at_rate(api_url: str, rate: float, count: int, connections: int) -> tuple[float, list[Posted]]:
+async def post_at_rate(
+    api_url: str | Sequence[str], rate: float, count: int, connections: int
+) -> tuple[float, list[Posted]]:
     """Post up to ``count`` confirmed donations, the i-th due at start + i/rate (open loop),
     over ``connections`` keep-alive connections. A post waits for a free connection when
     the API falls behind (``sent_at - scheduled_at`` shows that backlog), and is dropped if
     it is still waiting ``LATE_S`` after the schedule's end. Returns the start time and the
-    posts sent."""
-    parts = httpx.URL(api_url)
-    host, port = parts.host, parts.port or 80
+    posts sent.
+
+    Given several API URLs, the connections are spread over them in turn (connection i to
+    URL i mod n), as a round-robin balancer in front of the processes would spread them."""
+    urls = [api_url] if isinstance(api_url, str) else list(api_url)
+    addresses = [(u.host, u.port or 80) for u in map(httpx.URL, urls)]
     run = uuid.uuid4().hex[:8]
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     posted: list[Posted] = []
@@ -330,7 +348,7 @@ async def post_at_rate(api_url: str, rate: float, count: int, connections: int) 
     started = time.time()
     give_up = started + count / rate + LATE_S
 
-    async def worker() -> None:
+    async def worker(host: str, port: int) -> None:
         connection = _Connection(host, port)
         try:
             while (job := await queue.get()) is not None:
@@ -356,7 +374,7 @@ async def post_at_rate(api_url: str, rate: float, count: int, connections: int) 
         finally:
             connection.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    workers = [asyncio.create_task(worker(*addresses[i % len(addresses)])) for i in range(connections)]
     for index in range(count):
         due = started + index / rate
         delay = due - time.time()

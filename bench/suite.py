@@ -13,6 +13,9 @@
    peak memory on a 1,000,000-entry journal, built once and kept in var/bench).
 6. the closed-loop page of a project with 100,000 gifts (`python -m bench.audit_page`: render
    p50 and p99 through the app, now and as of a past instant; the ledger kept in var/bench).
+7. beyond one machine (issue 15): the ledger's ingest on one broker against the local
+   three-node cluster with three copies (`python -m bench.cluster`), and the API's gifts a
+   second with one and with two API processes (`python -m bench.api_load`).
 
 Each runs as its own process (so no benchmark inherits another's memory or
 threads) and prints its full report; the last line is one JSON object with the
@@ -64,6 +67,26 @@ def giving_figures(giving: dict[str, Any]) -> Figures:
     return figures
 
 
+def api_load_figures(report: dict[str, Any]) -> Figures:
+    """The headline figures of the API load benchmark: per run (by its number of API
+    processes) the gifts a second answered 202, the 202's p50/p99, and the CPU of the API
+    processes together, of the whole machine and of the rest of it."""
+    figures: Figures = {}
+    for run in report.get("runs", []):
+        key = f"api_{run['api_processes']}_processes"
+        cpu = run["cpu_per_s"]
+        figures[f"{key}_rate_per_s"] = run["rate_per_s"]
+        figures[f"{key}_achieved_per_s"] = run["achieved_rate_per_s"]
+        figures[f"{key}_202_p50_ms"] = run["api_202_ms"]["p50"]
+        figures[f"{key}_202_p99_ms"] = run["api_202_ms"]["p99"]
+        figures[f"{key}_api_cpu_cores"] = round(
+            sum(v for name, v in cpu.items() if name.startswith("api_")), 2
+        )
+        figures[f"{key}_machine_cpu_cores"] = run["machine_cpu_busy_per_s"]
+        figures[f"{key}_others_cpu_cores"] = run["others_cpu_per_s"]
+    return figures
+
+
 def _json_report(module: str) -> dict[str, Any]:
     """Run `python -m module`, show its report, and return the JSON it printed."""
     done = subprocess.run([sys.executable, "-m", module], stdout=subprocess.PIPE, text=True, check=True)
@@ -72,20 +95,19 @@ def _json_report(module: str) -> dict[str, Any]:
     return report
 
 
-def _ledger_figures(*args: str) -> Figures:
-    """Run the ledger benchmark with its output streamed (one line behind); return the
-    figures of its last line, which is not shown: they end up in the suite's line."""
+def _streamed_figures(module: str, *args: str) -> Figures:
+    """Run a benchmark whose last line is its figures (bench.ingest, bench.cluster) with its
+    output streamed (one line behind); return the figures of its last line, which is not
+    shown: they end up in the suite's line."""
     last = ""
-    with subprocess.Popen(
-        [sys.executable, "-m", "bench.ingest", *args], stdout=subprocess.PIPE, text=True
-    ) as proc:
+    with subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             if last:  # its own last line (its figures) goes into the suite's
                 print(last, end="", flush=True)
             last = line
     if proc.returncode != 0:
-        raise SystemExit(f"python -m bench.ingest failed with exit status {proc.returncode}")
+        raise SystemExit(f"python -m {module} failed with exit status {proc.returncode}")
     figures: Figures = json.loads(last)
     return figures
 
@@ -101,12 +123,27 @@ def main() -> int:
     )
     giving = _json_report("bench.giving")
     print("== ledger: ingest, rebuild, verify, receipts (python -m bench.ingest)", flush=True)
-    ledger = _ledger_figures()
+    ledger = _streamed_figures("bench.ingest")
     print("== journal exports: CSV rows/s and peak memory (python -m bench.export)", flush=True)
     exports = _json_report("bench.export")
     print("== the closed-loop page: 100,000 gifts, render p50/p99 (python -m bench.audit_page)", flush=True)
     audit_page = _json_report("bench.audit_page")
-    figures = {**ledger, **display_figures(display, e2e), **giving_figures(giving), **exports, **audit_page}
+    print(
+        "== ingest: one broker against a three-node cluster, three copies (python -m bench.cluster)",
+        flush=True,
+    )
+    cluster = _streamed_figures("bench.cluster")
+    print("== API gifts/s: one API process against two (python -m bench.api_load)", flush=True)
+    api_load = api_load_figures(_json_report("bench.api_load"))
+    figures = {
+        **ledger,
+        **display_figures(display, e2e),
+        **giving_figures(giving),
+        **exports,
+        **audit_page,
+        **cluster,
+        **api_load,
+    }
     print(summary_line(figures), flush=True)
     return 0
 
