@@ -4,7 +4,8 @@ a failed try to the other one, as a load balancer that retries elsewhere would.
 
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (the longest a gift tried before the kill waited after it to be acknowledged); the
-compacted totals topic must equal the database and `verify` pass. Run by `make test-faults`.
+compacted totals topic must equal the database, a screen connected throughout must have
+listed each gift once, and `verify` pass. Run by `make test-faults`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ import pytest
 from services.ledger.ops.commands import verify_command
 from services.platform.free_ports import free_ports
 from services.platform.kafka_cluster import LocalKafkaCluster
-from tests.fixtures.faults import RATE, GiftLoad, fault_report, fault_topics, open_projects, settle
+from tests.fixtures.faults import (
+    RATE,
+    GiftLoad,
+    fault_report,
+    fault_topics,
+    open_projects,
+    screen_connected,
+    settle,
+    tally_screen,
+)
 from tests.fixtures.ledger import (
     eventually,
     inputs_consumed,
@@ -70,19 +80,21 @@ def test_kill_9_one_of_two_api_processes_under_load(
     load = GiftLoad(tuple(f"http://127.0.0.1:{port}" for port in ports), f"Bearer {settings.staff_token}")
     feeder = threading.Thread(target=load.run, daemon=True)
     try:
-        open_projects(bootstrap, topics)
-        eventually(lambda: inputs_consumed(engine, bootstrap, topics), timeout=90, what="projects open")
-        eventually(lambda: all(readyz(port) == 200 for port in ports), timeout=90, what="both APIs ready")
+        with screen_connected(bootstrap, topics, tmp_path) as connected:
+            open_projects(bootstrap, topics)
+            eventually(lambda: inputs_consumed(engine, bootstrap, topics), timeout=90, what="projects open")
+            eventually(lambda: all(readyz(port) == 200 for port in ports), timeout=90, what="both APIs ready")
 
-        feeder.start()
-        eventually(lambda: len(load.acknowledged) >= 5 * RATE, timeout=90, what="gifts flowing")
-        killed_at = time.monotonic()
-        apis[0].kill()
-        apis[0].wait()
-        after_kill = load.acknowledged_after
-        eventually(lambda: len(after_kill(killed_at)) >= 5 * RATE, timeout=90, what="gifts go on")
-        applied = settle(load, feeder, engine, bootstrap, topics)
-        ledger.app.signer.publish_if_grown()
+            feeder.start()
+            eventually(lambda: len(load.acknowledged) >= 5 * RATE, timeout=90, what="gifts flowing")
+            killed_at = time.monotonic()
+            apis[0].kill()
+            apis[0].wait()
+            after_kill = load.acknowledged_after
+            eventually(lambda: len(after_kill(killed_at)) >= 5 * RATE, timeout=90, what="gifts go on")
+            applied = settle(load, feeder, engine, bootstrap, topics)
+            ledger.app.signer.publish_if_grown()
+            screen = tally_screen(bootstrap, topics, engine, connected)
     finally:
         load.stop.set()
         for api in apis:
@@ -96,7 +108,9 @@ def test_kill_9_one_of_two_api_processes_under_load(
         applied,
         max(load.caught_by(killed_at), default=0.0),
         tmp_path / "api-process-kill.json",
+        screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
+    screen.assert_each_gift_once()
     assert report["acknowledged"] >= 10 * RATE
     assert verify_command(database_url=postgres_db, quiet=True) == 0
