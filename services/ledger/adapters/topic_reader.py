@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -16,12 +17,31 @@ class TopicMissing(LookupError):
     """The topic does not exist on the brokers (or has no partitions)."""
 
 
-def read_to_end(bootstrap: str, topic: str, idle_timeout: float = 30.0) -> Iterator[Event]:
+class RecordUndecodable(ValueError):
+    """A record that is not one of the project's events (or is corrupt), named by where it is."""
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    """An event and where it was read, to name the record a restore refuses."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic} partition {self.partition} offset {self.offset}"
+
+
+def records_to_end(bootstrap: str, topic: str, idle_timeout: float = 30.0) -> Iterator[TopicRecord]:
     """Every record of `topic`, partition by partition in offset order, up to the end
     offsets taken at the start (records written meanwhile are left for later).
 
     No consumer group: nothing is committed anywhere. TimeoutError when the brokers
-    hand over nothing for `idle_timeout` seconds while records remain."""
+    hand over nothing for `idle_timeout` seconds while records remain; RecordUndecodable
+    at the first record the codec cannot read."""
     codec = EventCodec()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -39,9 +59,14 @@ def read_to_end(bootstrap: str, topic: str, idle_timeout: float = 30.0) -> Itera
         consumer.close()
 
 
+def read_to_end(bootstrap: str, topic: str, idle_timeout: float = 30.0) -> Iterator[Event]:
+    """The events of `records_to_end`, without where they were read."""
+    return (record.event for record in records_to_end(bootstrap, topic, idle_timeout))
+
+
 def _partition(
     consumer: KafkaConsumer, codec: EventCodec, tp: TopicPartition, idle_timeout: float
-) -> Iterator[Event]:
+) -> Iterator[TopicRecord]:
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
     end = consumer.end_offsets([tp])[tp]
@@ -57,4 +82,15 @@ def _partition(
             )
         for record in records:
             if record.offset < end:
-                yield codec.decode(record.value)
+                yield TopicRecord(
+                    tp.topic, tp.partition, record.offset, _decoded(codec, tp, record.offset, record.value)
+                )
+
+
+def _decoded(codec: EventCodec, tp: TopicPartition, offset: int, value: bytes | None) -> Event:
+    try:
+        return codec.decode(value)
+    except (ValueError, TypeError) as why:  # the codec's DecodeError, or fields an event refuses
+        raise RecordUndecodable(
+            f"{tp.topic} partition {tp.partition} offset {offset}: not an event this ledger can read ({why})"
+        ) from why

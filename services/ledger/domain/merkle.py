@@ -309,6 +309,42 @@ class MerkleTree:
         return acc
 
 
+class MerkleFrontier:
+    """The root of an append-only tree in O(log n) memory: the roots of its complete
+    subtrees, largest first (one per bit set in its size), the tree's right edge.
+
+    Only the root of the tree as it is now, never of a past size (MerkleTree keeps every
+    level for that): a restore checks each signed head when the tree reaches its size.
+    """
+
+    def __init__(self) -> None:
+        self._peaks: list[bytes] = []
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append(self, leaf_hash: bytes) -> None:
+        if len(leaf_hash) != HASH_SIZE:
+            raise ValueError(f"a leaf hash has {HASH_SIZE} bytes, got {len(leaf_hash)}")
+        node, position = leaf_hash, self._size
+        while position & 1:  # the new node closes a pair: carry it up, as MerkleTree.append does
+            node = node_hash(self._peaks.pop(), node)
+            position >>= 1
+        self._peaks.append(node)
+        self._size += 1
+
+    def root(self) -> bytes:
+        """MTH of every leaf so far: the peaks folded from the right, as MTH splits."""
+        if not self._peaks:
+            return EMPTY_ROOT
+        acc = self._peaks[-1]
+        for left in reversed(self._peaks[:-1]):
+            acc = node_hash(left, acc)
+        return acc
+
+
 # --- Verification: RFC 9162 §2.1.3.2 and §2.1.4.2. ---
 
 

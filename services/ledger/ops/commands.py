@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -45,13 +46,39 @@ class _RateColumn(ProgressColumn):
 @contextmanager
 def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None] | None]:
     """A `progress(done, total)` callback drawing a bar on stderr, or None when quiet."""
+    with progress_bars((label,), quiet) as (progress,):
+        yield progress
+
+
+@contextmanager
+def progress_bars(
+    labels: Sequence[str], quiet: bool = False
+) -> Iterator[tuple[Callable[[int, int | None], None] | None, ...]]:
+    """One `progress(done, total)` callback per label (total None: not known), each drawing
+    its own bar on stderr from its first call, or Nones when quiet."""
     if quiet:
-        yield None
+        yield (None,) * len(labels)
         return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+        def callback(label: str) -> Callable[[int, int | None], None]:
+            tasks: list[TaskID] = []
+
+            def progress(done: int, total: int | None) -> None:
+                if not tasks:
+                    tasks.append(bar.add_task(label, total=None))
+                bar.update(tasks[0], completed=done, total=total)
+
+            return progress
+
+        yield tuple(callback(label) for label in labels)
 
 
 def public_keys_in(text: str) -> dict[str, Ed25519PublicKey]:
@@ -151,7 +178,12 @@ def restore_command(
 ) -> int:
     """Restore a wiped ledger database from the journal and checkpoints topics."""
     from services.contracts.topics import Topics
-    from services.ledger.adapters.topic_reader import TopicMissing, read_to_end
+    from services.ledger.adapters.topic_reader import (
+        RecordUndecodable,
+        TopicMissing,
+        read_to_end,
+        records_to_end,
+    )
     from services.ledger.ops.restore import RestoreRefused, restore
 
     settings = Settings()
@@ -161,18 +193,20 @@ def restore_command(
     topics = Topics(settings.topic_prefix)
     trusted = public_keys_in(public_key.read_text(encoding="ascii")) if public_key else None
     started = time.monotonic()
+    labels = (f"restore: entries from {topics.journal}", "restore: projections rebuilt from them")
     try:
-        with progress_bar("rebuild", quiet) as progress:
+        with progress_bars(labels, quiet) as (restoring, rebuilding):
             report = restore(
                 engine,
-                read_to_end(brokers, topics.journal),
+                records_to_end(brokers, topics.journal),
                 read_to_end(brokers, topics.checkpoints),
                 settings.ledger_group,
                 trusted,
-                progress,
+                restoring,
+                rebuilding,
             )
-    except (RestoreRefused, TopicMissing, TimeoutError) as refused:
-        print(f"restore refused: {refused}", file=sys.stderr)
+    except (RestoreRefused, RecordUndecodable, TopicMissing, TimeoutError) as refused:
+        print(f"restore refused, nothing written: {refused}", file=sys.stderr)
         return 1
     offsets = ", ".join(f"{topic}/{part}@{off}" for (topic, part), off in sorted(report.offsets.items()))
     print(

@@ -5,13 +5,15 @@
 decided from. A restore, into an empty migrated database only:
 
 1. reads the checkpoints topic: the signed tree heads and the keys that signed them;
-2. reads the journal topic, puts the records in seq order (the relay publishes at least
-   once: a repeat must be identical), and checks each entry against the chain (its
-   previous hash, its own hash over the canonical bytes, seq and id inside those bytes);
-3. writes every entry back exactly as it was (same canonical text, hashes, seq), its
-   postings and Merkle leaf; the latest tree head's root must equal the root of the
-   restored leaves, and every head's signature must verify (with the keys on the topic,
-   or only with the keys the operator trusts), else nothing is written;
+2. verifies every head's signature (with the keys on the topic, or only with the keys
+   the operator trusts);
+3. streams the journal topic, puts the records in seq order (the relay publishes at least
+   once: a repeat must be identical), checks each entry against the chain (its previous
+   hash, its own hash over the canonical bytes, seq and id inside those bytes) and writes
+   it back in chunks exactly as it was (same canonical text, hashes, seq), its postings
+   and Merkle leaf; when the restored leaves reach a signed head's size, their root must
+   be the head's. A record that is not a journal entry, or names a seq below 1, is refused
+   by where it is (topic, partition, offset);
 4. stores the heads, their keys, the chain head, the outputs watermarks (everything
    restored is on the topics already) and the consumer offsets: for each input
    partition an entry came from, the offset after the last such entry, so the ledger
@@ -20,7 +22,13 @@ decided from. A restore, into an empty migrated database only:
    the DLQ again, as after any crash);
 5. rebuilds the projections from the restored journal (`ops.rebuild`).
 
-Steps 2-4 are one transaction: a restore that fails leaves the database empty.
+Steps 3-4 are one transaction: a restore that fails leaves the database empty.
+
+Memory stays bounded whatever the journal's length: the chain needs only the previous
+hash, the Merkle tree only its right edge (`MerkleFrontier`), a repeat is compared with
+the last RECENT hashes or else with the entry already written, and at most AHEAD records
+wait for a missing seq (the journal topic has one partition and the relay publishes in
+order, so they wait for none).
 """
 
 from __future__ import annotations
@@ -40,12 +48,15 @@ from services.contracts.events import Event, JournalEntryCommitted, SigningKeyPu
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.signing import load_public_key_pem, verify_tree_head
 from services.ledger.adapters.store import write_watermark
+from services.ledger.adapters.topic_reader import TopicRecord
 from services.ledger.domain.chain import GENESIS_HASH, hashes_of
-from services.ledger.domain.merkle import MerkleTree, TreeHead
+from services.ledger.domain.merkle import MerkleFrontier, TreeHead
 from services.ledger.ops.rebuild import replace_live, replay
 from services.ledger.service.ports import JOURNAL_STREAM, TREE_HEADS_STREAM
 
-CHUNK = 5_000
+CHUNK = 5_000  # entries written at a time
+RECENT = 2 * CHUNK  # entry hashes kept to compare repeats with (older ones: from the database)
+AHEAD = 100_000  # records held, at most, while a seq before them is missing
 # Everything the ledger writes but the signing keys, which a ledger started on the
 # wiped database may already have registered (the restore adds the others).
 LEDGER_TABLES = (
@@ -60,7 +71,7 @@ LEDGER_TABLES = (
     t.suspense_resolutions,
     t.feed_outbox,
 )
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int | None], None]  # (done, in all if known)
 
 
 class RestoreRefused(RuntimeError):
@@ -100,39 +111,65 @@ def held_tables(conn: Connection) -> list[str]:
     return held
 
 
-def in_seq_order(records: Iterable[Event]) -> Iterator[JournalEntryCommitted]:
-    """The journal topic's records by seq from 1, each once; a repeat must be the same entry."""
-    hashes: list[str] = []  # entry_hash by seq - 1, to compare repeats with
+def in_seq_order(
+    records: Iterable[TopicRecord], earlier: Callable[[int], str | None], recent: int = RECENT
+) -> Iterator[JournalEntryCommitted]:
+    """The journal topic's records by seq from 1, each once; a repeat must be the same entry.
+
+    A repeat is compared with the last `recent` entries' hashes, an older one with
+    `earlier(seq)`, the hash of the entry already restored at that seq."""
+    hashes: dict[int, str] = {}  # entry_hash of the last `recent` seqs given out
     pending: dict[int, JournalEntryCommitted] = {}
+    next_seq = 1
     for record in records:
-        if not isinstance(record, JournalEntryCommitted):
-            raise RestoreRefused(f"the journal topic holds a {record.type_name}")
-        if record.seq <= len(hashes) or record.seq in pending:
-            first = hashes[record.seq - 1] if record.seq <= len(hashes) else pending[record.seq].entry_hash
-            if first != record.entry_hash:
-                raise RestoreRefused(f"seq {record.seq} is on the journal topic twice, as two entries")
+        event = record.event
+        if not isinstance(event, JournalEntryCommitted):
+            raise RestoreRefused(f"{record.where} is a {event.type_name}, not a journal entry")
+        seq = event.seq
+        if seq < 1:
+            raise RestoreRefused(f"{record.where} is a journal entry with seq {seq} (seqs start at 1)")
+        if seq < next_seq or seq in pending:
+            first = pending[seq].entry_hash if seq in pending else hashes.get(seq) or earlier(seq)
+            if first != event.entry_hash:
+                raise RestoreRefused(
+                    f"seq {seq} is on the journal topic twice, as two entries ({record.where})"
+                )
             continue
-        pending[record.seq] = record
-        while len(hashes) + 1 in pending:
-            ready = pending.pop(len(hashes) + 1)
-            hashes.append(ready.entry_hash)
+        pending[seq] = event
+        if len(pending) > AHEAD:
+            raise RestoreRefused(
+                f"the journal topic lacks seq {next_seq}: {AHEAD} records after it came first "
+                f"(up to {record.where})"
+            )
+        while next_seq in pending:
+            ready = pending.pop(next_seq)
+            hashes[next_seq] = ready.entry_hash
+            hashes.pop(next_seq - recent, None)
+            next_seq += 1
             yield ready
     if pending:
-        raise RestoreRefused(f"the journal topic lacks seq {len(hashes) + 1} (it holds up to {max(pending)})")
+        raise RestoreRefused(f"the journal topic lacks seq {next_seq} (it holds up to {max(pending)})")
 
 
 @dataclass
 class _Restorer:
-    """Writes checked entries in chunks within one transaction, keeping the Merkle tree,
-    the chain's last hash and the input offsets the entries came from."""
+    """Writes checked entries in chunks within one transaction, keeping the right edge of
+    the Merkle tree, the chain's last hash and the input offsets the entries came from,
+    and checks each signed head's root when the restored leaves reach its size."""
 
     conn: Connection
-    tree: MerkleTree = field(default_factory=MerkleTree)
+    heads: list[TreeHeadPublished]  # by tree size, signatures verified
+    progress: Progress | None = None
+    tree: MerkleFrontier = field(default_factory=MerkleFrontier)
     prev_hash: str = GENESIS_HASH
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    _checked: int = 0  # heads whose root the leaves reproduced
     _journal: list[dict[str, Any]] = field(default_factory=list)
     _postings: list[dict[str, Any]] = field(default_factory=list)
     _leaves: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._check_heads()  # any over the empty tree
 
     def add(self, committed: JournalEntryCommitted) -> None:
         seq, canonical = committed.seq, committed.canonical.encode("utf-8")
@@ -169,8 +206,15 @@ class _Restorer:
             topic, partition, offset = committed.source.rsplit("/", 2)
             key = (topic, int(partition))
             self.offsets[key] = max(self.offsets.get(key, 0), int(offset) + 1)
+        self._check_heads()
         if len(self._journal) >= CHUNK:
             self.flush()
+
+    def entry_hash(self, seq: int) -> str | None:
+        """The hash of an entry restored already (written, or in the chunk not yet written)."""
+        if self._journal and seq >= self._journal[0]["seq"]:
+            return str(self._journal[seq - self._journal[0]["seq"]]["entry_hash"])
+        return self.conn.scalar(select(t.journal.c.entry_hash).where(t.journal.c.seq == seq))
 
     def flush(self) -> None:
         for table, rows in (
@@ -181,13 +225,37 @@ class _Restorer:
             if rows:
                 self.conn.execute(table.insert(), rows)
             rows.clear()
+        if self.progress is not None:
+            self.progress(self.tree.size, None)
+
+    def finish(self) -> None:
+        """The last chunk written; every head must have been reached."""
+        self.flush()
+        if self.tree.size and not self.heads:
+            raise RestoreRefused(
+                "the checkpoints topic holds no signed tree head to compare the journal with"
+            )
+        if self._checked < len(self.heads):
+            raise RestoreRefused(
+                f"a head signed over {self.heads[self._checked].tree_size} entries, but the journal topic "
+                f"holds {self.tree.size}: entries the ledger committed are missing from it"
+            )
+
+    def _check_heads(self) -> None:
+        while self._checked < len(self.heads) and self.heads[self._checked].tree_size == self.tree.size:
+            head = self.heads[self._checked]
+            root = self.tree.root().hex()
+            if root != head.root_hash:
+                raise RestoreRefused(
+                    f"the restored leaves' root at size {head.tree_size} is {root[:16]}…, "
+                    f"the signed head says {head.root_hash[:16]}…"
+                )
+            self._checked += 1
 
 
-def checked_heads(
-    marks: Checkpoints, tree: MerkleTree, trusted: dict[str, Ed25519PublicKey] | None
-) -> list[TreeHeadPublished]:
-    """Every signed head, in order, each signed by a trusted key (without `trusted`: one
-    published on the checkpoints topic) over the root of the restored leaves."""
+def signed_heads(marks: Checkpoints, trusted: dict[str, Ed25519PublicKey] | None) -> list[TreeHeadPublished]:
+    """Every signed head, by tree size, each signed by a trusted key (without `trusted`:
+    one published on the checkpoints topic); their roots are checked as the journal is restored."""
     # Named keys, even none: never the topic's keys the operator gave them instead of.
     keys = (
         trusted
@@ -195,14 +263,7 @@ def checked_heads(
         else {k: load_public_key_pem(p.public_key) for k, p in marks.keys.items()}
     )
     heads = [marks.heads[size] for size in sorted(marks.heads)]
-    if tree.size and not heads:
-        raise RestoreRefused("the checkpoints topic holds no signed tree head to compare the journal with")
     for head in heads:
-        if head.tree_size > tree.size:
-            raise RestoreRefused(
-                f"a head signed over {head.tree_size} entries, but the journal topic holds {tree.size}: "
-                "entries the ledger committed are missing from it"
-            )
         key = keys.get(head.key_id)
         if key is None:
             raise RestoreRefused(
@@ -212,24 +273,22 @@ def checked_heads(
         signed = TreeHead(head.tree_size, bytes.fromhex(head.root_hash), head.timestamp_ms)
         if not verify_tree_head(key, signed, base64.b64decode(head.signature, validate=True)):
             raise RestoreRefused(f"the signature of the head of size {head.tree_size} does not verify")
-        root = tree.root(head.tree_size).hex()
-        if root != head.root_hash:
-            raise RestoreRefused(
-                f"the restored leaves' root at size {head.tree_size} is {root[:16]}…, "
-                f"the signed head says {head.root_hash[:16]}…"
-            )
     return heads
 
 
 def restore(
     engine: Engine,
-    journal: Iterable[Event],
+    journal: Iterable[TopicRecord],
     checkpoints: Iterable[Event],
     group_id: str,
     trusted: dict[str, Ed25519PublicKey] | None = None,
     progress: Progress | None = None,
+    rebuilding: Progress | None = None,
+    projections: bool = True,
 ) -> RestoreReport:
-    """Restore the journal (see the module's docstring) and rebuild the projections."""
+    """Restore the journal (see the module's docstring) and rebuild the projections (step 5,
+    unless not `projections`); `progress` follows the entries restored, `rebuilding` the
+    projections' rebuild."""
     with engine.connect() as conn:
         held = held_tables(conn)
     if held:
@@ -238,23 +297,25 @@ def restore(
             "a restore writes only into a wiped, migrated database"
         )
     marks = Checkpoints.of(checkpoints)
+    heads = signed_heads(marks, trusted)
     with engine.begin() as conn:
-        restorer = _Restorer(conn)
-        for committed in in_seq_order(journal):
+        restorer = _Restorer(conn, heads, progress)
+        for committed in in_seq_order(journal, restorer.entry_hash):
             restorer.add(committed)
-        restorer.flush()
-        heads = checked_heads(marks, restorer.tree, trusted)
+        restorer.finish()
         _store_bookkeeping(conn, restorer, heads, marks, group_id, trusted)
-    rebuilt = replay(engine, progress)
-    replace_live(engine, rebuilt)
     latest = heads[-1] if heads else None
-    return RestoreReport(
+    report = RestoreReport(
         entries=restorer.tree.size,
         tree_size=latest.tree_size if latest else 0,
         root_hash=latest.root_hash if latest else restorer.tree.root().hex(),
         offsets=restorer.offsets,
-        projects=len(rebuilt.projects),
     )
+    if projections:
+        rebuilt = replay(engine, rebuilding)
+        replace_live(engine, rebuilt)
+        report.projects = len(rebuilt.projects)
+    return report
 
 
 def _store_bookkeeping(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from services.ledger.domain import merkle
 from services.ledger.domain.merkle import (
     EMPTY_ROOT,
+    MerkleFrontier,
     MerkleTree,
     TreeHead,
     canonical_entry_bytes,
@@ -184,6 +185,15 @@ def test_growing_one_leaf_at_a_time_matches_building_at_once() -> None:
     for n, leaf in enumerate(LEAVES, start=1):
         assert grown.append(leaf) == n - 1
         assert grown.root() == ROOTS[n]
+
+
+def test_the_frontier_gives_the_reference_root_at_every_size_in_log_n_hashes() -> None:
+    frontier = MerkleFrontier()
+    assert frontier.root() == EMPTY_ROOT
+    for n, leaf in enumerate(LEAVES, start=1):
+        frontier.append(leaf)
+        assert (frontier.size, frontier.root()) == (n, ROOTS[n])
+        assert len(frontier._peaks) == n.bit_count()  # what it holds: one hash per bit of its size
 
 
 @given(size_and_index())

@@ -29,9 +29,9 @@ from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.signing import key_id, public_key_pem, sign_tree_head
 from services.ledger.adapters.store import LedgerStore, read_watermark, write_watermark
-from services.ledger.adapters.topic_reader import read_to_end
+from services.ledger.adapters.topic_reader import TopicRecord, read_to_end
 from services.ledger.domain.merkle import MerkleTree, TreeHead
-from services.ledger.ops.restore import Checkpoints, RestoreRefused, checked_heads, in_seq_order, restore
+from services.ledger.ops.restore import Checkpoints, RestoreRefused, in_seq_order, restore, signed_heads
 from services.ledger.service.ports import JOURNAL_STREAM, TREE_HEADS_STREAM
 from services.platform.db import make_engine
 from services.platform.scratch_postgres import scratch_database
@@ -66,22 +66,73 @@ def committed(seq: int, entry_hash: str | None = None) -> JournalEntryCommitted:
     )
 
 
+def on_topic(*events: Event) -> list[TopicRecord]:
+    """The events as the journal topic's records, at offsets 0, 1, 2…"""
+    return [TopicRecord("x.charity.ledger.journal", 0, offset, e) for offset, e in enumerate(events)]
+
+
+def no_earlier(seq: int) -> str | None:
+    raise AssertionError(f"seq {seq} was asked of the database, but it is among the recent ones")
+
+
 # --- the journal topic's records, put in order ------------------------------------------
 
 
 def test_records_come_out_by_seq_each_once() -> None:
-    records = [committed(1), committed(3), committed(2), committed(1), committed(3), committed(4)]
-    assert [r.seq for r in in_seq_order(records)] == [1, 2, 3, 4]
+    records = on_topic(committed(1), committed(3), committed(2), committed(1), committed(3), committed(4))
+    assert [r.seq for r in in_seq_order(records, no_earlier)] == [1, 2, 3, 4]
 
 
 def test_a_missing_seq_is_refused() -> None:
     with pytest.raises(RestoreRefused, match=r"lacks seq 2 \(it holds up to 3\)"):
-        list(in_seq_order([committed(1), committed(3)]))
+        list(in_seq_order(on_topic(committed(1), committed(3)), no_earlier))
 
 
 def test_a_seq_published_as_two_entries_is_refused() -> None:
-    with pytest.raises(RestoreRefused, match="seq 1 is on the journal topic twice"):
-        list(in_seq_order([committed(1), committed(1, entry_hash="f" * 64)]))
+    with pytest.raises(RestoreRefused, match=r"seq 1 is on the journal topic twice.*partition 0 offset 1"):
+        list(in_seq_order(on_topic(committed(1), committed(1, entry_hash="f" * 64)), no_earlier))
+
+
+def test_only_the_recent_hashes_are_kept_an_older_repeat_is_compared_with_the_restored_entry() -> None:
+    # Bounded memory: a journal of tens of millions of entries keeps only the last `recent`
+    # hashes; a repeat of an older seq is compared with the entry restored at that seq.
+    asked: list[int] = []
+
+    def restored(seq: int) -> str:
+        asked.append(seq)
+        return f"{seq:064x}"
+
+    records = on_topic(*(committed(seq) for seq in range(1, 11)), committed(9), committed(2))
+    assert [r.seq for r in in_seq_order(records, restored, recent=3)] == list(range(1, 11))
+    assert asked == [2]  # 9 was among the last three
+    with pytest.raises(RestoreRefused, match="seq 2 is on the journal topic twice"):
+        list(
+            in_seq_order(
+                on_topic(committed(1), committed(2), committed(3), committed(2, "f" * 64)), restored, 1
+            )
+        )
+
+
+@pytest.mark.parametrize("seq", [0, -3])
+def test_a_seq_below_one_is_refused_by_where_it_is_and_nothing_is_written(seq: int, tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    LedgerStore(engine).migrate()
+
+    with pytest.raises(
+        RestoreRefused,
+        match=rf"^x.charity.ledger.journal partition 0 offset 0 is a journal entry with seq {seq} ",
+    ):
+        restore(engine, on_topic(committed(seq), committed(1)), [], "g")
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(t.journal)) == 0
+    engine.dispose()
+
+
+def test_a_record_other_than_a_journal_entry_is_refused_by_where_it_is() -> None:
+    with pytest.raises(
+        RestoreRefused, match="partition 0 offset 0 is a DonationConfirmed, not a journal entry"
+    ):
+        list(in_seq_order(on_topic(f.confirmed("p")), no_earlier))
 
 
 def test_a_database_that_holds_anything_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
@@ -91,7 +142,7 @@ def test_a_database_that_holds_anything_is_refused_and_left_as_it_was(tmp_path: 
         conn.execute(t.consumer_offsets.insert().values(group_id="g", topic="x", partition=0, next_offset=7))
 
     with pytest.raises(RestoreRefused, match=r"not empty \(consumer_offsets hold rows\)"):
-        restore(engine, [committed(1)], [], "g")
+        restore(engine, on_topic(committed(1)), [], "g")
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(t.journal)) == 0
     engine.dispose()
@@ -148,12 +199,12 @@ def signed_over_one_leaf() -> tuple[Checkpoints, MerkleTree]:
 
 
 def test_heads_are_checked_with_the_topics_keys_unless_the_operator_names_keys() -> None:
-    marks, tree = signed_over_one_leaf()
-    assert [head.tree_size for head in checked_heads(marks, tree, None)] == [1]
+    marks, _ = signed_over_one_leaf()
+    assert [head.tree_size for head in signed_heads(marks, None)] == [1]
     # --public-key with a file that holds no key (or none of these) trusts nothing, never the
     # keys on the topic it was given to distrust.
     with pytest.raises(RestoreRefused, match="not among the trusted keys"):
-        checked_heads(marks, tree, {})
+        signed_heads(marks, {})
 
 
 # --- the drill --------------------------------------------------------------------------
@@ -237,6 +288,27 @@ def wiped_url(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     with scratch_database(request.getfixturevalue("postgres_url"), "r") as url:
         LedgerStore(make_engine(url)).migrate()
         yield url
+
+
+@pytest.mark.integration
+def test_an_undecodable_record_on_the_journal_topic_is_refused_in_one_line_nothing_written(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    settings = ledger_settings(kafka_bootstrap, topics, f"sqlite:///{tmp_path / 'ledger.db'}")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer.send(topics.journal, key=b"p", value=b"\x00not an avro record").get(timeout=30)
+    producer.close()
+    url = f"sqlite:///{tmp_path / 'restored.db'}"
+
+    refused = charity_ledger("restore", "--from-topic", "--database-url", url, settings=settings)
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"restore refused, nothing written: {topics.journal} partition 0 offset 0: "
+        "not an event this ledger can read (bad magic 006e: not Avro single-object encoding)"
+    ]
+    with make_engine(url).connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(t.journal)) == 0
 
 
 @pytest.mark.integration
