@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, RowMapping, and_, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from services.donors.adapters import statements as q
 from services.donors.adapters import tables as t
 from services.donors.domain.pledges import Pledge, PledgeStatus
 from services.donors.domain.receipts import receipt_no
@@ -69,14 +68,6 @@ class DonorDetails:
 def request_hash(body: Mapping[str, Any]) -> str:
     """A stable digest of a request body: the same body, whatever its key order."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-_PAID_FIELDS = ("status", "provider_charge_id", "paid_at_ms", "fee_fen", "receipt_no", "failure_reason")
-
-
-def _upsert(conn: Connection) -> Any:
-    """INSERT … ON CONFLICT of the connection's database (SQLite and PostgreSQL spell it alike)."""
-    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def _pledge(row: RowMapping) -> Pledge:
@@ -158,21 +149,22 @@ class DonorStore:
             return self._pledge_where(conn, t.pledges.c.donation_id == earlier.donation_id)
 
     def pledge(self, donation_id: str) -> Pledge | None:
-        with self.reader.connect() as conn:
-            return self._pledge_where(conn, t.pledges.c.donation_id == donation_id)
+        return self._pledge_by("donation_id", donation_id)
 
     def pledge_by_trade_no(self, out_trade_no: str) -> Pledge | None:
-        with self.reader.connect() as conn:
-            return self._pledge_where(conn, t.pledges.c.out_trade_no == out_trade_no)
+        return self._pledge_by("out_trade_no", out_trade_no)
 
     def pledge_by_receipt(self, receipt: str) -> Pledge | None:
+        return self._pledge_by("receipt_no", receipt)
+
+    def _pledge_by(self, column: str, value: str) -> Pledge | None:
         with self.reader.connect() as conn:
-            return self._pledge_where(conn, t.pledges.c.receipt_no == receipt)
+            row = conn.execute(q.PLEDGE_BY[column], {"value": value}).mappings().first()
+        return _pledge(row) if row is not None else None
 
     @staticmethod
-    def _pledge_where(conn: Connection, condition: Any, for_update: bool = False) -> Pledge | None:
-        query = select(t.pledges).where(condition)
-        row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
+    def _pledge_where(conn: Connection, condition: Any) -> Pledge | None:
+        row = conn.execute(select(t.pledges).where(condition)).mappings().first()
         return _pledge(row) if row is not None else None
 
     def count_since(
@@ -209,8 +201,9 @@ class DonorStore:
                 raise NonceReplayed(nonce.value)
             # The pledge's row lock: two copies of one notification arriving together must not
             # both see it unpaid and take two numbers (SQLite: BEGIN IMMEDIATE already serialises).
-            current = self._pledge_where(conn, t.pledges.c.donation_id == donation_id, for_update=True)
-            assert current is not None
+            row = conn.execute(q.PLEDGE_FOR_UPDATE, {"value": donation_id}).mappings().first()
+            assert row is not None
+            current = _pledge(row)
             if current.status in (PledgeStatus.PAID, PledgeStatus.CONFIRMED):
                 if current.provider_charge_id != charge_id:
                     raise ChargeAlreadyCounted(
@@ -218,9 +211,7 @@ class DonorStore:
                         f"{current.provider_charge_id}, not {charge_id}"
                     )
                 return current
-            other = conn.scalar(
-                select(t.pledges.c.donation_id).where(t.pledges.c.provider_charge_id == charge_id)
-            )
+            other = conn.scalar(q.CHARGE_COUNTED, {"charge_id": charge_id})
             if other is not None:
                 raise ChargeAlreadyCounted(f"charge {charge_id} already confirmed donation {other}")
             number = self._next_receipt_number(conn, org_code, year)
@@ -236,9 +227,8 @@ class DonorStore:
                 failure_reason=None,
             )
             conn.execute(
-                update(t.pledges)
-                .where(t.pledges.c.donation_id == donation_id)
-                .values({k: getattr(paid, k) for k in _PAID_FIELDS})
+                q.MARK_PAID,
+                {"paid_donation_id": donation_id} | {k: getattr(paid, k) for k in q.PAID_FIELDS},
             )
             return paid
 
@@ -247,14 +237,8 @@ class DonorStore:
         # The UPDATE takes the counter row's lock (SQLite: the database's write lock,
         # held since BEGIN IMMEDIATE), so two processes never take the same number,
         # and the number commits or rolls back with the pledge: no gaps.
-        counter = and_(t.receipt_counters.c.org_code == org_code, t.receipt_counters.c.year == year)
-        bump = (
-            update(t.receipt_counters)
-            .where(counter)
-            .values(last_no=t.receipt_counters.c.last_no + 1)
-            .returning(t.receipt_counters.c.last_no)
-        )
-        bumped = conn.execute(bump).scalar()
+        counter = {"counter_org": org_code, "counter_year": year}
+        bumped = conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar()
         if bumped is not None:
             return int(bumped)
         try:
@@ -262,18 +246,14 @@ class DonorStore:
                 conn.execute(insert(t.receipt_counters).values(org_code=org_code, year=year, last_no=1))
             return 1
         except IntegrityError:  # another process created it first
-            return int(conn.execute(bump).scalar_one())
+            return int(conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar_one())
 
     def mark_confirmed(self, donation_ids: Sequence[str]) -> None:
         """The broker acknowledged these gifts' DonationConfirmed (one transaction for them all)."""
         if not donation_ids:
             return
         with self.engine.begin() as conn:
-            conn.execute(
-                update(t.pledges)
-                .where(t.pledges.c.donation_id.in_(donation_ids), t.pledges.c.status == PledgeStatus.PAID)
-                .values(status=PledgeStatus.CONFIRMED)
-            )
+            conn.execute(q.MARK_CONFIRMED, {"confirmed_ids": list(donation_ids)})
 
     def mark_failed(self, donation_id: str, reason: str) -> bool:
         """A pending pledge the provider says was never paid. False if it is no longer pending."""
@@ -304,17 +284,10 @@ class DonorStore:
 
     @staticmethod
     def _record_nonce(conn: Connection, nonce: SeenNonce) -> bool:
-        # A row from outside the window (not yet forgotten) is taken over; one inside it stays,
-        # and the statement changes nothing: a replay. The unique index settles a race.
-        table = t.notification_nonces
-        statement = _upsert(conn)(table).values(nonce=nonce.value, seen_at_ms=nonce.seen_at_ms)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.nonce],
-            set_={"seen_at_ms": statement.excluded.seen_at_ms},
-            where=table.c.seen_at_ms <= nonce.seen_at_ms - nonce.window_ms,
-        )
-        # RETURNING, not rowcount: psycopg reports no row count for this statement.
-        return conn.execute(statement.returning(table.c.nonce)).first() is not None
+        """False when the nonce was seen within its window (statements.RECORD_NONCE says how)."""
+        seen = {"nonce": nonce.value, "seen_at_ms": nonce.seen_at_ms}
+        seen["window_start_ms"] = nonce.seen_at_ms - nonce.window_ms
+        return conn.execute(q.RECORD_NONCE[conn.dialect.name], seen).first() is not None
 
     def forget_nonces(self, before_ms: int) -> int:
         """Drop nonces seen before `before_ms` (their windows are over); returns how many."""
@@ -328,7 +301,7 @@ class DonorStore:
 
     def details(self, donor_ref: str) -> DonorDetails | None:
         with self.reader.connect() as conn:
-            row = conn.execute(select(t.donor_data).where(t.donor_data.c.donor_ref == donor_ref)).first()
+            row = conn.execute(q.DONOR_DATA, {"donor_ref": donor_ref}).first()
         if row is None:
             return None
         key = base64.b64decode(row.data_key) if row.data_key else None
