@@ -86,7 +86,9 @@ from bench.end_to_end import (
     machine_busy,
     open_projects,
 )
+from bench.giving_notifier import SignedNotification, notify, signed_notifications
 from bench.ingest import BACKENDS, postgres_base_url
+from bench.keepalive import KeepAlive, Pool
 from bench.measure import Sample, sustained_drain
 from bench.procfs import children_of
 from services.contracts.events import derived_id
@@ -114,6 +116,9 @@ JOURNAL_WAIT_S = 60
 PLEDGE_CONNECTIONS = 8
 PAY_CONNECTIONS = 8
 PAGE_CONNECTIONS = 8
+# The provider's notifications in flight at once when this process sends them (a provider
+# sends each on a connection of its own; more than the rate's few in flight never wait).
+NOTIFY_CONNECTIONS = 32
 # Every donor of the benchmark is 127.0.0.1, and thousands of pledges a minute go to a few projects.
 NO_LIMIT = "1000000"
 # The outcomes the API answers 2xx (services/api/giving.py): a confirmation, a repeat, an unpaid order.
@@ -156,63 +161,6 @@ def answered_2xx(outcomes: dict[str, int]) -> int:
     return sum(outcomes.get(outcome, 0) for outcome in ANSWERED_2XX)
 
 
-# --- HTTP ----------------------------------------------------------------------------------------
-
-
-class KeepAlive:
-    """One keep-alive HTTP/1.1 connection; every answer read here carries a Content-Length."""
-
-    def __init__(self, url: str) -> None:
-        parts = httpx.URL(url)
-        self.host, self.port = parts.host, parts.port or 80
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def request(
-        self, method: str, target: str, body: bytes = b"", headers: str = ""
-    ) -> tuple[int, bytes]:
-        """The answer's status and body. A connection the server closed while it sat idle is
-        opened again once (every request sent here may be repeated harmlessly)."""
-        try:
-            return await self._exchange(method, target, body, headers)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self.close()
-            return await self._exchange(method, target, body, headers)
-
-    async def _exchange(self, method: str, target: str, body: bytes, headers: str) -> tuple[int, bytes]:
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self._streams
-        writer.write(
-            f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
-            f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower().split("\r\n")
-        fields = dict(line.partition(":")[::2] for line in head[1:] if line)
-        if "content-length" not in fields:
-            raise RuntimeError(f"{method} {target}: an answer without Content-Length: {head}")
-        content = await reader.readexactly(int(fields["content-length"]))
-        if fields.get("connection", "").strip() == "close":
-            self.close()
-        return int(head[0].split(" ", 2)[1]), content
-
-    def close(self) -> None:
-        if self._streams is not None:
-            self._streams[1].close()
-        self._streams = None
-
-
-class Pool:
-    """A few keep-alive connections to one server, closed together."""
-
-    def __init__(self, url: str, size: int) -> None:
-        self.connections = [KeepAlive(url) for _ in range(size)]
-
-    def close(self) -> None:
-        for connection in self.connections:
-            connection.close()
-
-
 # --- the system --------------------------------------------------------------------------------
 
 
@@ -222,6 +170,7 @@ class GivingStack:
     sandbox_url: str
     database_url: str
     processes: dict[str, ServiceProcess]
+    keys: Settings  # where the sandbox's and the API's WeChat Pay keys are
 
     def pids(self, broker_pid: int | None) -> dict[str, list[int]]:
         ledger = self.processes["ledger"].proc.pid
@@ -295,7 +244,7 @@ def giving_stack(bootstrap: str, topics: Topics, workdir: Path, database_url: st
         ):
             processes[name] = ServiceProcess(name, env, workdir, ready)
             stack.callback(processes[name].stop)
-        yield GivingStack(api_url, sandbox_url, database_url, processes)
+        yield GivingStack(api_url, sandbox_url, database_url, processes, key_files)
 
 
 class CpuMeter:
@@ -383,23 +332,26 @@ def _gift(index: int) -> bytes:
     return json.dumps(gift).encode()
 
 
-async def _pledge_one(connection: KeepAlive, index: int) -> str:
+async def _pledge_one(connection: KeepAlive, index: int) -> tuple[str, int]:
+    """The pledge's donation id and amount in fen."""
     status, answer = await connection.request("POST", "/api/donations", _gift(index), JSON_BODY)
     if status != 201:
         raise RuntimeError(f"pledge answered {status}: {answer[:300]!r}")
-    donation_id: str = json.loads(answer)["donation_id"]
-    return donation_id
+    made = json.loads(answer)
+    return str(made["donation_id"]), int(made["amount_fen"])
 
 
-async def pledge(api_url: str, count: int, connections: int) -> list[str]:
-    """``count`` pledges, as fast as the API answers; their donation ids."""
+async def pledge(api_url: str, count: int, connections: int) -> dict[str, int]:
+    """``count`` pledges, as fast as the API answers; their donation ids → amounts in fen,
+    in the order they were made."""
     pool = Pool(api_url, connections)
     jobs = iter(range(count))
-    donation_ids: list[str] = []
+    donation_ids: dict[str, int] = {}
 
     async def donor(connection: KeepAlive) -> None:
         for index in jobs:
-            donation_ids.append(await _pledge_one(connection, index))
+            donation_id, amount_fen = await _pledge_one(connection, index)
+            donation_ids[donation_id] = amount_fen
 
     try:
         await asyncio.gather(*(donor(c) for c in pool.connections))
@@ -426,7 +378,7 @@ class Pledger:
             while True:
                 await self._room.acquire()
                 sent = time.monotonic()
-                self._ready.put_nowait(await _pledge_one(connection, next(self._indexes)))
+                self._ready.put_nowait((await _pledge_one(connection, next(self._indexes)))[0])
                 self.answer_s.append(time.monotonic() - sent)
         except Exception as error:  # the payer waiting for a pledge hears of it
             self._ready.put_nowait(error)
@@ -454,8 +406,11 @@ class Paid:
     donation_id: str
     due: float  # wall clock: when the schedule wanted it paid
     sent: float
-    answered: float  # the sandbox had started the notification's delivery by then
+    answered: float  # the pay's answer (the sandbox had started delivering by then), or the API's 204
     newly_paid: bool
+    # When the gift's clock starts: the pay's answer, after which the sandbox delivers the
+    # notification; or, with this process as the notifier, when the notification left.
+    clock_from: float
 
 
 async def pay(
@@ -480,7 +435,9 @@ async def pay(
             answered = time.time()
             if status != 200:
                 raise RuntimeError(f"pay answered {status}: {answer[:300]!r}")
-            paid.append(Paid(donation_id, due, sent, answered, bool(json.loads(answer)["newly_paid"])))
+            paid.append(
+                Paid(donation_id, due, sent, answered, bool(json.loads(answer)["newly_paid"]), answered)
+            )
 
     payers = [asyncio.create_task(payer(c)) for c in pool.connections]
     started = time.time()
@@ -541,6 +498,24 @@ async def _give_steadily(
         pool.close()
 
 
+async def _notify_steadily(
+    stack: GivingStack, watcher: JournalWatcher, rate: float, signed: list[SignedNotification]
+) -> list[Paid]:
+    """Send the signed notifications at ``rate`` (open loop) over NOTIFY_CONNECTIONS, stopping
+    as ``_give_steadily`` does once more than a second's worth are not yet journaled."""
+    behind = max(MIN_BEHIND, int(rate))
+    for notification in signed:  # none can be in the journal before it is sent
+        watcher.expect(derived_id("confirmed", notification.donation_id))
+    sent = await notify(
+        stack.api_url,
+        signed,
+        NOTIFY_CONNECTIONS,
+        rate,
+        lambda handed: handed - watcher.watched_found <= behind,
+    )
+    return [Paid(s.donation_id, s.due, s.sent, s.answered, s.status == 204, s.sent) for s in sent]
+
+
 def deliveries(sandbox_url: str, donation_ids: Sequence[str]) -> dict[str, int]:
     """How the sandbox's deliveries of these orders' notifications went (an attempt that was
     not answered 2xx within 5 s, or not at all, is retried after a back-off)."""
@@ -577,17 +552,26 @@ def notification_to_journal(
     rate: float,
     seconds: float,
     pledged_before: bool = False,
+    notifier: str = "sandbox",
 ) -> dict[str, Any]:
     count = int(rate * (WARMUP_S + seconds))
-    pledged: list[str] = []
-    if pledged_before:
+    pledged: dict[str, int] = {}
+    if pledged_before or notifier == "bench":
         log(f"notification → journal: pledging {count} orders first")
         pledged = asyncio.run(pledge(stack.api_url, count, PLEDGE_CONNECTIONS))
         watcher.wait_for({derived_id("pledged", d) for d in pledged}, timeout=JOURNAL_WAIT_S)
     log(f"notification → journal: {count} gifts {'paid' if pledged else 'pledged and paid'} at {rate:g}/s")
-    meter = CpuMeter(pids)
-    watcher.watch()
-    gifts, pledge_answer_s = asyncio.run(_give_steadily(stack, watcher, rate, count, pledged))
+    if notifier == "bench":
+        signed = signed_notifications(stack.keys, pledged)
+        log(f"notification → journal: {len(signed)} notifications signed, sending them at {rate:g}/s")
+        meter = CpuMeter(pids)
+        watcher.watch()
+        gifts = asyncio.run(_notify_steadily(stack, watcher, rate, signed))
+        pledge_answer_s: list[float] = []
+    else:
+        meter = CpuMeter(pids)
+        watcher.watch()
+        gifts, pledge_answer_s = asyncio.run(_give_steadily(stack, watcher, rate, count, list(pledged)))
     paid = sorted(gifts, key=lambda p: p.due)
     cpu = meter.report()
     kept_up = len(paid) == count
@@ -595,7 +579,11 @@ def notification_to_journal(
         log(f"stopped after {len(paid)} of {count} gifts")
     entry_of = {p.donation_id: derived_id("confirmed", p.donation_id) for p in paid}
     missing = watcher.wait_for(set(entry_of.values()), timeout=JOURNAL_WAIT_S)
-    sandbox = settle_deliveries(stack.sandbox_url, [p.donation_id for p in paid], timeout=JOURNAL_WAIT_S)
+    sandbox = (
+        settle_deliveries(stack.sandbox_url, [p.donation_id for p in paid], timeout=JOURNAL_WAIT_S)
+        if notifier == "sandbox"
+        else None
+    )
     # A run that stopped is reported whole: the stretch after the warm-up may be a handful of gifts.
     counted = [p for p in paid if p.due >= paid[0].due + WARMUP_S] if kept_up else paid
     found = [
@@ -608,7 +596,11 @@ def notification_to_journal(
         "rate_per_s": rate,
         # True: the orders were pledged before the run, which only paid them; False: donors
         # pledged during the run, so the API took a pledge for every gift as well.
-        "pledged_before": pledged_before,
+        "pledged_before": pledged_before or notifier == "bench",
+        # "sandbox": the orders were paid on the sandbox, which signed and delivered the
+        # notifications; "bench": this process sent notifications signed before the run
+        # (bench/giving_notifier.py), and "pay_answer_ms" is then the API's 204.
+        "notifier": notifier,
         "seconds": seconds,
         "warmup_s": WARMUP_S,
         # False: paying stopped early, once more than max(MIN_BEHIND, rate) gifts were paid but
@@ -627,8 +619,8 @@ def notification_to_journal(
         "pay_answer_ms": ms_summary([p.answered - p.sent for p in counted]),
         "pledge_answer_ms": ms_summary(pledge_answer_s),
         "behind_schedule_ms": ms_summary([p.sent - p.due for p in counted]),
-        "to_recorded_at_ms": ms_summary([at - p.answered for p, (at, _) in found]),
-        "to_seen_ms": ms_summary([seen - p.answered for p, (_, seen) in found]),
+        "to_recorded_at_ms": ms_summary([at - p.clock_from for p, (at, _) in found]),
+        "to_seen_ms": ms_summary([seen - p.clock_from for p, (_, seen) in found]),
         "poll_interval_ms": POLL_S * 1000,
         f"not_in_journal_after_{JOURNAL_WAIT_S:g}s": len(missing),
         "sandbox": sandbox,
@@ -696,6 +688,34 @@ def notifications_per_s(stack: GivingStack, pids: dict[str, list[int]], orders: 
     }
 
 
+def notifications_sent_per_s(
+    stack: GivingStack, pids: dict[str, list[int]], pledged: dict[str, int]
+) -> dict[str, Any]:
+    """Notifications a second with this process as the notifier: every order's notification
+    signed first, then sent back to back over FLOOD_BACKLOG connections (so that many always
+    wait for the API); the rate from the first sent to the last answered."""
+    signed = signed_notifications(stack.keys, pledged)
+    log(f"notifications a second: {len(signed)} signed, {FLOOD_BACKLOG} always waiting for the API")
+    meter = CpuMeter(pids)
+    sent = asyncio.run(notify(stack.api_url, signed, FLOOD_BACKLOG))
+    api_cpu_s = meter.seconds("api")
+    cpu = meter.report()
+    seconds = max(s.answered for s in sent) - min(s.sent for s in sent)
+    return {
+        "orders": len(signed),
+        "backlog": FLOOD_BACKLOG,
+        "notifier": "bench",
+        # Each a notification verified, its pledge marked paid with a receipt number, its
+        # DonationConfirmed acknowledged by the broker, and 204 answered.
+        "confirmed_2xx_per_s": round(len(sent) / seconds, 1),
+        "measured": {"confirmed": len(sent), "seconds": round(seconds, 2)},
+        "statuses": dict(Counter(str(s.status) for s in sent)),
+        "answer_ms": ms_summary([s.answered - s.sent for s in sent]),
+        "api_cpu_ms_per_confirmed": round(api_cpu_s / len(sent) * 1000, 2),
+        **cpu,
+    }
+
+
 async def _pages(api_url: str, target: str, seconds: float, connections: int) -> tuple[list[float], int]:
     """GET target back to back on each connection; the answer times of the 200s after the
     first second, and how many answers were not 200."""
@@ -746,11 +766,13 @@ def giving_bench(
     page_seconds: float = 10,
     backend: str = "sqlite",
     pledged_before: bool = False,
+    notifier: str = "bench",
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "load_average_before": load_average(),
         "database": backend,
+        "notifier": notifier,
     }
     with (
         broker() as (kafka, broker_pid),
@@ -776,11 +798,16 @@ def giving_bench(
                 **pledging_cpu,
             }
             report["notification_to_journal"] = [
-                notification_to_journal(stack, watcher, pids, rate, seconds, pledged_before) for rate in rates
+                notification_to_journal(stack, watcher, pids, rate, seconds, pledged_before, notifier)
+                for rate in rates
             ]
         finally:
             watcher.stop()
-        report["notifications"] = notifications_per_s(stack, pids, donation_ids)
+        report["notifications"] = (
+            notifications_sent_per_s(stack, pids, donation_ids)
+            if notifier == "bench"
+            else notifications_per_s(stack, pids, list(donation_ids))
+        )
         report["donate_page"] = donate_page(stack, pids, page_seconds)
     return report
 
@@ -799,10 +826,23 @@ def main() -> None:
         action="store_true",
         help="pledge each steady run's orders before it, so the run only pays them (notifications alone)",
     )
+    parser.add_argument(
+        "--notifier",
+        choices=("bench", "sandbox"),
+        default="bench",
+        help="who sends the payment notifications: this process, signed beforehand as the sandbox "
+        "would (bench/giving_notifier.py), or the sandbox itself, each paid order signed and delivered there",
+    )
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     report = giving_bench(
-        rates, args.seconds, args.flood_orders, args.page_seconds, args.database, args.pledged_before
+        rates,
+        args.seconds,
+        args.flood_orders,
+        args.page_seconds,
+        args.database,
+        args.pledged_before,
+        args.notifier,
     )
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
