@@ -11,7 +11,9 @@ ones refused), then restored.
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (from the restore to the ledger's first entry after it); during the cut the journal must
 not grow while the API still acknowledges gifts (so the cut really cut), and afterwards the
-compacted totals topic must equal the database and `verify` pass. Run by `make test-faults`.
+compacted totals topic must equal the database, a screen connected throughout (its gateway
+on the direct listeners) must have listed each gift once, and `verify` pass. Run by
+`make test-faults`.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def test_the_ledger_catches_up_after_its_network_to_the_brokers_is_cut_for_30_s(
         recovery_s = time.monotonic() - restored_at
         eventually(lambda: time.monotonic() - restored_at > 5, timeout=30)
         applied = rig.settle()
+        screen = rig.tally_screen()
 
     report = fault_report(
         f"the network between the ledger and the brokers cut for {CUT_S} s, then restored",
@@ -88,6 +91,8 @@ def test_the_ledger_catches_up_after_its_network_to_the_brokers_is_cut_for_30_s(
         applied,
         recovery_s,
         tmp_path / "network-cut.json",
+        screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
+    screen.assert_each_gift_once()
     assert verify_command(database_url=postgres_db, quiet=True) == 0

@@ -8,7 +8,8 @@ refuse gifts meanwhile (the load retries like a provider); only acknowledged gif
 
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (from the server accepting connections again to the ledger's first entry after it); the
-compacted totals topic must equal the database and `verify` pass. Run by `make test-faults`.
+compacted totals topic must equal the database, a screen connected throughout must have
+listed each gift once, and `verify` pass. Run by `make test-faults`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def test_the_ledger_rides_out_a_postgres_restart(
         assert rig.ledger.thread.is_alive()
         eventually(lambda: time.monotonic() - accepting_at > 10, timeout=30)
         applied = rig.settle()
+        screen = rig.tally_screen()
 
     report = fault_report(
         f"PostgreSQL restarted (pg_ctl restart -m {mode})",
@@ -62,6 +64,8 @@ def test_the_ledger_rides_out_a_postgres_restart(
         applied,
         recovery_s,
         tmp_path / f"postgres-restart-{mode}.json",
+        screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
+    screen.assert_each_gift_once()
     assert verify_command(database_url=database_url, quiet=True) == 0
