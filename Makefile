@@ -68,7 +68,8 @@ lint: $(STAMP)
 # Display fan-out and latency, then end to end from the API's 202 to the screens
 # (docs/display.md), then giving (a payment notification to its journal entry,
 # notifications and donate pages a second), then the ledger: ingest on both backends, then
-# rebuild/verify/receipts on 1,000,000 entries (docs/benchmarks.md). The last
+# rebuild/verify/receipts on 1,000,000 entries, then ingest on one broker against a
+# three-node cluster and the API with one and two processes (docs/benchmarks.md). The last
 # line is one JSON object with the headline figures of all of them.
 bench: $(STAMP) $(JARS)
 	$(BIN)/python -m bench.suite
