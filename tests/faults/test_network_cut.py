@@ -5,8 +5,9 @@ Kafka clients talk to the addresses the brokers advertise, not only to the boots
 proxy in front of the bootstrap alone would cut nothing. Each node here has a second client
 listener, PROXIED, advertised at the port of a proxy in front of it (the inter-broker and
 controller listeners stay direct); the ledger is bootstrapped on the proxies, the API and the
-test on the nodes themselves. All three proxies are cut at once (open connections killed, new
-ones refused), then restored.
+test on the nodes themselves. All three proxies are cut at once, then restored: two cases,
+a reset (open connections killed, new ones refused) and a silent partition (nothing passes
+either way, connections hang, what waited goes through after the restore).
 
 Reports acknowledged, applied, lost (must be 0), applied twice (must be 0) and the recovery
 time (from the restore to the ledger's first entry after it); during the cut the journal must
@@ -60,14 +61,21 @@ def proxied_cluster(
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("how", ["reset", "silent"])
 def test_the_ledger_catches_up_after_its_network_to_the_brokers_is_cut_for_30_s(
-    proxied_cluster: tuple[LocalKafkaCluster, list[CuttableProxy]], postgres_db: str, tmp_path: Path
+    proxied_cluster: tuple[LocalKafkaCluster, list[CuttableProxy]],
+    postgres_db: str,
+    tmp_path: Path,
+    how: str,
 ) -> None:
     cluster, proxies = proxied_cluster
     with gifts_flowing(cluster, postgres_db, tmp_path, ledger_bootstrap=cluster.proxied_bootstrap) as rig:
         load, engine = rig.load, rig.engine
         for proxy in proxies:
-            proxy.cut()
+            if how == "reset":
+                proxy.cut()
+            else:
+                proxy.cut_silently()
         cut_at = time.monotonic()
         eventually(lambda: time.monotonic() - cut_at > GRACE_S, timeout=30)
         size_in_cut, acknowledged_in_cut = journal_size(engine), len(load.acknowledged)
@@ -86,11 +94,11 @@ def test_the_ledger_catches_up_after_its_network_to_the_brokers_is_cut_for_30_s(
         screen = rig.tally_screen()
 
     report = fault_report(
-        f"the network between the ledger and the brokers cut for {CUT_S} s, then restored",
+        f"the network between the ledger and the brokers cut ({how}) for {CUT_S} s, then restored",
         load,
         applied,
         recovery_s,
-        tmp_path / "network-cut.json",
+        tmp_path / f"network-cut-{how}.json",
         screen,
     )
     assert report["lost"] == 0 and report["applied_twice"] == 0, report
