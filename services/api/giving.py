@@ -22,6 +22,7 @@ counted exactly once:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -315,15 +316,27 @@ class Giving:
     async def notified(self, headers: Mapping[str, str], body: bytes) -> None:
         """A payment notification; raises NotificationRefused (4xx) or BrokerUnavailable (503)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
-        result = await asyncio.to_thread(self.provider.parse_notification, headers, body, now)
-        await self.settle(result)
+        await self._settle(*await asyncio.to_thread(self._read_notification, headers, body, now))
+
+    def _read_notification(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> tuple[PaymentResult, Pledge | None]:
+        """Verify and decrypt a notification and find the pledge it is about: one trip to
+        a worker thread, not two (each trip costs the loop a wake-up and a context)."""
+        result = self.provider.parse_notification(headers, body, now)
+        return result, self.store.pledge_by_trade_no(result.out_trade_no)
 
     async def settle(self, result: PaymentResult) -> Pledge | None:
+        """What the provider says about an order, from a query (see `_settle`)."""
+        return await self._settle(
+            result, await asyncio.to_thread(self.store.pledge_by_trade_no, result.out_trade_no)
+        )
+
+    async def _settle(self, result: PaymentResult, pledge: Pledge | None) -> Pledge | None:
         """What the provider says about an order, from a notification or a query.
 
         A notification's nonce is recorded with the pledge it pays (one transaction),
         or on its own when it pays nothing; a replay raises NotificationRefused."""
-        pledge = await asyncio.to_thread(self.store.pledge_by_trade_no, result.out_trade_no)
         if pledge is None:
             await self._spend_nonce(result)
             NOTIFICATIONS.labels("unknown_order").inc()
@@ -343,7 +356,7 @@ class Giving:
         project = await self.open_projects.project(pledge.project_id)
         organisation = str(project.plan.get("organisation", "")) if project is not None else ""
         try:
-            paid = await asyncio.to_thread(
+            mark_paid = functools.partial(
                 self.store.mark_paid,
                 pledge.donation_id,
                 result.transaction_id,
@@ -353,6 +366,7 @@ class Giving:
                 result.success_time.astimezone(CHINA).year,
                 result.nonce,
             )
+            paid, details = await asyncio.to_thread(self._mark_paid, mark_paid)
         except NonceReplayed as exc:
             NOTIFICATIONS.labels("replayed").inc()
             raise NotificationRefused("replayed nonce") from exc
@@ -363,10 +377,19 @@ class Giving:
         if paid.status == PledgeStatus.CONFIRMED:
             NOTIFICATIONS.labels("repeated").inc()
             return paid
-        await self.publisher.publish(await self._confirmed_event(paid))
+        await self.publisher.publish(self._confirmed_event(paid, details))
         self._acknowledged(paid.donation_id)
         NOTIFICATIONS.labels("confirmed").inc()
         return paid
+
+    def _mark_paid(self, paid: Callable[[], Pledge]) -> tuple[Pledge, DonorDetails | None]:
+        """Mark the pledge paid (`paid`: store.mark_paid with its arguments) and read the
+        donor's details its confirmation carries: one trip to a worker thread, not two
+        (each trip costs the loop a wake-up). A repeat (already confirmed) needs none."""
+        pledge = paid()
+        if pledge.status == PledgeStatus.CONFIRMED:
+            return pledge, None
+        return pledge, self.store.details(pledge.donor_ref)
 
     async def _spend_nonce(self, result: PaymentResult) -> None:
         """Record the nonce of a notification that pays nothing (a rare path: its own write)."""
@@ -395,9 +418,9 @@ class Giving:
         finally:
             self._marking = None
 
-    async def _confirmed_event(self, pledge: Pledge) -> ev.DonationConfirmed:
+    @staticmethod
+    def _confirmed_event(pledge: Pledge, details: DonorDetails | None) -> ev.DonationConfirmed:
         assert pledge.paid_at_ms is not None and pledge.provider_charge_id is not None
-        details = await asyncio.to_thread(self.store.details, pledge.donor_ref)
         name = details.display_name if details else None
         return ev.DonationConfirmed(
             # One donation is one event, however often the provider calls back.
@@ -438,7 +461,8 @@ class Giving:
 
     async def _reconcile_one(self, pledge: Pledge) -> None:
         if pledge.status == PledgeStatus.PAID:
-            await self.publisher.publish(await self._confirmed_event(pledge))
+            details = await asyncio.to_thread(self.store.details, pledge.donor_ref)
+            await self.publisher.publish(self._confirmed_event(pledge, details))
             await asyncio.to_thread(self.store.mark_confirmed, [pledge.donation_id])
             RECONCILED.labels("republished").inc()
             return
