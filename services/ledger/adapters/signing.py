@@ -7,6 +7,7 @@ signed are ``TreeHead.signing_bytes()``; the public verifier
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Engine, select
 
+from services.contracts.events import SigningKeyPublished, TreeHeadPublished, derived_id
 from services.ledger.adapters import tables as t
 from services.ledger.domain.merkle import TreeHead
 
@@ -137,3 +139,34 @@ def load_public_key_pem(pem: str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise TypeError(f"expected an Ed25519 public key, got {type(key).__name__}")
     return key
+
+
+def checkpoint_events(
+    key: Ed25519PrivateKey, head: TreeHead, at: datetime
+) -> tuple[SigningKeyPublished, TreeHeadPublished]:
+    """The checkpoints topic's records of `key` and of `head` signed with it, as the
+    ledger's TreeHeadSigner publishes them: what a restore checks the journal with."""
+    kid = key_id(key)
+    return (
+        SigningKeyPublished(
+            event_id=derived_id("signing-key", kid),
+            occurred_at=at,
+            actor="ledger",
+            project_id="ledger",
+            key_id=kid,
+            algorithm=ALGORITHM,
+            public_key=public_key_pem(key),
+            valid_from=at,
+        ),
+        TreeHeadPublished(
+            event_id=derived_id("tree-head", str(head.size)),
+            occurred_at=at,
+            actor="ledger",
+            project_id="ledger",
+            tree_size=head.size,
+            root_hash=head.root.hex(),
+            timestamp_ms=head.timestamp_ms,
+            signature=base64.b64encode(sign_tree_head(key, head)).decode("ascii"),
+            key_id=kid,
+        ),
+    )

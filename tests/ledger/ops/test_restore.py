@@ -4,7 +4,6 @@ verify, then go on from the restored database without applying anything twice.""
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -21,13 +20,11 @@ from services.contracts.codec import EventCodec
 from services.contracts.events import (
     Event,
     JournalEntryCommitted,
-    SigningKeyPublished,
-    TreeHeadPublished,
     derived_id,
 )
 from services.contracts.topics import Topics
 from services.ledger.adapters import tables as t
-from services.ledger.adapters.signing import key_id, public_key_pem, sign_tree_head
+from services.ledger.adapters.signing import checkpoint_events
 from services.ledger.adapters.store import LedgerStore, read_watermark, write_watermark
 from services.ledger.adapters.topic_reader import TopicRecord, read_to_end
 from services.ledger.domain.merkle import MerkleTree, TreeHead
@@ -167,35 +164,10 @@ def test_the_outputs_watermarks_are_those_of_the_restored_journal(tmp_path: Path
 
 def signed_over_one_leaf() -> tuple[Checkpoints, MerkleTree]:
     """A tree of one leaf and the checkpoints topic of a head over it, with its key."""
-    key = Ed25519PrivateKey.generate()
     tree = MerkleTree()
     tree.append(bytes(32))
     head = TreeHead(1, tree.root(), 1_700_000_000_000)
-    kid = key_id(key)
-    published = [
-        SigningKeyPublished(
-            event_id=derived_id("signing-key", kid),
-            occurred_at=NOW,
-            actor="ledger",
-            project_id="ledger",
-            key_id=kid,
-            algorithm="ed25519",
-            public_key=public_key_pem(key),
-            valid_from=NOW,
-        ),
-        TreeHeadPublished(
-            event_id=derived_id("tree-head", "1"),
-            occurred_at=NOW,
-            actor="ledger",
-            project_id="ledger",
-            tree_size=1,
-            root_hash=head.root.hex(),
-            timestamp_ms=head.timestamp_ms,
-            signature=base64.b64encode(sign_tree_head(key, head)).decode("ascii"),
-            key_id=kid,
-        ),
-    ]
-    return Checkpoints.of(published), tree
+    return Checkpoints.of(checkpoint_events(Ed25519PrivateKey.generate(), head, NOW)), tree
 
 
 def test_heads_are_checked_with_the_topics_keys_unless_the_operator_names_keys() -> None:
