@@ -3,12 +3,22 @@
     .venv/bin/python -m bench.giving                  # prints one JSON report
     .venv/bin/python -m bench.giving --rates 200,25   # two steady runs
 
-Nothing is stood in for. A broker (``LocalKafka``, or the one named by
-CHARITY_BENCH_KAFKA_BOOTSTRAP) and ``python -m services.cli ledger|sandbox|api`` as
+Nothing of the charity's side is stood in for. A broker (``LocalKafka``, or the one named
+by CHARITY_BENCH_KAFKA_BOOTSTRAP) and ``python -m services.cli ledger|sandbox|api`` as
 processes on one fresh SQLite database (the ledger's and the donor store's), the API
 with its WeChat Pay v3 provider pointed at the sandbox, everything on loopback. This
 process plays the donors and the payers over raw keep-alive HTTP/1.1 on asyncio, so
 that it takes as little as it can of the two cores it shares with what it measures.
+
+Who sends the payment notifications (``--notifier``):
+* ``bench`` (the default): this process, as the provider's servers would, each one made
+  beforehand exactly as the sandbox makes it (bench/giving_notifier.py: the sandbox's
+  order book, notification body and platform key); the run only sends them. The
+  provider's RSA signing and HTTP delivery are Tencent's CPU in production, not the
+  charity's, and on this machine's two cores they took as much CPU as the API.
+* ``sandbox``: orders are paid on the sandbox, which signs and delivers each
+  notification (and retries it), as in the integration tests. Runs 2 and 3 below then
+  pay on the sandbox instead of sending.
 The rate limits per client and per project are raised (every donor here is 127.0.0.1);
 every other setting is the default.
 
@@ -16,36 +26,42 @@ every other setting is the default.
    the API answers over ``PLEDGE_CONNECTIONS`` connections (donors waiting on the pay
    page); the ledger journals each DonationPledged, and the runs start once it has.
 2. **Notification → journal**, at each of ``--rates`` (200 a second by default) for
-   ``--seconds`` after ``WARMUP_S``: donors pledge in flight, a second's worth ahead of
-   the payers (every gift paid is a pledge the API takes while the run lasts, as it would
-   be), and the orders are paid on the sandbox
-   (``POST /sandbox/orders/{out_trade_no}/pay``) at that rate, open loop. The sandbox
-   starts the notification's delivery before it answers the pay (its first attempt
-   leaves from the same event loop right after), so each gift's clock starts when this
-   process has the pay's answer, and stops at
+   ``--seconds`` after ``WARMUP_S``, open loop.
+   With ``--notifier bench`` the run's orders are pledged (and journaled) first, their
+   notifications signed, and the run sends them to ``/api/payments/wechatpay/notify``
+   at that rate over ``NOTIFY_CONNECTIONS``; a gift's clock starts when its
+   notification leaves.
+   With ``--notifier sandbox`` donors pledge in flight, a second's worth ahead of the
+   payers (or, with ``--pledged-before``, before the run), and the orders are paid on
+   the sandbox (``POST /sandbox/orders/{out_trade_no}/pay``) at that rate. The sandbox
+   starts the notification's delivery before it answers the pay, so a gift's clock
+   starts when this process has the pay's answer.
+   Either way it stops at
    * ``to_recorded_at_ms``: the journal row's ``recorded_at``, the ledger's clock when
      it began the batch that holds the gift (millisecond resolution, before that batch
      commits);
    * ``to_seen_ms``: when a thread of this process, reading the journal every
      ``POLL_S`` (10 ms), first saw the committed row (so up to one poll late).
-   The first ``WARMUP_S`` seconds of paying are not counted. One clock: every process
-   runs on this machine. ``journaled_per_s`` is how fast the counted gifts entered the
-   journal: below the rate, the system did not keep up. If it falls behind by more than
-   a second's worth of gifts (at least ``MIN_BEHIND``), paying stops there
-   (``kept_up: false``; the figures are then of every gift paid until it stopped, warm-up
-   included): more would only queue in the sandbox, whose deliveries then wait for its
-   connections, time out and are retried, and the run would measure that.
-   A payment that waits for its pledge falls behind the schedule (``behind_schedule_ms``);
-   what is not paid within ``LATE_S`` of the schedule's end is not paid. The next run
-   waits until the sandbox has no delivery of this run left to retry.
-3. **Notifications a second, one API process**: orders are paid so that about
-   ``FLOOD_BACKLOG`` notifications are always waiting for the API (paid on the
-   sandbox, not yet confirmed), counted by the API's own
-   ``api_payment_notifications_total`` on ``/metrics``, read every ``SAMPLE_S``.
+   The first ``WARMUP_S`` seconds are not counted. One clock: every process runs on
+   this machine. ``journaled_per_s`` is how fast the counted gifts entered the journal:
+   below the rate, the system did not keep up. If it falls behind by more than a
+   second's worth of gifts (at least ``MIN_BEHIND``), sending stops there (``kept_up:
+   false``; the figures are then of every gift sent until it stopped, warm-up
+   included): more would only queue (in the sandbox, whose deliveries then time out
+   and are retried, and the run would measure that). A payment that waits for its
+   pledge falls behind the schedule (``behind_schedule_ms``); what is not paid within
+   ``LATE_S`` of the schedule's end is not paid. The next run waits until the sandbox
+   has no delivery of this run left to retry.
+3. **Notifications a second, one API process**: about ``FLOOD_BACKLOG`` notifications
+   always waiting for the API. With ``--notifier bench``: every order's notification
+   signed first, then sent back to back over ``FLOOD_BACKLOG`` connections; the rate
+   runs from the first sent to the last answered 204. With ``--notifier sandbox``:
+   orders are paid on the sandbox to keep that many waiting, counted by the API's own
+   ``api_payment_notifications_total`` on ``/metrics``, read every ``SAMPLE_S``;
    ``confirmed_2xx_per_s`` runs from the first sample that moved to the one that
-   counted the last order; the other outcomes meanwhile (a 204 to a delivery sent again
-   because its first attempt went unanswered for 5 s is ``repeated``) and the sandbox's
-   delivery attempts are reported beside it.
+   counted the last order, with the other outcomes meanwhile (a 204 to a delivery
+   sent again because its first attempt went unanswered for 5 s is ``repeated``) and
+   the sandbox's delivery attempts beside it.
 4. **Donate page**: ``GET /donate?project=…`` back to back over ``PAGE_CONNECTIONS``
    keep-alive connections (closed loop) for ``--page-seconds``, after one unmeasured second.
 
