@@ -187,13 +187,14 @@ class GivingStack:
     database_url: str
     processes: dict[str, ServiceProcess]
     keys: Settings  # where the sandbox's and the API's WeChat Pay keys are
+    api_urls: list[str]  # every API process; api_url is the first
 
     def pids(self, broker_pid: int | None) -> dict[str, list[int]]:
         ledger = self.processes["ledger"].proc.pid
         pids = {
             # the ledger's children: its intake, its output publisher, multiprocessing's resource tracker
             "ledger": [ledger, *children_of(ledger)],
-            "api": [self.processes["api"].proc.pid],
+            "api": [p.proc.pid for name, p in self.processes.items() if name.startswith("api")],
             "sandbox": [self.processes["sandbox"].proc.pid],
             "bench": [os.getpid()],
         }
@@ -214,10 +215,12 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def giving_stack(bootstrap: str, topics: Topics, workdir: Path, database_url: str) -> Iterator[GivingStack]:
-    """Ledger, sandbox and API as processes, on one database (the ledger's and the donor
-    store's) and the sandbox's keys."""
-    api_port, sandbox_port, ledger_port = free_ports(3)
+def giving_stack(
+    bootstrap: str, topics: Topics, workdir: Path, database_url: str, apis: int = 1
+) -> Iterator[GivingStack]:
+    """Ledger, sandbox and ``apis`` API processes (each on its own port, the same settings),
+    on one database (the ledger's and the donor store's) and the sandbox's keys."""
+    sandbox_port, ledger_port, api_port, *more_api_ports = free_ports(2 + apis)
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     keys = workdir / "keys"
     key_files = Settings(
@@ -260,7 +263,13 @@ def giving_stack(bootstrap: str, topics: Topics, workdir: Path, database_url: st
         ):
             processes[name] = ServiceProcess(name, env, workdir, ready)
             stack.callback(processes[name].stop)
-        yield GivingStack(api_url, sandbox_url, database_url, processes, key_files)
+        api_urls = [api_url]
+        for n, port in enumerate(more_api_ports, start=2):
+            api_urls.append(f"http://127.0.0.1:{port}")
+            env, name = {**shared, "CHARITY_API_PORT": str(port)}, f"api-{n}"
+            processes[name] = ServiceProcess("api", env, workdir, f"{api_urls[-1]}/readyz", name=name)
+            stack.callback(processes[name].stop)
+        yield GivingStack(api_url, sandbox_url, database_url, processes, key_files, api_urls)
 
 
 class CpuMeter:
@@ -357,10 +366,10 @@ async def _pledge_one(connection: KeepAlive, index: int) -> tuple[str, int]:
     return str(made["donation_id"]), int(made["amount_fen"])
 
 
-async def pledge(api_url: str, count: int, connections: int) -> dict[str, int]:
-    """``count`` pledges, as fast as the API answers; their donation ids → amounts in fen,
-    in the order they were made."""
-    pool = Pool(api_url, connections)
+async def pledge(api_urls: str | Sequence[str], count: int, connections: int) -> dict[str, int]:
+    """``count`` pledges, as fast as the API (or the APIs, the connections spread over
+    them) answers; their donation ids → amounts in fen, in the order they were made."""
+    pool = Pool(api_urls, connections)
     jobs = iter(range(count))
     donation_ids: dict[str, int] = {}
 
@@ -518,16 +527,20 @@ async def _notify_steadily(
     stack: GivingStack, watcher: JournalWatcher, rate: float, signed: list[SignedNotification]
 ) -> list[Paid]:
     """Send the signed notifications at ``rate`` (open loop) over NOTIFY_CONNECTIONS, stopping
-    as ``_give_steadily`` does once more than a second's worth are not yet journaled."""
+    as ``_give_steadily`` does once more than a second's worth are not yet journaled, but
+    not during the warm-up: nothing is retried here, so a queue of the first second (cold
+    caches, the first batches) costs no extra work, and whether it drains shows in the
+    latencies after it."""
     behind = max(MIN_BEHIND, int(rate))
+    warm_up = int(rate * WARMUP_S)
     for notification in signed:  # none can be in the journal before it is sent
         watcher.expect(derived_id("confirmed", notification.donation_id))
     sent = await notify(
-        stack.api_url,
+        stack.api_urls,
         signed,
         NOTIFY_CONNECTIONS,
         rate,
-        lambda handed: handed - watcher.watched_found <= behind,
+        lambda handed: handed < warm_up or handed - watcher.watched_found <= behind,
     )
     return [Paid(s.donation_id, s.due, s.sent, s.answered, s.status == 204, s.sent) for s in sent]
 
@@ -574,7 +587,8 @@ def notification_to_journal(
     pledged: dict[str, int] = {}
     if pledged_before or notifier == "bench":
         log(f"notification → journal: pledging {count} orders first")
-        pledged = asyncio.run(pledge(stack.api_url, count, PLEDGE_CONNECTIONS))
+        # Through every API process: each has served a few hundred requests before the run.
+        pledged = asyncio.run(pledge(stack.api_urls, count, PLEDGE_CONNECTIONS))
         watcher.wait_for({derived_id("pledged", d) for d in pledged}, timeout=JOURNAL_WAIT_S)
     log(f"notification → journal: {count} gifts {'paid' if pledged else 'pledged and paid'} at {rate:g}/s")
     if notifier == "bench":
@@ -713,7 +727,7 @@ def notifications_sent_per_s(
     signed = signed_notifications(stack.keys, pledged)
     log(f"notifications a second: {len(signed)} signed, {FLOOD_BACKLOG} always waiting for the API")
     meter = CpuMeter(pids)
-    sent = asyncio.run(notify(stack.api_url, signed, FLOOD_BACKLOG))
+    sent = asyncio.run(notify([stack.api_url], signed, FLOOD_BACKLOG))  # one API process
     api_cpu_s = meter.seconds("api")
     cpu = meter.report()
     seconds = max(s.answered for s in sent) - min(s.sent for s in sent)
@@ -783,19 +797,22 @@ def giving_bench(
     backend: str = "sqlite",
     pledged_before: bool = False,
     notifier: str = "bench",
+    apis: int = 1,
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "load_average_before": load_average(),
         "database": backend,
         "notifier": notifier,
+        # API processes taking the steady runs' notifications (the other runs use the first)
+        "api_processes": apis,
     }
     with (
         broker() as (kafka, broker_pid),
         bench_topics(kafka) as topics,
         tempfile.TemporaryDirectory(prefix="giving-bench-") as tmp,
         database(backend, Path(tmp)) as database_url,
-        giving_stack(kafka, topics, Path(tmp), database_url) as stack,
+        giving_stack(kafka, topics, Path(tmp), database_url, apis) as stack,
     ):
         open_projects(stack.api_url, PROJECTS)
         pids = stack.pids(broker_pid)
@@ -849,6 +866,13 @@ def main() -> None:
         help="who sends the payment notifications: this process, signed beforehand as the sandbox "
         "would (bench/giving_notifier.py), or the sandbox itself, each paid order signed and delivered there",
     )
+    parser.add_argument(
+        "--apis",
+        type=int,
+        default=1,
+        help="API processes; with --notifier bench the steady runs' notifications are spread over them "
+        "(the notifications-a-second and page runs use one)",
+    )
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     report = giving_bench(
@@ -859,6 +883,7 @@ def main() -> None:
         args.database,
         args.pledged_before,
         args.notifier,
+        args.apis,
     )
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

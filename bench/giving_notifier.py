@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -81,7 +81,7 @@ def signed_notifications(keys: Settings, pledged: Mapping[str, int]) -> list[Sig
 
 
 async def notify(
-    api_url: str,
+    api_urls: Sequence[str],
     notifications: list[SignedNotification],
     connections: int,
     rate: float | None = None,
@@ -89,7 +89,8 @@ async def notify(
 ) -> list[Sent]:
     """Send the notifications: the i-th due at start + i/rate (open loop), or, without a
     rate, back to back on each connection (closed loop: ``connections`` always waiting).
-    Stops early once keep_going(how many were handed out) is False."""
+    The connections go to the API processes in turn. Stops early once
+    keep_going(how many were handed out) is False."""
     queue: asyncio.Queue[tuple[SignedNotification, float] | None] = asyncio.Queue()
     sent: list[Sent] = []
 
@@ -104,7 +105,7 @@ async def notify(
                 raise RuntimeError(f"notification answered {status}: {answer[:300]!r}")
             sent.append(Sent(notification.donation_id, due or began, began, time.time(), status))
 
-    pool = Pool(api_url, connections)
+    pool = Pool(api_urls, connections)
     workers = [asyncio.create_task(notifier(c)) for c in pool.connections]
     try:
         started = time.time()

@@ -4,6 +4,7 @@ machine's CPU as a client can take, so that it stays with what is measured."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import httpx
 
@@ -55,10 +56,12 @@ class KeepAlive:
 
 
 class Pool:
-    """A few keep-alive connections to one server, closed together."""
+    """A few keep-alive connections, closed together; given several servers, the
+    connections go to them in turn, as a load balancer would spread them."""
 
-    def __init__(self, url: str, size: int) -> None:
-        self.connections = [KeepAlive(url) for _ in range(size)]
+    def __init__(self, urls: str | Sequence[str], size: int) -> None:
+        servers = [urls] if isinstance(urls, str) else list(urls)
+        self.connections = [KeepAlive(servers[n % len(servers)]) for n in range(size)]
 
     def close(self) -> None:
         for connection in self.connections:
