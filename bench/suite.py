@@ -5,7 +5,7 @@
 2. end-to-end latency from the API's 202 to the venue screens
    (`python -m bench.end_to_end`: ledger, API, gateway and screens as
    processes on one broker);
-3. giving through the WeChat Pay sandbox (`python -m bench.giving`: notification →
+3. giving through WeChat Pay notifications (`python -m bench.giving`: notification →
    journal entry at a steady rate, notifications a second by one API process, the
    donate page);
 4. the ledger's ingest, rebuild, verify and receipts (`python -m bench.ingest`);
@@ -118,7 +118,7 @@ def main() -> int:
     print("== end to end: API 202 → screens (python -m bench.end_to_end)", flush=True)
     e2e = _json_report("bench.end_to_end")
     print(
-        "== giving: sandbox notification → journal, notifications/s, donate page (python -m bench.giving)",
+        "== giving: notification → journal, notifications/s, donate page (python -m bench.giving)",
         flush=True,
     )
     giving = _json_report("bench.giving")
