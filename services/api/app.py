@@ -168,6 +168,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await giving.payments.written()
         publisher.close()  # waits for any record still in flight
 
     app = FastAPI(

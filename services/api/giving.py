@@ -22,7 +22,6 @@ counted exactly once:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
@@ -36,6 +35,7 @@ from prometheus_client import Counter
 
 from services.api.models import DonationIn
 from services.api.open_projects import OpenProjects
+from services.api.payment_writer import PaymentWriter
 from services.api.producer import EventPublisher
 from services.contracts import events as ev
 from services.contracts.sealed import seal
@@ -44,6 +44,7 @@ from services.donors.adapters.store import (
     DonorDetails,
     DonorStore,
     NonceReplayed,
+    Payment,
     request_hash,
 )
 from services.donors.domain.amounts import AmountRefused, AmountRules
@@ -179,8 +180,7 @@ class Giving:
         self.clock = clock
         self.return_url = return_url
         self.amounts = AmountRules(settings.donation_ceiling_fen)
-        self._to_mark: list[str] = []  # acknowledged gifts not yet marked confirmed
-        self._marking: asyncio.Task[None] | None = None
+        self.payments = PaymentWriter(store)
         self.notify_url = settings.payment_notify_url or (
             f"http://127.0.0.1:{settings.api_port}/api/payments/wechatpay/notify"
         )
@@ -355,68 +355,36 @@ class Giving:
         assert result.transaction_id is not None and result.success_time is not None
         project = await self.open_projects.project(pledge.project_id)
         organisation = str(project.plan.get("organisation", "")) if project is not None else ""
+        payment = Payment(
+            pledge.donation_id,
+            result.transaction_id,
+            int(result.success_time.timestamp() * 1000),
+            0,  # the sandbox and WeChat Pay's charity merchants charge no fee per gift
+            org_code(organisation, self.settings.receipt_org_codes),
+            result.success_time.astimezone(CHINA).year,
+            result.nonce,
+        )
         try:
-            mark_paid = functools.partial(
-                self.store.mark_paid,
-                pledge.donation_id,
-                result.transaction_id,
-                int(result.success_time.timestamp() * 1000),
-                0,  # the sandbox and WeChat Pay's charity merchants charge no fee per gift
-                org_code(organisation, self.settings.receipt_org_codes),
-                result.success_time.astimezone(CHINA).year,
-                result.nonce,
-            )
-            paid, details = await asyncio.to_thread(self._mark_paid, mark_paid)
+            paid, details = await self.payments.paid(payment)
         except NonceReplayed as exc:
             NOTIFICATIONS.labels("replayed").inc()
             raise NotificationRefused("replayed nonce") from exc
-        except ChargeAlreadyCounted as exc:
-            await self._spend_nonce(result)
+        except ChargeAlreadyCounted as exc:  # its nonce was recorded with the refusal
             NOTIFICATIONS.labels("charge_reused").inc()
             raise GivingRefused(409, str(exc)) from exc
         if paid.status == PledgeStatus.CONFIRMED:
             NOTIFICATIONS.labels("repeated").inc()
             return paid
         await self.publisher.publish(self._confirmed_event(paid, details))
-        self._acknowledged(paid.donation_id)
+        self.payments.confirmed(paid.donation_id)
         NOTIFICATIONS.labels("confirmed").inc()
         return paid
-
-    def _mark_paid(self, paid: Callable[[], Pledge]) -> tuple[Pledge, DonorDetails | None]:
-        """Mark the pledge paid (`paid`: store.mark_paid with its arguments) and read the
-        donor's details its confirmation carries: one trip to a worker thread, not two
-        (each trip costs the loop a wake-up). A repeat (already confirmed) needs none."""
-        pledge = paid()
-        if pledge.status == PledgeStatus.CONFIRMED:
-            return pledge, None
-        return pledge, self.store.details(pledge.donor_ref)
 
     async def _spend_nonce(self, result: PaymentResult) -> None:
         """Record the nonce of a notification that pays nothing (a rare path: its own write)."""
         if result.nonce is not None and not await asyncio.to_thread(self.store.remember, result.nonce):
             NOTIFICATIONS.labels("replayed").inc()
             raise NotificationRefused("replayed nonce")
-
-    def _acknowledged(self, donation_id: str) -> None:
-        """Mark the gift confirmed in the store, with the others acknowledged meanwhile.
-
-        The provider's answer does not wait for it: a confirmation acknowledged by the
-        broker but not yet marked (the process died in between) is published again by
-        reconciliation, and the ledger takes an identical event once."""
-        self._to_mark.append(donation_id)
-        if self._marking is None:
-            self._marking = asyncio.create_task(self._mark_acknowledged())
-
-    async def _mark_acknowledged(self) -> None:
-        try:
-            while self._to_mark:
-                batch, self._to_mark = self._to_mark, []
-                try:
-                    await asyncio.to_thread(self.store.mark_confirmed, batch)
-                except Exception:  # the database away: reconciliation publishes these again later
-                    log.exception("could not mark %d acknowledged gifts confirmed", len(batch))
-        finally:
-            self._marking = None
 
     @staticmethod
     def _confirmed_event(pledge: Pledge, details: DonorDetails | None) -> ev.DonationConfirmed:
@@ -463,7 +431,7 @@ class Giving:
         if pledge.status == PledgeStatus.PAID:
             details = await asyncio.to_thread(self.store.details, pledge.donor_ref)
             await self.publisher.publish(self._confirmed_event(pledge, details))
-            await asyncio.to_thread(self.store.mark_confirmed, [pledge.donation_id])
+            self.payments.confirmed(pledge.donation_id)
             RECONCILED.labels("republished").inc()
             return
         try:

@@ -25,24 +25,32 @@ PLEDGE_BY: dict[str, Select[Any]] = {
     column: select(t.pledges).where(t.pledges.c[column] == bindparam("value"))
     for column in ("donation_id", "out_trade_no", "receipt_no")
 }
-# The pledge's row lock (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises already): bind `value`.
-PLEDGE_FOR_UPDATE = PLEDGE_BY["donation_id"].with_for_update()
-# Which donation a provider charge id confirmed: bind `charge_id`.
-CHARGE_COUNTED = select(t.pledges.c.donation_id).where(
-    t.pledges.c.provider_charge_id == bindparam("charge_id")
+# A batch's pledges with their row locks, taken in one order (donation id) so that two
+# processes' batches never wait on each other in a circle (PostgreSQL; SQLite's BEGIN
+# IMMEDIATE serialises already): bind `donation_ids` (a list).
+PLEDGES_FOR_UPDATE = (
+    select(t.pledges)
+    .where(t.pledges.c.donation_id.in_(bindparam("donation_ids", expanding=True)))
+    .order_by(t.pledges.c.donation_id)
+    .with_for_update()
 )
-# The next receipt number of an organisation's year: bind `counter_org`, `counter_year`
-# (an UPDATE's bound names must differ from its table's columns).
+# Which donations these provider charge ids confirmed: bind `charge_ids` (a list).
+CHARGES_COUNTED = select(t.pledges.c.provider_charge_id, t.pledges.c.donation_id).where(
+    t.pledges.c.provider_charge_id.in_(bindparam("charge_ids", expanding=True))
+)
+# The next `taken` receipt numbers of an organisation's year; returns the last of them.
+# Bind `counter_org`, `counter_year`, `taken` (an UPDATE's bound names must differ from
+# its table's columns).
 BUMP_RECEIPT_COUNTER = (
     update(t.receipt_counters)
     .where(
         t.receipt_counters.c.org_code == bindparam("counter_org"),
         t.receipt_counters.c.year == bindparam("counter_year"),
     )
-    .values(last_no=t.receipt_counters.c.last_no + 1)
+    .values(last_no=t.receipt_counters.c.last_no + bindparam("taken"))
     .returning(t.receipt_counters.c.last_no)
 )
-# A pledge paid: bind `paid_donation_id` and each of PAID_FIELDS.
+# A pledge paid: bind `paid_donation_id` and each of PAID_FIELDS (one set per pledge).
 MARK_PAID: Update = (
     update(t.pledges)
     .where(t.pledges.c.donation_id == bindparam("paid_donation_id"))

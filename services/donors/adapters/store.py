@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -51,6 +51,42 @@ class SeenNonce(Protocol):
 
 class NonceReplayed(Exception):
     """A notification's nonce was seen within its window: nothing was written."""
+
+
+PaymentRefused = NonceReplayed | ChargeAlreadyCounted
+
+
+@dataclass(frozen=True)
+class Payment:
+    """What a provider's notification (or a query) says: this pledge was paid by this charge."""
+
+    donation_id: str
+    charge_id: str
+    paid_at_ms: int
+    fee_fen: int
+    org_code: str  # whose receipt numbers, of which year, it takes
+    year: int
+    nonce: SeenNonce | None = None
+
+
+def _refusal(current: Pledge, payment: Payment, counted_for: str | None) -> ChargeAlreadyCounted | None:
+    """Why a payment cannot pay its pledge: the pledge was paid by another charge, or
+    the charge confirmed another donation. None when it can (or it is a repeat)."""
+    if current.status in (PledgeStatus.PAID, PledgeStatus.CONFIRMED):
+        if current.provider_charge_id != payment.charge_id:
+            return ChargeAlreadyCounted(
+                f"donation {current.donation_id} was paid by charge "
+                f"{current.provider_charge_id}, not {payment.charge_id}"
+            )
+        return None
+    if counted_for is not None:
+        return ChargeAlreadyCounted(f"charge {payment.charge_id} already confirmed donation {counted_for}")
+    return None
+
+
+def _paid_row(pledge: Pledge) -> dict[str, Any]:
+    """MARK_PAID's parameters for one pledge."""
+    return {"paid_donation_id": pledge.donation_id} | {k: getattr(pledge, k) for k in q.PAID_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -189,71 +225,123 @@ class DonorStore:
         year: int,
         nonce: SeenNonce | None = None,
     ) -> Pledge:
-        """The provider says it is paid: give the pledge its receipt number, once.
+        """One payment on its own: `record_payments` with one, its refusal raised."""
+        (outcome,) = self.record_payments(
+            [Payment(donation_id, charge_id, paid_at_ms, fee_fen, org_code, year, nonce)]
+        )
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        A pledge already paid is returned as it is (a repeated notification).
-        Raises ChargeAlreadyCounted when the charge id confirmed another donation,
-        NonceReplayed when the notification's nonce was seen (both: nothing written).
-        The nonce is recorded in the same transaction: one commit per notification.
+    def record_payments(
+        self, payments: Sequence[Payment], confirmed: Sequence[str] = ()
+    ) -> list[Pledge | PaymentRefused]:
+        """The provider says these pledges are paid, and the broker acknowledged the
+        confirmations of `confirmed`: all of it in one transaction, one commit.
+
+        Each payment's outcome, in order: the pledge paid with its receipt number (taken
+        once: a pledge already paid is returned as it is, a repeated notification), or
+        why it was refused, with nothing of it written but its nonce:
+        * NonceReplayed: the notification's nonce was seen within its window (nothing
+          at all is written for it, not even the nonce);
+        * ChargeAlreadyCounted: the charge id confirmed another donation, or the pledge
+          was paid by another charge (the nonce is recorded: the notification was spent).
+        A pledge the store does not have is a LookupError, which ends the whole batch.
         """
+        outcomes: list[str | PaymentRefused] = []  # a donation id: its pledge as it ends up
         with self.engine.begin() as conn:
-            if nonce is not None and not self._record_nonce(conn, nonce):
-                raise NonceReplayed(nonce.value)
-            # The pledge's row lock: two copies of one notification arriving together must not
-            # both see it unpaid and take two numbers (SQLite: BEGIN IMMEDIATE already serialises).
-            row = conn.execute(q.PLEDGE_FOR_UPDATE, {"value": donation_id}).mappings().first()
-            assert row is not None
-            current = _pledge(row)
-            if current.status in (PledgeStatus.PAID, PledgeStatus.CONFIRMED):
-                if current.provider_charge_id != charge_id:
-                    raise ChargeAlreadyCounted(
-                        f"donation {donation_id} was paid by charge "
-                        f"{current.provider_charge_id}, not {charge_id}"
-                    )
-                return current
-            other = conn.scalar(q.CHARGE_COUNTED, {"charge_id": charge_id})
-            if other is not None:
-                raise ChargeAlreadyCounted(f"charge {charge_id} already confirmed donation {other}")
-            number = self._next_receipt_number(conn, org_code, year)
-            # A payment that arrives after the pledge was given up is still money received:
-            # it is confirmed (the ledger books it, to suspense if need be), never dropped.
-            paid = replace(
-                current,
-                status=PledgeStatus.PAID,
-                provider_charge_id=charge_id,
-                paid_at_ms=paid_at_ms,
-                fee_fen=fee_fen,
-                receipt_no=receipt_no(org_code, year, number),
-                failure_reason=None,
-            )
-            conn.execute(
-                q.MARK_PAID,
-                {"paid_donation_id": donation_id} | {k: getattr(paid, k) for k in q.PAID_FIELDS},
-            )
-            return paid
+            pledges, counted = self._lock_pledges(conn, payments)
+            newly_paid: list[Payment] = []
+            for payment in payments:
+                if payment.nonce is not None and not self._record_nonce(conn, payment.nonce):
+                    outcomes.append(NonceReplayed(payment.nonce.value))
+                    continue
+                current = pledges[payment.donation_id]
+                refused = _refusal(current, payment, counted.get(payment.charge_id))
+                outcomes.append(refused or payment.donation_id)
+                if refused is not None or current.status in (PledgeStatus.PAID, PledgeStatus.CONFIRMED):
+                    continue  # refused, or a repeat: the pledge as it is
+                # A payment that arrives after the pledge was given up is still money received:
+                # it is confirmed (the ledger books it, to suspense if need be), never dropped.
+                pledges[payment.donation_id] = replace(
+                    current,
+                    status=PledgeStatus.PAID,
+                    provider_charge_id=payment.charge_id,
+                    paid_at_ms=payment.paid_at_ms,
+                    fee_fen=payment.fee_fen,
+                    failure_reason=None,
+                )
+                counted[payment.charge_id] = payment.donation_id
+                newly_paid.append(payment)
+            for paid in self._numbered(conn, pledges, newly_paid):
+                pledges[paid.donation_id] = paid
+            if newly_paid:
+                rows = [_paid_row(pledges[p.donation_id]) for p in newly_paid]
+                conn.execute(q.MARK_PAID, rows)
+            if confirmed:
+                conn.execute(q.MARK_CONFIRMED, {"confirmed_ids": list(confirmed)})
+        return [pledges[o] if isinstance(o, str) else o for o in outcomes]
 
     @staticmethod
-    def _next_receipt_number(conn: Connection, org_code: str, year: int) -> int:
-        # The UPDATE takes the counter row's lock (SQLite: the database's write lock,
-        # held since BEGIN IMMEDIATE), so two processes never take the same number,
-        # and the number commits or rolls back with the pledge: no gaps.
-        counter = {"counter_org": org_code, "counter_year": year}
-        bumped = conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar()
-        if bumped is not None:
-            return int(bumped)
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(t.receipt_counters).values(org_code=org_code, year=year, last_no=1))
-            return 1
-        except IntegrityError:  # another process created it first
-            return int(conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar_one())
+    def _lock_pledges(
+        conn: Connection, payments: Sequence[Payment]
+    ) -> tuple[dict[str, Pledge], dict[str, str]]:
+        """The payments' pledges, locked (two copies of one notification arriving together
+        must not both see it unpaid and take two numbers), and which donation each of
+        their charge ids already confirmed."""
+        if not payments:
+            return {}, {}
+        wanted = sorted({p.donation_id for p in payments})
+        rows = conn.execute(q.PLEDGES_FOR_UPDATE, {"donation_ids": wanted}).mappings().all()
+        pledges = {row["donation_id"]: _pledge(row) for row in rows}
+        missing = set(wanted) - pledges.keys()
+        if missing:
+            raise LookupError(f"no pledge {sorted(missing)[0]!r}")
+        charges = sorted({p.charge_id for p in payments})
+        counted = {
+            row.provider_charge_id: row.donation_id
+            for row in conn.execute(q.CHARGES_COUNTED, {"charge_ids": charges})
+        }
+        return pledges, counted
+
+    def _numbered(
+        self, conn: Connection, pledges: Mapping[str, Pledge], newly_paid: Sequence[Payment]
+    ) -> Iterator[Pledge]:
+        """The newly paid pledges with their receipt numbers, taken in the order they came.
+
+        Each organisation's year takes its numbers in one statement; the counters are
+        taken in one order (as the pledges are) so that batches never wait in a circle."""
+        counters: dict[tuple[str, int], list[Payment]] = {}
+        for payment in newly_paid:
+            counters.setdefault((payment.org_code, payment.year), []).append(payment)
+        for (code, year), taking in sorted(counters.items()):
+            first = self._next_receipt_numbers(conn, code, year, len(taking))
+            for number, payment in enumerate(taking, start=first):
+                yield replace(pledges[payment.donation_id], receipt_no=receipt_no(code, year, number))
+
+    @staticmethod
+    def _next_receipt_numbers(conn: Connection, org_code: str, year: int, taken: int) -> int:
+        """Take `taken` numbers of an organisation's year; returns the first of them.
+
+        The UPDATE takes the counter row's lock (SQLite: the database's write lock, held
+        since BEGIN IMMEDIATE), so two processes never take the same number, and the
+        numbers commit or roll back with the pledges: no gaps."""
+        counter = {"counter_org": org_code, "counter_year": year, "taken": taken}
+        last = conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar()
+        if last is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(t.receipt_counters).values(org_code=org_code, year=year, last_no=taken)
+                    )
+                return 1
+            except IntegrityError:  # another process created it first
+                last = conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar_one()
+        return int(last) - taken + 1
 
     def mark_confirmed(self, donation_ids: Sequence[str]) -> None:
         """The broker acknowledged these gifts' DonationConfirmed (one transaction for them all)."""
-        if not donation_ids:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(q.MARK_CONFIRMED, {"confirmed_ids": list(donation_ids)})
+        self.record_payments([], donation_ids)
 
     def mark_failed(self, donation_id: str, reason: str) -> bool:
         """A pending pledge the provider says was never paid. False if it is no longer pending."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -13,6 +15,7 @@ from services.donors.adapters.store import (
     DonorStore,
     IdempotencyConflict,
     NonceReplayed,
+    Payment,
 )
 from services.donors.domain.pledges import Pledge, PledgeStatus
 from services.ledger.adapters.store import LedgerStore
@@ -221,3 +224,87 @@ def test_one_payment_notified_twice_at_once_takes_one_number(donors: DonorStore)
         thread.join()
     assert sorted(set(n or "" for n in results)) == [f"SIP-2026-{i:07d}" for i in range(1, 9)]
     assert len(results) == 16  # every copy answered with its pledge's one number
+
+
+def test_a_batch_of_payments_is_numbered_in_the_order_it_came_each_refused_one_alone(
+    donors: DonorStore,
+) -> None:
+    a, b, c, replayed, confirmed = (make(donors, a_pledge()) for _ in range(5))
+    before = donors.mark_paid(confirmed.donation_id, "charge-0", 1_000, 0, "SIP", 2026)
+    outcomes = donors.record_payments(
+        [
+            Payment(b.donation_id, "charge-b", 5_000, 0, "SIP", 2026, Nonce("nb", 5_000, 600_000)),
+            Payment(a.donation_id, "charge-a", 5_000, 0, "ORGAB12C", 2026),
+            Payment(c.donation_id, "charge-b", 5_000, 0, "SIP", 2026, Nonce("nc", 5_000, 600_000)),
+            Payment(b.donation_id, "charge-b", 5_001, 0, "SIP", 2026, Nonce("nb2", 5_001, 600_000)),
+            Payment(replayed.donation_id, "charge-r", 5_000, 0, "SIP", 2026, Nonce("nb", 5_002, 600_000)),
+            Payment(a.donation_id, "charge-other", 5_000, 0, "ORGAB12C", 2026),
+            Payment(c.donation_id, "charge-c", 5_000, 0, "SIP", 2026),
+        ],
+        confirmed=[confirmed.donation_id],
+    )
+    paid_b, paid_a, reused, repeat_b, replay, other_charge, paid_c = outcomes
+    assert isinstance(paid_b, Pledge) and paid_b.receipt_no == "SIP-2026-0000002"
+    assert isinstance(paid_a, Pledge) and paid_a.receipt_no == "ORGAB12C-2026-0000001"
+    assert isinstance(reused, ChargeAlreadyCounted)  # charge-b paid b a moment before, in this batch
+    assert repeat_b == paid_b  # a repeat within the batch: the same pledge, its one number
+    assert isinstance(replay, NonceReplayed)
+    assert isinstance(other_charge, ChargeAlreadyCounted)
+    assert isinstance(paid_c, Pledge) and paid_c.receipt_no == "SIP-2026-0000003"
+    for paid in (paid_a, paid_b, paid_c):
+        assert donors.pledge(paid.donation_id) == paid
+    assert donors.pledge(replayed.donation_id) == replayed  # untouched
+    assert donors.pledge(confirmed.donation_id) == replace(before, status=PledgeStatus.CONFIRMED)
+    # The refused charge's notification was spent; the replay's nonce stays the first one's.
+    assert not donors.remember(Nonce("nc", 6_000, 600_000))
+    assert donors.remember(Nonce("unused", 6_000, 600_000))
+
+
+def test_a_batch_that_fails_writes_nothing(donors: DonorStore) -> None:
+    pledge = make(donors, a_pledge())
+    with pytest.raises(LookupError, match="no pledge"):
+        donors.record_payments(
+            [
+                Payment(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n1", 5_000, 600_000)),
+                Payment("no-such-donation", "charge-2", 5_000, 0, "SIP", 2026),
+            ]
+        )
+    assert donors.pledge(pledge.donation_id) == pledge
+    assert donors.remember(Nonce("n1", 5_000, 600_000))
+    assert donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026).receipt_no == (
+        "SIP-2026-0000001"
+    )
+
+
+def test_batches_from_several_writers_overlapping_in_any_order_take_each_number_once(
+    donors: DonorStore,
+) -> None:
+    """As several API processes would: batches sharing pledges, in different orders, two
+    organisations; none waits for another in a circle, and every pledge has one number."""
+    pledges = [make(donors, a_pledge()) for _ in range(24)]
+    orgs = {p.donation_id: ("SIP", "ORGAB12C")[i % 2] for i, p in enumerate(pledges)}
+    failures: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        order = random.Random(seed).sample(pledges, len(pledges))
+        try:
+            for start in range(0, len(order), 6):
+                donors.record_payments(
+                    [
+                        Payment(p.donation_id, f"charge-{p.donation_id}", 5_000, 0, orgs[p.donation_id], 2026)
+                        for p in order[start : start + 6]
+                    ]
+                )
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    numbers = sorted(donors.pledge(p.donation_id).receipt_no or "" for p in pledges)  # type: ignore[union-attr]
+    assert numbers == sorted(
+        [f"ORGAB12C-2026-{i:07d}" for i in range(1, 13)] + [f"SIP-2026-{i:07d}" for i in range(1, 13)]
+    )
