@@ -80,4 +80,4 @@ clean:
 # Stops nothing: stop `make run` with Ctrl-C first. Deletes the local broker's
 # data and the SQLite ledger, so the next `make run` starts empty.
 reset:
-	rm -rf var/kafka var/ledger.db var/ledger.db-wal var/ledger.db-shm var/*.log var/display
+	rm -rf var/kafka var/ledger.db var/ledger.db-wal var/ledger.db-shm var/ledger.db-writers var/*.log var/display

@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+from services.platform.sqlite_write_queue import QueuedWriter
+
 WRITER_CACHE_KIB = 65_536
 
 
@@ -35,7 +37,10 @@ def _sqlite_engine(url: str, *, writer: bool, background_checkpoints: bool, **kw
     # pysqlite's own transaction handling would start transactions lazily and
     # as DEFERRED; the ledger needs BEGIN IMMEDIATE so that two writers queue
     # on the lock up front instead of failing half-way with SQLITE_BUSY.
-    engine = create_engine(url, connect_args={"isolation_level": None, "timeout": 30}, **kwargs)
+    connect_args: dict[str, Any] = {"isolation_level": None, "timeout": 30}
+    if writer:
+        connect_args["factory"] = QueuedWriter  # see services/platform/sqlite_write_queue.py
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -57,6 +62,15 @@ def _sqlite_engine(url: str, *, writer: bool, background_checkpoints: bool, **kw
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        if not writer:
+            conn.exec_driver_sql("BEGIN")
+            return
+        queued: QueuedWriter = conn.connection.dbapi_connection
+        queued.join_queue()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            queued.leave_queue()
+            raise
 
     return engine
