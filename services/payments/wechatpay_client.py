@@ -66,6 +66,12 @@ SUPPORTED_CURRENCY = "CNY"
 TRANSACTION_RESOURCE = "transaction"
 
 
+# An idle connection is let go after this, before the server would close it (uvicorn, the
+# sandbox's server, after 5 s): a request sent on a connection the server is closing at
+# that moment fails with a ReadError, and the donor's pledge with a 503.
+KEEPALIVE_EXPIRY_S = 4.0
+
+
 class _Amount(BaseModel):
     total: StrictInt
     currency: str = SUPPORTED_CURRENCY
@@ -120,7 +126,9 @@ class WechatPayV3Provider:
         self._platform_keys = platform_keys
         self._nonces = nonces
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout_s)
+        self._http = http or httpx.AsyncClient(
+            timeout=timeout_s, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
+        )
         self._base_url = base_url.rstrip("/")
         self._clock = clock or (lambda: datetime.now(CHINA_TIME))
 
