@@ -21,10 +21,13 @@ import fcntl
 import os
 import sqlite3
 import threading
-from typing import Any
+import weakref
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-_held = threading.local()  # the queues this thread is at the head of
+# Who is at the head of each queue, by thread: (queue, thread id) → its connection.
+# Weak, so that a connection dropped in a transaction does not count any more.
+_heads: dict[tuple[str, int], weakref.ref[QueuedWriter]] = {}
 
 
 def queue_path(database: str) -> str | None:
@@ -46,31 +49,35 @@ class QueuedWriter(sqlite3.Connection):
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self._queue = queue_path(str(database))
-        self._queue_fd: int | None = None
-        self._at_head = False
-        self._holders: set[str] = set()  # the joining thread's queues (it may end elsewhere)
+        # A file object, not a bare descriptor: a connection dropped without being closed
+        # closes its queue file as it is collected, which lets go of the lock.
+        self._queue_file: BinaryIO | None = None
+        self._head_of: tuple[str, int] | None = None  # (queue, the thread that joined it)
 
     def join_queue(self) -> None:
         """Wait for every writer ahead (in this process or another) to end its transaction."""
-        if self._queue is None or self._at_head:
+        if self._queue is None or self._head_of is not None:
             return
-        held: set[str] = _held.__dict__.setdefault("queues", set())
-        if self._queue in held:
+        key = (self._queue, threading.get_ident())
+        ahead = _heads.get(key)
+        other = ahead() if ahead is not None else None
+        if other is not None and other._head_of == key:
             # Its turn would never come: this thread's other transaction waits on it.
             raise sqlite3.OperationalError(
-                f"this thread already has a write transaction open on {self._queue[: -len('-writers')]}"
+                f"this thread already has a write transaction open on {self._queue.removesuffix('-writers')}"
             )
-        if self._queue_fd is None:
-            self._queue_fd = os.open(self._queue, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
-        self._at_head, self._holders = True, held
-        held.add(self._queue)
+        if self._queue_file is None:
+            self._queue_file = open(self._queue, "ab")  # noqa: SIM115 (closed in close)
+        fcntl.flock(self._queue_file.fileno(), fcntl.LOCK_EX)
+        self._head_of = key
+        _heads[key] = weakref.ref(self)
 
     def leave_queue(self) -> None:
-        if self._at_head and self._queue_fd is not None:
-            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
-            self._at_head = False
-            self._holders.discard(self._queue)
+        if self._head_of is not None and self._queue_file is not None:
+            fcntl.flock(self._queue_file.fileno(), fcntl.LOCK_UN)
+            if (ahead := _heads.get(self._head_of)) is not None and ahead() is self:
+                _heads.pop(self._head_of, None)
+            self._head_of = None
 
     def commit(self) -> None:
         try:
@@ -86,7 +93,7 @@ class QueuedWriter(sqlite3.Connection):
 
     def close(self) -> None:
         self.leave_queue()
-        if self._queue_fd is not None:
-            os.close(self._queue_fd)
-            self._queue_fd = None
+        if self._queue_file is not None:
+            self._queue_file.close()
+            self._queue_file = None
         super().close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from services.platform.db import make_engine
-from services.platform.sqlite_write_queue import queue_path
+from services.platform.sqlite_write_queue import QueuedWriter, queue_path
 
 # A writer in another process: begins a write transaction, says so, commits when told.
 OTHER_PROCESS = """
@@ -124,6 +125,18 @@ def test_a_transaction_ended_in_another_thread_leaves_the_queue_for_the_thread_t
     holder.close()
     with engine.begin() as conn:  # this thread is no longer in a write transaction
         conn.exec_driver_sql("INSERT INTO t VALUES (5)")
+
+
+def test_a_connection_dropped_in_a_transaction_lets_go_of_the_queue(database: tuple[str, Engine]) -> None:
+    url, engine = database
+    dropped = sqlite3.connect(url.removeprefix("sqlite:///"), factory=QueuedWriter, isolation_level=None)
+    dropped.join_queue()
+    dropped.execute("BEGIN IMMEDIATE")
+    del dropped  # neither committed, rolled back nor closed
+    gc.collect()
+    began, done = threading.Event(), threading.Event()
+    begin_in_thread(engine, began, done).join(10)
+    assert done.is_set(), "the dropped connection still holds the queue"
 
 
 def test_readers_and_databases_in_memory_do_not_queue(tmp_path: Path) -> None:
