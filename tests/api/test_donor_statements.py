@@ -25,6 +25,7 @@ from services.ledger.domain.money import Money
 from services.platform.db import make_engine
 from services.staff.domain.roles import Role
 from tests.fixtures import factories as f
+from tests.fixtures.donor_payments import mark_paid
 from tests.fixtures.staff import StaffApp, csrf_of, log_in, staff_app
 
 
@@ -56,7 +57,7 @@ def _paid(store: DonorStore, gift: Gift, n: int) -> Pledge:
     pledge = f.a_pledge(project_id=gift.project_id, amount_fen=gift.gross_fen, verification_code=f"AB{n:06d}")
     store.create_pledge(pledge, DonorDetails.new("王小明", None), client_hash="c", idempotency=None, now_ms=1)
     paid_ms = int(gift.paid_at.timestamp() * 1000)
-    return store.mark_paid(pledge.donation_id, f"ch-{n}", paid_ms, 0, "SIP", gift.paid_at.year)
+    return mark_paid(store, pledge.donation_id, f"ch-{n}", paid_ms, 0, "SIP", gift.paid_at.year)
 
 
 def donor_seed(db_url: str) -> tuple[list[ev.Event], list[tuple[str, str]]]:

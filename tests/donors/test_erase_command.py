@@ -11,6 +11,7 @@ from services.donors.adapters.store import DonorDetails, DonorStore
 from services.donors.commands import erase_command
 from services.ledger.adapters.store import LedgerStore
 from services.platform.db import make_engine
+from tests.fixtures.donor_payments import mark_paid
 from tests.fixtures.factories import a_pledge
 
 KNOWN = DonorDetails.new("王小明", "加油")
@@ -23,7 +24,7 @@ def test_erase_by_receipt_number(tmp_path: Path) -> None:
     store = DonorStore(engine)
     pledge = a_pledge()
     store.create_pledge(pledge, KNOWN, client_hash="c", idempotency=None, now_ms=pledge.created_at_ms)
-    paid = store.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    paid = mark_paid(store, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
     out = io.StringIO()
     console = Console(file=out, width=200)
 

@@ -215,24 +215,6 @@ class DonorStore:
         with self.reader.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(t.pledges).where(condition)) or 0)
 
-    def mark_paid(
-        self,
-        donation_id: str,
-        charge_id: str,
-        paid_at_ms: int,
-        fee_fen: int,
-        org_code: str,
-        year: int,
-        nonce: SeenNonce | None = None,
-    ) -> Pledge:
-        """One payment on its own: `record_payments` with one, its refusal raised."""
-        (outcome,) = self.record_payments(
-            [Payment(donation_id, charge_id, paid_at_ms, fee_fen, org_code, year, nonce)]
-        )
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def record_payments(
         self, payments: Sequence[Payment], confirmed: Sequence[str] = ()
     ) -> list[Pledge | PaymentRefused]:
@@ -339,10 +321,6 @@ class DonorStore:
                 last = conn.execute(q.BUMP_RECEIPT_COUNTER, counter).scalar_one()
         return int(last) - taken + 1
 
-    def mark_confirmed(self, donation_ids: Sequence[str]) -> None:
-        """The broker acknowledged these gifts' DonationConfirmed (one transaction for them all)."""
-        self.record_payments([], donation_ids)
-
     def mark_failed(self, donation_id: str, reason: str) -> bool:
         """A pending pledge the provider says was never paid. False if it is no longer pending."""
         with self.engine.begin() as conn:
@@ -365,7 +343,7 @@ class DonorStore:
     # --- notifications ---------------------------------------------------------
 
     def remember(self, nonce: SeenNonce) -> bool:
-        """Record a nonce on its own (`mark_paid` records the nonce of a notification that pays);
+        """Record a nonce on its own (`record_payments` records the nonce of a notification that pays);
         False when it was seen within its window: a replay."""
         with self.engine.begin() as conn:
             return self._record_nonce(conn, nonce)

@@ -21,6 +21,7 @@ from services.donors.domain.pledges import Pledge, PledgeStatus
 from services.ledger.adapters.store import LedgerStore
 from services.payments.provider import Nonce
 from services.platform.db import make_engine
+from tests.fixtures.donor_payments import mark_paid
 from tests.fixtures.factories import a_pledge
 
 KNOWN = DonorDetails.new("王小明", "加油")
@@ -100,18 +101,18 @@ def test_counts_for_rate_limits(donors: DonorStore) -> None:
 def test_receipt_numbers_are_gap_free_per_organisation_and_year(donors: DonorStore) -> None:
     pledges = [make(donors, a_pledge()) for _ in range(3)]
     numbers = [
-        donors.mark_paid(p.donation_id, f"charge-{i}", 5_000, 0, "SIP", 2026).receipt_no
+        mark_paid(donors, p.donation_id, f"charge-{i}", 5_000, 0, "SIP", 2026).receipt_no
         for i, p in enumerate(pledges)
     ]
     assert numbers == ["SIP-2026-0000001", "SIP-2026-0000002", "SIP-2026-0000003"]
     other = make(donors, a_pledge())
     assert (
-        donors.mark_paid(other.donation_id, "charge-x", 5_000, 0, "ORGAB12C", 2026).receipt_no
+        mark_paid(donors, other.donation_id, "charge-x", 5_000, 0, "ORGAB12C", 2026).receipt_no
         == "ORGAB12C-2026-0000001"
     )
     next_year = make(donors, a_pledge())
     assert (
-        donors.mark_paid(next_year.donation_id, "charge-y", 5_000, 0, "SIP", 2027).receipt_no
+        mark_paid(donors, next_year.donation_id, "charge-y", 5_000, 0, "SIP", 2027).receipt_no
         == "SIP-2027-0000001"
     )
 
@@ -122,7 +123,7 @@ def test_concurrent_payments_never_share_or_skip_a_number(donors: DonorStore) ->
     lock = threading.Lock()
 
     def pay(p: Pledge) -> None:
-        paid = donors.mark_paid(p.donation_id, f"charge-{p.donation_id}", 5_000, 0, "SIP", 2026)
+        paid = mark_paid(donors, p.donation_id, f"charge-{p.donation_id}", 5_000, 0, "SIP", 2026)
         with lock:
             numbers.append(paid.receipt_no)
 
@@ -136,23 +137,23 @@ def test_concurrent_payments_never_share_or_skip_a_number(donors: DonorStore) ->
 
 def test_a_repeated_payment_is_the_same_receipt_and_a_reused_charge_is_refused(donors: DonorStore) -> None:
     pledge, other = make(donors, a_pledge()), make(donors, a_pledge())
-    paid = donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
-    assert donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026) == paid
+    paid = mark_paid(donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    assert mark_paid(donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026) == paid
     with pytest.raises(ChargeAlreadyCounted):
-        donors.mark_paid(other.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+        mark_paid(donors, other.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
     with pytest.raises(ChargeAlreadyCounted):
-        donors.mark_paid(pledge.donation_id, "charge-2", 5_000, 0, "SIP", 2026)
+        mark_paid(donors, pledge.donation_id, "charge-2", 5_000, 0, "SIP", 2026)
     assert donors.pledge(other.donation_id) == other  # untouched, and no number was used up
     third = make(donors, a_pledge())
     assert (
-        donors.mark_paid(third.donation_id, "charge-3", 5_000, 0, "SIP", 2026).receipt_no
+        mark_paid(donors, third.donation_id, "charge-3", 5_000, 0, "SIP", 2026).receipt_no
         == "SIP-2026-0000002"
     )
 
 
 def test_states_and_what_is_due(donors: DonorStore) -> None:
     unpaid, paid = make(donors, a_pledge(expires_at_ms=10_000)), make(donors, a_pledge(expires_at_ms=10_000))
-    donors.mark_paid(paid.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    mark_paid(donors, paid.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
     assert donors.due(now_ms=9_999, paid_grace_ms=30_000) == []
     assert [p.donation_id for p in donors.due(now_ms=10_000, paid_grace_ms=30_000)] == [unpaid.donation_id]
     assert {p.donation_id for p in donors.due(now_ms=35_000, paid_grace_ms=30_000)} == {
@@ -162,12 +163,14 @@ def test_states_and_what_is_due(donors: DonorStore) -> None:
     assert donors.mark_failed(unpaid.donation_id, "not paid")
     assert not donors.mark_failed(unpaid.donation_id, "not paid")  # already failed
     assert not donors.mark_failed(paid.donation_id, "not paid")  # paid stays paid
-    donors.mark_confirmed([paid.donation_id, unpaid.donation_id])  # only a paid one becomes confirmed
+    donors.record_payments(
+        [], confirmed=[paid.donation_id, unpaid.donation_id]
+    )  # only a paid one becomes confirmed
     assert donors.pledge(paid.donation_id).status == PledgeStatus.CONFIRMED  # type: ignore[union-attr]
     assert donors.pledge(unpaid.donation_id).status == PledgeStatus.FAILED  # type: ignore[union-attr]
     assert donors.due(now_ms=99_000, paid_grace_ms=30_000) == []
     # Money that arrives after the pledge was given up is still booked.
-    late = donors.mark_paid(unpaid.donation_id, "charge-late", 99_000, 0, "SIP", 2026)
+    late = mark_paid(donors, unpaid.donation_id, "charge-late", 99_000, 0, "SIP", 2026)
     assert late.status == PledgeStatus.PAID and late.receipt_no == "SIP-2026-0000002"
 
 
@@ -185,15 +188,15 @@ def test_nonces_are_remembered_for_the_window(donors: DonorStore) -> None:
 
 def test_a_payment_records_its_nonce_in_the_same_transaction(donors: DonorStore) -> None:
     pledge, other = make(donors, a_pledge()), make(donors, a_pledge())
-    paid = donors.mark_paid(
-        pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n1", 5_000, 600_000)
+    paid = mark_paid(
+        donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n1", 5_000, 600_000)
     )
     with pytest.raises(NonceReplayed):  # a replay changes nothing, not even another pledge
-        donors.mark_paid(other.donation_id, "charge-2", 6_000, 0, "SIP", 2026, Nonce("n1", 6_000, 600_000))
+        mark_paid(donors, other.donation_id, "charge-2", 6_000, 0, "SIP", 2026, Nonce("n1", 6_000, 600_000))
     assert donors.pledge(other.donation_id) == other
     # A repeated notification (a new nonce) finds the pledge paid, with its one number.
     assert (
-        donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n2", 7_000, 600_000))
+        mark_paid(donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n2", 7_000, 600_000))
         == paid
     )
     assert donors.pledge(pledge.donation_id) == paid
@@ -201,7 +204,7 @@ def test_a_payment_records_its_nonce_in_the_same_transaction(donors: DonorStore)
 
 def test_erasing_forgets_the_person_not_the_gift(donors: DonorStore) -> None:
     pledge = make(donors, a_pledge())
-    paid = donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
+    paid = mark_paid(donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026)
     assert donors.erase(pledge.donor_ref, now_ms=9_000)
     assert donors.details(pledge.donor_ref) == DonorDetails(None, None, None)
     assert donors.pledge_by_receipt(paid.receipt_no or "") == paid
@@ -213,7 +216,7 @@ def test_one_payment_notified_twice_at_once_takes_one_number(donors: DonorStore)
     lock = threading.Lock()
 
     def pay(p: Pledge) -> None:
-        paid = donors.mark_paid(p.donation_id, f"charge-{p.donation_id}", 5_000, 0, "SIP", 2026)
+        paid = mark_paid(donors, p.donation_id, f"charge-{p.donation_id}", 5_000, 0, "SIP", 2026)
         with lock:
             results.append(paid.receipt_no)
 
@@ -230,7 +233,7 @@ def test_a_batch_of_payments_is_numbered_in_the_order_it_came_each_refused_one_a
     donors: DonorStore,
 ) -> None:
     a, b, c, replayed, confirmed = (make(donors, a_pledge()) for _ in range(5))
-    before = donors.mark_paid(confirmed.donation_id, "charge-0", 1_000, 0, "SIP", 2026)
+    before = mark_paid(donors, confirmed.donation_id, "charge-0", 1_000, 0, "SIP", 2026)
     outcomes = donors.record_payments(
         [
             Payment(b.donation_id, "charge-b", 5_000, 0, "SIP", 2026, Nonce("nb", 5_000, 600_000)),
@@ -271,7 +274,7 @@ def test_a_batch_that_fails_writes_nothing(donors: DonorStore) -> None:
         )
     assert donors.pledge(pledge.donation_id) == pledge
     assert donors.remember(Nonce("n1", 5_000, 600_000))
-    assert donors.mark_paid(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026).receipt_no == (
+    assert mark_paid(donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026).receipt_no == (
         "SIP-2026-0000001"
     )
 
