@@ -17,7 +17,7 @@ from services.ledger import metrics
 from services.ledger.adapters.donor_keys import StoredDonorKeys
 from services.ledger.adapters.intake_process import IntakeProcess
 from services.ledger.adapters.lag_monitor import LagMonitor
-from services.ledger.adapters.lease import RENEW_EVERY_S, WriterLease, holder_name
+from services.ledger.adapters.lease import RENEW_EVERY_S, TTL_MS, WriterLease, holder_name
 from services.ledger.adapters.publisher_process import PublisherProcess
 from services.ledger.adapters.signing import NoSigningKey, load_or_create_signing_key
 from services.ledger.adapters.sqlite_wal import WalCheckpointer
@@ -73,7 +73,11 @@ def wait_for(what: str, check: Check, timeout: float = 60.0) -> None:
 def bootstrap(settings: Settings, stop: threading.Event | None = None) -> LedgerApp | None:
     """Wire the ledger, once it holds the writer lease; None if `stop` came first (a
     standby that was stopped)."""
-    engine = make_engine(settings.database_url, background_checkpoints=True)
+    # The lease's check comes first in every batch, so a ledger paused in one holds the
+    # lease row's lock: its session ends once it has sat that long, and a standby gets in.
+    engine = make_engine(
+        settings.database_url, background_checkpoints=True, idle_transaction_timeout_ms=TTL_MS
+    )
     wait_for("database", database_check(engine))
     LedgerStore(engine).migrate()
     lease = WriterLease(engine, holder_name(settings.ledger_instance_id))

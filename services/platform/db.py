@@ -12,15 +12,26 @@ WRITER_CACHE_KIB = 65_536
 
 
 def make_engine(
-    url: str, *, writer: bool = True, background_checkpoints: bool = False, **kwargs: Any
+    url: str,
+    *,
+    writer: bool = True,
+    background_checkpoints: bool = False,
+    idle_transaction_timeout_ms: int | None = None,
+    **kwargs: Any,
 ) -> Engine:
     """An engine; readers (the API) pass writer=False so they never take SQLite's write lock.
 
     background_checkpoints: on SQLite, commits no longer copy the WAL back into
     the database file; whoever asks for this must run a WalCheckpointer.
+    idle_transaction_timeout_ms: on PostgreSQL, the server ends the session of a
+    transaction that waits this long for its client's next statement (a process
+    paused or cut off in it), which lets go of its locks. SQLite has no server to do it.
     """
     if url.startswith("sqlite"):
         return _sqlite_engine(url, writer=writer, background_checkpoints=background_checkpoints, **kwargs)
+    if idle_transaction_timeout_ms is not None:
+        options = f"-c idle_in_transaction_session_timeout={idle_transaction_timeout_ms}"
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -2,13 +2,17 @@
 
 One row says which ledger holds the right to write, under which epoch, until
 when, by the database's own clock (one clock for every instance). The holder
-renews it every second. Every batch transaction checks it before it commits
-(`check`, inside the transaction): a ledger that lost the lease, because it
-was paused or cut off past the lease's end and a standby took over, commits
-nothing. A standby waits, taking the lease once it has expired; with a 5 s
-lease and a poll a second it takes over within about 6 s of the holder's death,
-at once when the holder was a process on its own host that is gone (a restart,
-or a standby beside the ledger).
+renews it every second. Every batch transaction checks it first (`check`,
+inside the transaction): a ledger that lost the lease, because it was paused or
+cut off past the lease's end and a standby took over, commits nothing. A standby
+waits, taking the lease once it has expired; with a 5 s lease and a poll a second
+it takes over within about 6 s of the holder's death, at once when the holder was
+a process on its own host that is gone (a restart, or a standby beside the ledger).
+
+The check locks the lease row until the batch commits, so a holder paused inside a
+batch would keep a standby's UPDATE waiting for as long as the pause lasts: on
+PostgreSQL the ledger's sessions end after TTL_MS idle in a transaction (see
+services/ledger/main.py), which releases the row.
 """
 
 from __future__ import annotations

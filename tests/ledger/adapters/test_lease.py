@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from services.ledger.adapters import tables as t
 from services.ledger.adapters.lease import WriterLease, database_clock_ms, holder_name
 from services.ledger.adapters.store import LedgerStore
 from services.platform.broken import LeaseLost
+from services.platform.db import make_engine
+from services.platform.scratch_postgres import scratch_database
 from tests.fixtures.ledger import eventually
 
 pytestmark = pytest.mark.integration  # needs the PostgreSQL server
@@ -62,3 +66,36 @@ def test_a_released_lease_or_one_whose_process_is_gone_is_taken_at_once(store: L
     assert successor.try_acquire()  # its holder's process no longer exists on this host
     with pytest.raises(LeaseLost):
         on_this_host.renew()
+
+
+def test_a_holder_paused_inside_its_transaction_is_cut_off_and_the_standby_takes_over(
+    postgres_url: str,
+) -> None:
+    """A holder paused (SIGSTOP) in a batch holds the lease row's lock, since its check comes
+    first in the batch's transaction: the server ends that transaction once it has sat idle for
+    the lease's length, and the standby, waiting on the lock, then takes the lease."""
+    with scratch_database(postgres_url, "lease") as url:
+        LedgerStore(make_engine(url)).migrate()
+        holder_engine = make_engine(url, idle_transaction_timeout_ms=1_000)
+        standby_engine = make_engine(url, idle_transaction_timeout_ms=1_000)
+        first = WriterLease(holder_engine, "ledger-1@elsewhere:1", ttl_ms=300)
+        second = WriterLease(standby_engine, "ledger-1@elsewhere:2", ttl_ms=300)
+        assert first.try_acquire()
+        paused = holder_engine.connect()
+        paused.begin()
+        first.check(paused)  # and then nothing: the process is stopped mid-batch
+        pool = ThreadPoolExecutor(1)
+        taking = pool.submit(eventually, second.try_acquire, 10, "the standby taking the lease")
+        try:
+            taking.result(timeout=20)
+        except TimeoutError:
+            paused.close()  # lets the standby's blocked UPDATE go, so that the test can end
+            raise
+        finally:
+            pool.shutdown()
+        assert second.held
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            paused.commit()  # it wakes: nothing it wrote survives
+        paused.close()
+        holder_engine.dispose()
+        standby_engine.dispose()
