@@ -12,7 +12,10 @@ So a writing connection first takes an exclusive `flock` on a file beside the da
 lets go, with no polling. Only then does it BEGIN IMMEDIATE, which finds SQLite's lock
 free. The queue is a courtesy, not the guarantee: a writer outside it (the sqlite3
 shell, a tool) still takes SQLite's lock, and the others then wait in the busy handler
-as before. A process that dies lets go of its `flock` with its files.
+as before. A process that dies lets go of its `flock` with its files. The wait has no
+time limit (a blocked `flock` cannot be given one), where the busy handler gives up after
+the connection's timeout: a writer paused inside a transaction holds the others until it
+goes on or dies.
 """
 
 from __future__ import annotations
