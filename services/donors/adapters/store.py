@@ -112,6 +112,11 @@ def _pledge(row: RowMapping) -> Pledge:
     return Pledge(**values)
 
 
+# What record_payments raises for something tied to one of its payments rather than to the
+# database: the pledge is not there, or a constraint (another process counted the charge id).
+PAYMENT_ERRORS: tuple[type[Exception], ...] = (LookupError, IntegrityError)
+
+
 class DonorStore:
     def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         """engine writes; reader, if given, serves the reads. On SQLite the writing engine
@@ -228,11 +233,13 @@ class DonorStore:
           at all is written for it, not even the nonce);
         * ChargeAlreadyCounted: the charge id confirmed another donation, or the pledge
           was paid by another charge (the nonce is recorded: the notification was spent).
-        A pledge the store does not have is a LookupError, which ends the whole batch.
+        A pledge the store does not have is a LookupError, and a charge id counted by
+        another process at the same moment an IntegrityError: either ends the whole batch
+        (PAYMENT_ERRORS; the caller may write its payments one at a time to find whose).
         """
         outcomes: list[str | PaymentRefused] = []  # a donation id: its pledge as it ends up
         with self.engine.begin() as conn:
-            pledges, counted = self._lock_pledges(conn, payments)
+            pledges, counted = self._lock_pledges(conn, payments, confirmed)
             newly_paid: list[Payment] = []
             for payment in payments:
                 if payment.nonce is not None and not self._record_nonce(conn, payment.nonce):
@@ -266,19 +273,26 @@ class DonorStore:
 
     @staticmethod
     def _lock_pledges(
-        conn: Connection, payments: Sequence[Payment]
+        conn: Connection, payments: Sequence[Payment], confirmed: Sequence[str]
     ) -> tuple[dict[str, Pledge], dict[str, str]]:
-        """The payments' pledges, locked (two copies of one notification arriving together
-        must not both see it unpaid and take two numbers), and which donation each of
-        their charge ids already confirmed."""
-        if not payments:
+        """The pledges of the payments and of the confirmations, locked (two copies of one
+        notification arriving together must not both see it unpaid and take two numbers),
+        and which donation each of the payments' charge ids already confirmed.
+
+        All of them in one statement, in one order, before anything else (the receipt
+        counters come after): batches of several API processes then never hold one
+        pledge while waiting for another's."""
+        paying = {p.donation_id for p in payments}
+        if not paying and not confirmed:
             return {}, {}
-        wanted = sorted({p.donation_id for p in payments})
+        wanted = sorted(paying | set(confirmed))
         rows = conn.execute(q.PLEDGES_FOR_UPDATE, {"donation_ids": wanted}).mappings().all()
         pledges = {row["donation_id"]: _pledge(row) for row in rows}
-        missing = set(wanted) - pledges.keys()
+        missing = paying - pledges.keys()
         if missing:
             raise LookupError(f"no pledge {sorted(missing)[0]!r}")
+        if not payments:
+            return pledges, {}
         charges = sorted({p.charge_id for p in payments})
         counted = {
             row.provider_charge_id: row.donation_id

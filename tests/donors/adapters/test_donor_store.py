@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
+from services.donors.adapters import tables as t
 from services.donors.adapters.store import (
     ChargeAlreadyCounted,
     DonorDetails,
@@ -258,12 +261,44 @@ def test_a_batch_of_payments_is_numbered_in_the_order_it_came_each_refused_one_a
         assert donors.pledge(paid.donation_id) == paid
     assert donors.pledge(replayed.donation_id) == replayed  # untouched
     assert donors.pledge(confirmed.donation_id) == replace(before, status=PledgeStatus.CONFIRMED)
-    # The refused charge's notification was spent; the replay's nonce stays the first one's.
+    # The refused charge's notification was spent, and the replayed one stays spent; a
+    # nonce never sent is still free.
     assert not donors.remember(Nonce("nc", 6_000, 600_000))
+    assert not donors.remember(Nonce("nb", 6_000, 600_000))
     assert donors.remember(Nonce("unused", 6_000, 600_000))
 
 
-def test_a_batch_that_fails_writes_nothing(donors: DonorStore) -> None:
+def test_a_batch_that_fails_half_way_writes_nothing(donors: DonorStore) -> None:
+    pledge, holder, acknowledged = (make(donors, a_pledge()) for _ in range(3))
+    acknowledged = mark_paid(donors, acknowledged.donation_id, "charge-0", 5_000, 0, "ORG2", 2026)
+    # The number the payment is to take is in use already (as after a counter restored
+    # from an older backup): its pledge's update fails after the nonce and the counter
+    # were written, and the confirmation was marked.
+    with donors.engine.begin() as conn:
+        conn.execute(
+            update(t.pledges)
+            .where(t.pledges.c.donation_id == holder.donation_id)
+            .values(receipt_no="SIP-2026-0000001")
+        )
+    with pytest.raises(IntegrityError):
+        donors.record_payments(
+            [Payment(pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026, Nonce("n1", 5_000, 600_000))],
+            confirmed=[acknowledged.donation_id],
+        )
+    assert donors.pledge(pledge.donation_id) == pledge
+    assert donors.pledge(acknowledged.donation_id) == acknowledged  # not marked confirmed
+    assert donors.remember(Nonce("n1", 5_000, 600_000))  # the nonce is not spent
+    with donors.engine.begin() as conn:
+        conn.execute(
+            update(t.pledges).where(t.pledges.c.donation_id == holder.donation_id).values(receipt_no=None)
+        )
+    # Nor was the counter moved: the number is taken now, by the payment.
+    assert mark_paid(donors, pledge.donation_id, "charge-1", 5_000, 0, "SIP", 2026).receipt_no == (
+        "SIP-2026-0000001"
+    )
+
+
+def test_a_payment_for_a_pledge_the_store_does_not_have_fails_its_batch(donors: DonorStore) -> None:
     pledge = make(donors, a_pledge())
     with pytest.raises(LookupError, match="no pledge"):
         donors.record_payments(
@@ -283,20 +318,24 @@ def test_batches_from_several_writers_overlapping_in_any_order_take_each_number_
     donors: DonorStore,
 ) -> None:
     """As several API processes would: batches sharing pledges, in different orders, two
-    organisations; none waits for another in a circle, and every pledge has one number."""
+    organisations, each batch confirming pledges that other batches pay; none waits for
+    another in a circle (PostgreSQL would fail one as a deadlock), and every pledge has
+    one number."""
     pledges = [make(donors, a_pledge()) for _ in range(24)]
     orgs = {p.donation_id: ("SIP", "ORGAB12C")[i % 2] for i, p in enumerate(pledges)}
     failures: list[BaseException] = []
 
     def writer(seed: int) -> None:
-        order = random.Random(seed).sample(pledges, len(pledges))
+        rng = random.Random(seed)
+        order = rng.sample(pledges, len(pledges))
         try:
             for start in range(0, len(order), 6):
                 donors.record_payments(
                     [
                         Payment(p.donation_id, f"charge-{p.donation_id}", 5_000, 0, orgs[p.donation_id], 2026)
                         for p in order[start : start + 6]
-                    ]
+                    ],
+                    confirmed=[p.donation_id for p in rng.sample(pledges, 6)],
                 )
         except BaseException as exc:
             failures.append(exc)
