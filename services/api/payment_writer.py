@@ -12,7 +12,9 @@ Here one thread writes: whatever arrived while it wrote the previous batch is th
 batch, one transaction. A notification alone is written at once (no timer, no added
 wait); under load the batches grow by themselves and each gift costs a fraction of a
 commit. Each payment keeps its own outcome, refusals included (see
-`DonorStore.record_payments`).
+`DonorStore.record_payments`): a batch that fails for one of its payments (its pledge
+gone, its charge id counted by another process a moment before) is written again one
+payment at a time, so that only that payment fails.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from services.donors.adapters.store import DonorDetails, DonorStore, Payment, PaymentRefused
+from services.donors.adapters.store import PAYMENT_ERRORS, DonorDetails, DonorStore, Payment, PaymentRefused
 from services.donors.domain.pledges import Pledge, PledgeStatus
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 100
 
 Paid = tuple[Pledge, DonorDetails | None]
+Outcome = Paid | PaymentRefused | Exception  # an exception: what this payment alone failed with
 
 
 class PaymentWriter:
@@ -85,6 +88,10 @@ class PaymentWriter:
                 payments = [payment for payment, _ in batch]
                 try:
                     outcomes = await loop.run_in_executor(self._thread, self._write, payments, confirmed)
+                except asyncio.CancelledError:  # the loop is going away: so are the requests
+                    for _, waiting in batch:
+                        waiting.cancel()
+                    raise
                 except Exception as exc:  # the database away: the provider retries each payment
                     if confirmed:  # and reconciliation publishes these again later
                         log.exception("could not mark %d acknowledged gifts confirmed", len(confirmed))
@@ -103,13 +110,39 @@ class PaymentWriter:
             if self._writing is asyncio.current_task():
                 self._writing = None
 
-    def _write(self, payments: Sequence[Payment], confirmed: Sequence[str]) -> list[Paid | PaymentRefused]:
+    def _write(self, payments: Sequence[Payment], confirmed: Sequence[str]) -> list[Outcome]:
         """One transaction, then the donors' details of the newly paid, read after the
-        commit so that the write lock is not held for them."""
-        outcomes = self.store.record_payments(payments, confirmed)
-        return [o if isinstance(o, Exception) else self._with_details(o) for o in outcomes]
+        commit so that the write lock is not held for them. Raises only when nothing of
+        the batch was written."""
+        try:
+            recorded: list[Pledge | Exception] = list(self.store.record_payments(payments, confirmed))
+        except PAYMENT_ERRORS:
+            if len(payments) < 2:
+                raise
+            recorded = self._one_at_a_time(payments, confirmed)
+        return [o if isinstance(o, Exception) else self._with_details(o) for o in recorded]
 
-    def _with_details(self, pledge: Pledge) -> Paid:
+    def _one_at_a_time(
+        self, payments: Sequence[Payment], confirmed: Sequence[str]
+    ) -> list[Pledge | Exception]:
+        """The batch failed for one of its payments: each in a transaction of its own, the
+        confirmations in one more; the failure goes to the payment it belongs to."""
+        if confirmed:
+            self.store.record_payments([], confirmed)
+        recorded: list[Pledge | Exception] = []
+        for payment in payments:
+            try:
+                recorded.extend(self.store.record_payments([payment]))
+            except PAYMENT_ERRORS as exc:
+                recorded.append(exc)
+        return recorded
+
+    def _with_details(self, pledge: Pledge) -> Paid | Exception:
+        """The pledge and its donor's details; an error reading them goes to this payment
+        alone (it is written: the provider's retry finds it paid and publishes it then)."""
         if pledge.status == PledgeStatus.CONFIRMED:
             return pledge, None  # a repeat: nothing is published again
-        return pledge, self.store.details(pledge.donor_ref)
+        try:
+            return pledge, self.store.details(pledge.donor_ref)
+        except Exception as exc:
+            return exc

@@ -41,6 +41,8 @@ class RecordingStore:
         self.hold.set()
         self.writing = threading.Event()
         self.fail_next = False
+        self.missing: set[str] = set()  # pledges that are not there: their batch fails
+        self.unreadable: set[str] = set()  # donors whose details cannot be read
 
     def add(self, pledge: Pledge) -> Payment:
         self.pledges[pledge.donation_id] = pledge
@@ -56,6 +58,9 @@ class RecordingStore:
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("database away")
+        for payment in payments:
+            if payment.donation_id in self.missing:
+                raise LookupError(f"no pledge {payment.donation_id!r}")
         outcomes: list[Pledge | PaymentRefused] = []
         for payment in payments:
             if payment.charge_id == "reused":
@@ -72,11 +77,18 @@ class RecordingStore:
 
     def details(self, donor_ref: str) -> DonorDetails:
         self.details_read.append(donor_ref)
+        if donor_ref in self.unreadable:
+            raise ConnectionError("database away")
         return DETAILS
 
 
 def writer_for(store: RecordingStore, max_batch: int = 100) -> PaymentWriter:
     return PaymentWriter(store, max_batch)  # type: ignore[arg-type]  # the writer needs only these
+
+
+async def confirm(writer: PaymentWriter, donation_id: str) -> None:
+    """A confirmation as a task of a gather: handed over after the payments before it."""
+    writer.confirmed(donation_id)
 
 
 def test_a_payment_alone_is_written_at_once_with_the_donors_details() -> None:
@@ -193,3 +205,73 @@ def test_a_payment_whose_request_went_away_is_written_all_the_same() -> None:
 
     asyncio.run(run())
     assert store.pledges[payment.donation_id].status == PledgeStatus.PAID
+
+
+def test_a_batch_failed_by_one_payment_is_written_again_one_at_a_time() -> None:
+    store = RecordingStore()
+    before, gone, after = (store.add(a_pledge()) for _ in range(3))
+    store.missing.add(gone.donation_id)
+
+    async def run() -> list[object]:
+        writer = writer_for(store)
+        paying = [writer.paid(before), writer.paid(gone), writer.paid(after)]
+        return list(await asyncio.gather(*paying, confirm(writer, "acknowledged"), return_exceptions=True))[
+            :3
+        ]
+
+    first, failed, last = asyncio.run(run())
+    assert isinstance(failed, LookupError)
+    for outcome, payment in ((first, before), (last, after)):
+        assert isinstance(outcome, tuple) and outcome[0].donation_id == payment.donation_id
+        assert outcome[0].status == PledgeStatus.PAID
+    ids = [before.donation_id, gone.donation_id, after.donation_id]
+    assert store.batches == [
+        (ids, ["acknowledged"]),
+        ([], ["acknowledged"]),
+        ([before.donation_id], []),
+        ([gone.donation_id], []),
+        ([after.donation_id], []),
+    ]
+
+
+def test_details_that_cannot_be_read_fail_only_their_payment_and_the_batch_stays_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = RecordingStore()
+    unlucky, lucky = store.add(a_pledge()), store.add(a_pledge())
+    store.unreadable.add(store.pledges[unlucky.donation_id].donor_ref)
+
+    async def run() -> list[object]:
+        writer = writer_for(store)
+        paying = [writer.paid(unlucky), writer.paid(lucky)]
+        return list(await asyncio.gather(*paying, confirm(writer, "acknowledged"), return_exceptions=True))[
+            :2
+        ]
+
+    failed, paid = asyncio.run(run())
+    assert isinstance(failed, ConnectionError)  # the provider retries it: a repeat, published then
+    assert isinstance(paid, tuple) and paid == (store.pledges[lucky.donation_id], DETAILS)
+    assert store.pledges[unlucky.donation_id].status == PledgeStatus.PAID
+    assert len(store.batches) == 1
+    assert "could not mark" not in caplog.text  # the confirmation was written with the batch
+
+
+def test_a_payment_whose_request_went_away_while_it_waited_for_its_batch_is_written() -> None:
+    store = RecordingStore()
+    first, queued = store.add(a_pledge()), store.add(a_pledge())
+
+    async def run() -> None:
+        writer = writer_for(store)
+        store.hold.clear()
+        writing = asyncio.create_task(writer.paid(first))
+        await asyncio.to_thread(store.writing.wait, 5)  # the first batch holds the writer
+        request = asyncio.create_task(writer.paid(queued))
+        await asyncio.sleep(0)  # it is waiting for the next batch
+        request.cancel()  # the provider hung up
+        store.hold.set()
+        await writing
+        await writer.written()
+
+    asyncio.run(run())
+    assert store.batches == [([first.donation_id], []), ([queued.donation_id], [])]
+    assert store.pledges[queued.donation_id].status == PledgeStatus.PAID
