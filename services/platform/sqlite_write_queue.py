@@ -77,10 +77,12 @@ class QueuedWriter(sqlite3.Connection):
 
     def leave_queue(self) -> None:
         if self._head_of is not None and self._queue_file is not None:
-            fcntl.flock(self._queue_file.fileno(), fcntl.LOCK_UN)
+            # Off the head first, then unlock: once unlocked, the thread that joined (when
+            # another thread ends this transaction) may join again at once, as the head.
             if (ahead := _heads.get(self._head_of)) is not None and ahead() is self:
                 _heads.pop(self._head_of, None)
             self._head_of = None
+            fcntl.flock(self._queue_file.fileno(), fcntl.LOCK_UN)
 
     def commit(self) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import sqlite3
 import subprocess
@@ -40,6 +41,20 @@ def database(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     engine.dispose()
 
 
+def queue_taken(url: str) -> bool:
+    """Whether some writer holds the database's queue (its `flock`), seen from a file
+    description of its own, as another process would see it."""
+    path = queue_path(url.removeprefix("sqlite:///"))
+    assert path is not None
+    with open(path, "ab") as queue:
+        try:
+            fcntl.flock(queue.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(queue.fileno(), fcntl.LOCK_UN)
+        return False
+
+
 def begin_in_thread(engine: Engine, began: threading.Event, done: threading.Event) -> threading.Thread:
     def write() -> None:
         with engine.begin() as conn:
@@ -53,10 +68,11 @@ def begin_in_thread(engine: Engine, began: threading.Event, done: threading.Even
 
 
 def test_a_writer_begins_when_the_one_ahead_commits_or_rolls_back(database: tuple[str, Engine]) -> None:
-    _, engine = database
+    url, engine = database
     for end in ("commit", "rollback"):
         holder = engine.connect()
         holder.begin()
+        assert queue_taken(url)
         began, done = threading.Event(), threading.Event()
         thread = begin_in_thread(engine, began, done)
         assert not began.wait(NOT_BEFORE_S), "began while another write transaction was open"
@@ -64,6 +80,7 @@ def test_a_writer_begins_when_the_one_ahead_commits_or_rolls_back(database: tupl
         assert began.wait(5) and done.wait(5)
         holder.close()
         thread.join()
+        assert not queue_taken(url)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 2
 
@@ -80,6 +97,7 @@ def test_the_queue_holds_across_processes(database: tuple[str, Engine]) -> None:
     assert other.stdin is not None and other.stdout is not None
     try:
         assert other.stdout.readline().strip() == "began"
+        assert queue_taken(url)  # by the other process
         began, done = threading.Event(), threading.Event()
         thread = begin_in_thread(engine, began, done)
         assert not began.wait(NOT_BEFORE_S), "began while the other process's transaction was open"
@@ -88,6 +106,7 @@ def test_the_queue_holds_across_processes(database: tuple[str, Engine]) -> None:
         assert other.stdout.readline().strip() == "committed"
         assert done.wait(5)
         thread.join()
+        assert not queue_taken(url)
     finally:
         other.kill()
         other.wait()
