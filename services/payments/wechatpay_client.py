@@ -70,6 +70,10 @@ TRANSACTION_RESOURCE = "transaction"
 # sandbox's server, after 5 s): a request sent on a connection the server is closing at
 # that moment fails with a ReadError, and the donor's pledge with a 503.
 KEEPALIVE_EXPIRY_S = 4.0
+# httpx's own defaults for the rest, which a Limits of our own would otherwise leave
+# unlimited: at most this many connections to the provider, this many kept idle.
+MAX_CONNECTIONS = 100
+MAX_IDLE_CONNECTIONS = 20
 
 
 class _Amount(BaseModel):
@@ -127,7 +131,12 @@ class WechatPayV3Provider:
         self._nonces = nonces
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
-            timeout=timeout_s, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
+            timeout=timeout_s,
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
         )
         self._base_url = base_url.rstrip("/")
         self._clock = clock or (lambda: datetime.now(CHINA_TIME))

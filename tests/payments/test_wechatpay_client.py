@@ -156,3 +156,5 @@ def test_an_idle_connection_is_let_go_before_the_sandboxs_server_closes_it(
     server_closes_after_s = uvicorn.Config(app=None).timeout_keep_alive  # the sandbox's server
     pool = provider._http._transport._pool  # type: ignore[attr-defined]
     assert pool._keepalive_expiry == KEEPALIVE_EXPIRY_S < server_closes_after_s
+    # and the pool stays bounded, as httpx's defaults would have it
+    assert (pool._max_connections, pool._max_keepalive_connections) == (100, 20)
