@@ -126,14 +126,15 @@ class PaymentWriter:
         self, payments: Sequence[Payment], confirmed: Sequence[str]
     ) -> list[Pledge | Exception]:
         """The batch failed for one of its payments: each in a transaction of its own, the
-        confirmations in one more; the failure goes to the payment it belongs to."""
+        confirmations in one more first; a failure goes to the payment it belongs to (any
+        failure: the payments written before it stay written, and keep their outcomes)."""
         if confirmed:
             self.store.record_payments([], confirmed)
         recorded: list[Pledge | Exception] = []
         for payment in payments:
             try:
                 recorded.extend(self.store.record_payments([payment]))
-            except PAYMENT_ERRORS as exc:
+            except Exception as exc:
                 recorded.append(exc)
         return recorded
 

@@ -43,6 +43,7 @@ class RecordingStore:
         self.fail_next = False
         self.missing: set[str] = set()  # pledges that are not there: their batch fails
         self.unreadable: set[str] = set()  # donors whose details cannot be read
+        self.away_when_alone: set[str] = set()  # the database goes away as these are written alone
 
     def add(self, pledge: Pledge) -> Payment:
         self.pledges[pledge.donation_id] = pledge
@@ -61,6 +62,8 @@ class RecordingStore:
         for payment in payments:
             if payment.donation_id in self.missing:
                 raise LookupError(f"no pledge {payment.donation_id!r}")
+        if len(payments) == 1 and payments[0].donation_id in self.away_when_alone:
+            raise ConnectionError("database away")
         outcomes: list[Pledge | PaymentRefused] = []
         for payment in payments:
             if payment.charge_id == "reused":
@@ -275,3 +278,24 @@ def test_a_payment_whose_request_went_away_while_it_waited_for_its_batch_is_writ
     asyncio.run(run())
     assert store.batches == [([first.donation_id], []), ([queued.donation_id], [])]
     assert store.pledges[queued.donation_id].status == PledgeStatus.PAID
+
+
+def test_written_one_at_a_time_a_database_error_fails_only_the_payment_it_came_with() -> None:
+    store = RecordingStore()
+    written, gone, unlucky = (store.add(a_pledge()) for _ in range(3))
+    store.missing.add(gone.donation_id)
+    store.away_when_alone.add(unlucky.donation_id)
+
+    async def run() -> list[object]:
+        writer = writer_for(store)
+        return list(
+            await asyncio.gather(
+                writer.paid(written), writer.paid(gone), writer.paid(unlucky), return_exceptions=True
+            )
+        )
+
+    paid, missing, away = asyncio.run(run())
+    assert isinstance(paid, tuple) and paid[0].status == PledgeStatus.PAID  # written: it says so
+    assert isinstance(missing, LookupError) and isinstance(away, ConnectionError)
+    assert store.pledges[written.donation_id].status == PledgeStatus.PAID
+    assert store.pledges[unlucky.donation_id].status == PledgeStatus.PENDING
