@@ -273,7 +273,7 @@ def test_a_batch_that_fails_half_way_writes_nothing(donors: DonorStore) -> None:
     acknowledged = mark_paid(donors, acknowledged.donation_id, "charge-0", 5_000, 0, "ORG2", 2026)
     # The number the payment is to take is in use already (as after a counter restored
     # from an older backup): its pledge's update fails after the nonce and the counter
-    # were written, and the confirmation was marked.
+    # were written (and before the confirmation would have been).
     with donors.engine.begin() as conn:
         conn.execute(
             update(t.pledges)
