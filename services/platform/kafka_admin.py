@@ -183,10 +183,7 @@ def ensure_topics(
         if failures:
             raise RuntimeError("could not create topics: " + "; ".join(failures))
 
-        names = [spec.name for spec in specs]
-        remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
-        admin.wait_for_topics(names, timeout_ms=remaining_ms)
-        described = {topic["name"]: topic for topic in admin.describe_topics(names)}
+        described = described_when_ready(admin, [spec.name for spec in specs], deadline)
 
     factor = (replication or Replication()).factor
     mismatched = [
@@ -201,6 +198,45 @@ def ensure_topics(
     ]
     if mismatched:
         raise TopicLayoutError("; ".join(mismatched))
+
+
+def unready_reason(topic: dict[str, Any] | None) -> str | None:
+    """Why a described topic cannot be used yet, or None when every partition has a leader."""
+    if topic is None:
+        return "not described"
+    if topic.get("error_code", 0) != 0:
+        return str(kafka_errors.for_code(topic["error_code"]).__name__)
+    partitions = topic.get("partitions") or []
+    if not partitions:
+        return "no partitions described"
+    leaderless = [
+        p["partition_index"] for p in partitions if p.get("error_code", 0) != 0 or p.get("leader_id", -1) < 0
+    ]
+    return f"partitions {leaderless} have no leader" if leaderless else None
+
+
+def described_when_ready(admin: Any, names: list[str], deadline: float) -> dict[str, dict[str, Any]]:
+    """The topics' descriptions, from one answer in which every partition has a leader.
+
+    Each broker learns of a new topic from the controller in its own time, and the admin
+    client asks whichever broker it likes: one answer can be ready and the next, from a
+    broker that has not caught up, still name the topic with no partitions (CI saw
+    kafka-python's ``wait_for_topics`` return and the describe after it come back
+    empty on a three-node cluster). So the layout is read from the answer that was ready.
+    """
+    while True:
+        try:
+            described = {topic["name"]: topic for topic in admin.describe_topics(names)}
+        except kafka_errors.KafkaError as exc:
+            if not exc.retriable:
+                raise
+            described = {}  # a broker between connections; ask again
+        waiting = {name: reason for name in names if (reason := unready_reason(described.get(name)))}
+        if not waiting:
+            return described
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"topics not ready in time: {waiting}")
+        time.sleep(0.1)
 
 
 def delete_topics(bootstrap: str, names: list[str], timeout: float = 30.0) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from typing import Any
 
+import kafka.errors as kafka_errors
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
@@ -13,9 +16,11 @@ from services.platform.kafka_admin import (
     TopicLayoutError,
     admin_client,
     delete_topics,
+    described_when_ready,
     ensure_topics,
     replication_of,
     topic_request,
+    unready_reason,
 )
 from services.platform.settings import Settings
 
@@ -50,6 +55,65 @@ def test_a_cluster_keeps_three_copies_and_acknowledges_two() -> None:
 def test_a_replication_that_cannot_hold_is_refused(factor: int, min_insync: int) -> None:
     with pytest.raises(ValueError, match=r"min\.insync\.replicas"):
         Replication(factor, min_insync)
+
+
+def _described(name: str, leaders: list[int], error_code: int = 0) -> dict[str, Any]:
+    partitions = [
+        {"partition_index": i, "error_code": 0, "leader_id": leader, "replica_nodes": [1, 2, 3]}
+        for i, leader in enumerate(leaders)
+    ]
+    return {"name": name, "error_code": error_code, "partitions": partitions}
+
+
+def test_a_topic_is_ready_only_when_every_partition_has_a_leader() -> None:
+    assert unready_reason(_described("t", [1, 2, 3])) is None
+    assert unready_reason(None) == "not described"
+    assert unready_reason(_described("t", [])) == "no partitions described"
+    assert unready_reason(_described("t", [1, -1, 2, -1])) == "partitions [1, 3] have no leader"
+    unknown = kafka_errors.UnknownTopicOrPartitionError.errno
+    assert unready_reason(_described("t", [], error_code=unknown)) == "UnknownTopicOrPartitionError"
+
+
+class _LaggingBrokers:
+    """Admin answers as brokers give them: some not caught up with the controller yet."""
+
+    def __init__(self, *answers: list[dict[str, Any]] | Exception) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        answer = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_the_layout_is_read_from_an_answer_in_which_the_topics_are_ready() -> None:
+    ready = [_described("a", [1, 2]), _described("b", [3])]
+    admin = _LaggingBrokers(
+        kafka_errors.NodeNotReadyError("between connections"),
+        [_described("a", [1, 2]), _described("b", [])],  # CI: b's partitions not known there yet
+        [_described("a", [1, 2])],
+        ready,
+    )
+    assert described_when_ready(admin, ["a", "b"], time.monotonic() + 30) == {"a": ready[0], "b": ready[1]}
+    assert admin.asked == 4
+
+
+def test_topics_never_ready_are_named_with_the_reason_when_time_is_up() -> None:
+    admin = _LaggingBrokers([_described("a", [1]), _described("b", [-1])])
+    reason = r"topics not ready in time: \{'b': 'partitions \[0\] have no leader'\}"
+    with pytest.raises(TimeoutError, match=reason):
+        described_when_ready(admin, ["a", "b"], time.monotonic() + 0.3)
+    assert admin.asked > 1  # it kept asking until the deadline
+
+
+def test_an_error_that_asking_again_will_not_cure_is_raised_at_once() -> None:
+    admin = _LaggingBrokers(kafka_errors.TopicAuthorizationFailedError("not allowed"))
+    with pytest.raises(kafka_errors.TopicAuthorizationFailedError):
+        described_when_ready(admin, ["a"], time.monotonic() + 30)
+    assert admin.asked == 1
 
 
 @pytest.mark.integration
