@@ -143,6 +143,7 @@ def test_the_wheel_holds_the_product_and_nothing_else(installed: Installed) -> N
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"services"}
     assert not any("bench" in part or part == "tests" for name in names for part in name.split("/"))
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)  # Apache-2.0 asks for it
     product = {name for name in installed.sources if name.startswith("services/")}
     assert product <= names, f"missing from the wheel: {sorted(product - names)}"
     schemas = {f"services/contracts/{name}" for name in installed.sources if name.startswith("schemas/")}
