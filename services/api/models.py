@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -135,6 +135,11 @@ def _not_a_number(value: object) -> object:
 
 # A date-time with its time zone, written as one (2026-06-30T23:59:59+08:00).
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+# How far ahead of this server's clock a caller's may run: WeChat Pay's own tolerance.
+CLOCK_SKEW = timedelta(seconds=300)
+# A provider retries a notification for about a day (WeChat Pay: 24 h 4 min); anything much
+# older is no retry but a back-dated gift.
+RETRIES_LAST = timedelta(days=30)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ . : -")]
@@ -210,9 +215,22 @@ class ConfirmedDonationIn(_Strict):
     display_name: Annotated[str, Field(max_length=50), Text()] | None = None
     message: Annotated[str, Field(max_length=200), Text(multiline=True)] | None = None
     donor_ref: Id | None = None
+    confirmed_at: Instant | None = Field(
+        None,
+        description=(
+            "when the provider confirmed the payment (default: when this request arrives): at most "
+            "30 days ago and at most 300 s ahead of the server's clock; a retry sends the same, so "
+            "that it is the same event and applied once, not a conflicting duplicate"
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ConfirmedDonationIn:
+        now = datetime.now(UTC)
+        if self.confirmed_at is not None and self.confirmed_at > now + CLOCK_SKEW:
+            raise ValueError(f"confirmed_at is more than {CLOCK_SKEW.seconds} s in the future")
+        if self.confirmed_at is not None and self.confirmed_at < now - RETRIES_LAST:
+            raise ValueError(f"confirmed_at is more than {RETRIES_LAST.days} days old")
         if self.fee_fen > self.gross_fen:
             raise ValueError("fee_fen exceeds gross_fen")
         if self.anonymity == "named" and not self.display_name:

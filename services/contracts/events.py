@@ -451,8 +451,13 @@ OUTPUT_EVENT_TYPES: dict[str, type[Event]] = {
 
 def utc_now_ms() -> datetime:
     """Now, truncated to the millisecond precision that Avro timestamps keep."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return utc_ms(datetime.now(UTC))
+
+
+def utc_ms(moment: datetime) -> datetime:
+    """An aware moment in UTC, truncated to the millisecond precision that Avro timestamps keep."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 ALL_EVENT_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **OUTPUT_EVENT_TYPES}

@@ -6,7 +6,8 @@ Neither hook turns a check off or skips an operation:
   the operations' descriptions state and a JSON schema cannot (`fee_fen` at most
   `gross_fen`, `ends_on` not before `starts_on`, a consistency proof's `first` not
   greater than its `second`, a closure's receiving project with a transfer and only
-  then). Without it, half the "valid" requests it draws break
+  then, a stand-in gift's `confirmed_at` neither 30 days old nor ahead of the
+  server's clock). Without it, half the "valid" requests it draws break
   one of them and are rightly refused with 422. Invalid (negative) requests are
   left exactly as drawn.
 - `filter_failure` holds the "created resource not found" check to what the API
@@ -18,6 +19,7 @@ Neither hook turns a check off or skips an operation:
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import schemathesis
@@ -48,6 +50,11 @@ def _target_only_with_transfer(body: dict[str, Any]) -> None:
         body["leftover_target_project_id"] = "meals"
 
 
+def _confirmed_recently(body: dict[str, Any]) -> None:
+    if isinstance(body.get("confirmed_at"), str):  # any date-time the schema allows, moved to a valid one
+        body["confirmed_at"] = datetime.now(UTC).isoformat()
+
+
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     meta = case.meta
@@ -57,6 +64,7 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         _swap_if(case.body, "fee_fen", "gross_fen")
         _swap_if(case.body, "starts_on", "ends_on")
         _target_only_with_transfer(case.body)
+        _confirmed_recently(case.body)
     if isinstance(case.query, dict):
         _swap_if(case.query, "first", "second")
     return case

@@ -84,6 +84,11 @@ def gift(**overrides: object) -> dict[str, object]:
         ({"display_name": "王\x1b[2J"}, "display_name", "U+001B"),
         ({"message": "\u202eevil"}, "message", "U+202E"),
         ({"surprise": 1}, "surprise", "Extra inputs"),
+        ({"confirmed_at": "2026-06-01T12:00:00"}, "confirmed_at", "timezone"),
+        ({"confirmed_at": "1780000000"}, "confirmed_at", "not a number"),
+        ({"confirmed_at": "2999-01-01T00:00:00Z"}, "body", "confirmed_at is more than 300 s in the future"),
+        ({"confirmed_at": "9999-12-31T23:59:59-01:00"}, "body", "more than 300 s in the future"),
+        ({"confirmed_at": "0001-01-01T00:00:00+01:00"}, "body", "confirmed_at is more than 30 days old"),
     ],
 )
 def test_invalid_donations_are_refused_with_the_field_named(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from services.api.app import create_app
 from services.api.producer import KafkaEventPublisher
+from services.contracts.events import derived_id
 from services.contracts.topics import Topics
+from services.ledger.adapters.tables import journal
 from services.ledger.read.queries import LedgerQueries
 from services.platform.db import make_engine
 from services.platform.health import broker_check, database_check
@@ -60,8 +65,10 @@ def open_project(client: TestClient, project_id: str) -> None:
     eventually(lambda: client.get(totals).json()["status"] == "fundraising", what="opening applied")
 
 
-def donate(client: TestClient, project_id: str, donation_id: str, gross: int, fee: int = 0) -> int:
-    body = {
+def donate(
+    client: TestClient, project_id: str, donation_id: str, gross: int, fee: int = 0, confirmed_at: str = ""
+) -> int:
+    body: dict[str, object] = {
         "project_id": project_id,
         "donation_id": donation_id,
         "provider_charge_id": f"c-{donation_id}",
@@ -70,15 +77,37 @@ def donate(client: TestClient, project_id: str, donation_id: str, gross: int, fe
         "anonymity": "masked",
         "display_name": "王小明",
     }
+    if confirmed_at:
+        body["confirmed_at"] = confirmed_at
     return client.post("/api/internal/donations/confirmed", json=body, headers=STAFF).status_code
 
 
-def test_a_donation_travels_through_kafka_into_the_ledger_and_back(client: TestClient) -> None:
+def metric(name: str) -> float:
+    """The ledger's counter (it runs in this process, so its metrics are in this registry)."""
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_a_donation_travels_through_kafka_into_the_ledger_and_back(
+    client: TestClient, ledger: RunningLedger
+) -> None:
     open_project(client, "meals")
-    assert donate(client, "meals", "d1", 5000, 30) == 202
+    paid_at = datetime.now(timezone(timedelta(hours=8))) - timedelta(hours=1)
+    paid = paid_at.isoformat()  # microseconds, in Beijing time
+    assert donate(client, "meals", "d1", 5000, 30, confirmed_at=paid) == 202
     assert donate(client, "meals", "d2", 2000, 12) == 202
-    assert donate(client, "meals", "d1", 5000, 30) == 202  # a provider retry: same event, applied once
+    repeats = metric("ledger_duplicate_events_total")
+    conflicts = metric("ledger_conflicting_duplicates_total")
+    assert donate(client, "meals", "d1", 5000, 30, confirmed_at=paid) == 202  # a provider retry
     eventually(lambda: client.get("/api/projects/meals/totals").json()["donations_count"] == 2)
+    # The same event, skipped as a redelivery; with a time of its own it would be a conflicting one.
+    eventually(lambda: metric("ledger_duplicate_events_total") > repeats, what="the retry skipped")
+    assert metric("ledger_conflicting_duplicates_total") == conflicts
+    with make_engine(ledger.settings.database_url, writer=False).connect() as db:
+        (effective,) = db.execute(
+            select(journal.c.effective_at).where(journal.c.entry_id == derived_id("confirmed", "d1"))
+        ).one()
+    millisecond = paid_at.replace(microsecond=paid_at.microsecond // 1000 * 1000)
+    assert effective.astimezone(UTC) == millisecond.astimezone(UTC)  # kept to the millisecond
     totals = client.get("/api/projects/meals/totals").json()
     assert (totals["gross_fen"], totals["fees_fen"], totals["raised_fen"]) == (7000, 42, 6958)
     listed = client.get("/api/projects").json()

@@ -54,9 +54,9 @@ async def confirm_donation(
     event = ev.DonationConfirmed(
         # One donation is one event, however often the provider calls back.
         event_id=ev.derived_id("confirmed", body.donation_id),
-        occurred_at=ev.utc_now_ms(),
+        occurred_at=ev.utc_ms(body.confirmed_at) if body.confirmed_at else ev.utc_now_ms(),
         actor=body.provider,
-        **body.model_dump(),
+        **body.model_dump(exclude={"confirmed_at"}),
     )
     await publish_or_503(publisher, event)
     return {"accepted": True, "event_id": event.event_id, "donation_id": body.donation_id}
