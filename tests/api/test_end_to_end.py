@@ -102,10 +102,14 @@ def test_a_donation_travels_through_kafka_into_the_ledger_and_back(
     # The same event, skipped as a redelivery; with a time of its own it would be a conflicting one.
     eventually(lambda: metric("ledger_duplicate_events_total") > repeats, what="the retry skipped")
     assert metric("ledger_conflicting_duplicates_total") == conflicts
-    with make_engine(ledger.settings.database_url, writer=False).connect() as db:
-        (effective,) = db.execute(
-            select(journal.c.effective_at).where(journal.c.entry_id == derived_id("confirmed", "d1"))
-        ).one()
+    engine = make_engine(ledger.settings.database_url, writer=False)
+    try:
+        with engine.connect() as db:
+            (effective,) = db.execute(
+                select(journal.c.effective_at).where(journal.c.entry_id == derived_id("confirmed", "d1"))
+            ).one()
+    finally:
+        engine.dispose()
     millisecond = paid_at.replace(microsecond=paid_at.microsecond // 1000 * 1000)
     assert effective.astimezone(UTC) == millisecond.astimezone(UTC)  # kept to the millisecond
     totals = client.get("/api/projects/meals/totals").json()
