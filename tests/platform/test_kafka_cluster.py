@@ -11,10 +11,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource
 
-from services.contracts.topics import Topics
+from services.contracts.topics import INPUT_PARTITIONS, Topics
 from services.platform.kafka_admin import admin_client, ensure_topics
 from services.platform.kafka_cli import kafka_command
-from services.platform.kafka_cluster import LocalKafkaCluster
+from services.platform.kafka_cluster import LocalKafkaCluster, PartitionState
 from services.platform.kafka_launcher import read_properties, server_properties
 from tests.fixtures.ledger import eventually
 
@@ -96,7 +96,15 @@ def test_a_node_killed_under_acks_all_loses_nothing_and_rejoins(
         configs = admin.describe_configs([ConfigResource("topic", topics.donations)])["topic"][
             topics.donations
         ]
-    donations = cluster.partitions([topics.donations])
+    # Asked of any node: one that has not caught up yet describes none of the partitions, so the
+    # check is of the first answer that describes them all (an empty one would pass it).
+    donations: list[PartitionState] = []
+
+    def every_partition_described() -> bool:
+        donations[:] = cluster.partitions([topics.donations])
+        return len(donations) == INPUT_PARTITIONS
+
+    eventually(every_partition_described, timeout=30.0, what="every donations partition described")
     assert all(len(p.replicas) == 3 and len(p.isr) == 3 for p in donations), donations
     assert configs["min.insync.replicas"]["value"] == "2"
     assert configs["unclean.leader.election.enable"]["value"] == "false"
