@@ -34,6 +34,7 @@ from pydantic_core import core_schema
 
 from services.contracts.validation import ANONYMITY_MODES, CHANNELS, CURRENCIES, MAX_AMOUNT_FEN
 from services.ledger.read import LEFTOVER_DISPOSITIONS
+from services.payments.wechatpay_v3 import TIMESTAMP_TOLERANCE
 
 # The largest integer the databases store (SQLite's INTEGER, PostgreSQL's BIGINT).
 MAX_INT64 = 2**63 - 1
@@ -135,8 +136,6 @@ def _not_a_number(value: object) -> object:
 
 # A date-time with its time zone, written as one (2026-06-30T23:59:59+08:00).
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
-# How far ahead of this server's clock a caller's may run: WeChat Pay's own tolerance.
-CLOCK_SKEW = timedelta(seconds=300)
 # A provider retries a notification for about a day (WeChat Pay: 24 h 4 min); anything much
 # older is no retry but a back-dated gift.
 RETRIES_LAST = timedelta(days=30)
@@ -226,11 +225,13 @@ class ConfirmedDonationIn(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ConfirmedDonationIn:
-        now = datetime.now(UTC)
-        if self.confirmed_at is not None and self.confirmed_at > now + CLOCK_SKEW:
-            raise ValueError(f"confirmed_at is more than {CLOCK_SKEW.seconds} s in the future")
-        if self.confirmed_at is not None and self.confirmed_at < now - RETRIES_LAST:
-            raise ValueError(f"confirmed_at is more than {RETRIES_LAST.days} days old")
+        if self.confirmed_at is not None:
+            # A caller's clock may run ahead of ours as far as a signed notification's may.
+            now = datetime.now(UTC)
+            if self.confirmed_at > now + TIMESTAMP_TOLERANCE:
+                raise ValueError(f"confirmed_at is more than {TIMESTAMP_TOLERANCE.seconds} s in the future")
+            if self.confirmed_at < now - RETRIES_LAST:
+                raise ValueError(f"confirmed_at is more than {RETRIES_LAST.days} days old")
         if self.fee_fen > self.gross_fen:
             raise ValueError("fee_fen exceeds gross_fen")
         if self.anonymity == "named" and not self.display_name:
